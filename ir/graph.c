@@ -1,0 +1,341 @@
+/* graph.c: graph storage, the op table, interned names, and node builders.
+ *
+ * Builders append one node and run its shape rule; on failure the node and
+ * any operands pushed for it are popped again, so a failed build leaves the
+ * graph exactly as it was. */
+#include "ir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const OpInfo ir_op[OP_COUNT] = {
+#define X(name, str, arity, flags, doc) [OP_##name] = {str, arity, flags, doc},
+	IR_OPS(X)
+#undef X
+};
+
+const char *const ir_dtype_name[DT_COUNT] = {"f32", "i32", "u8"};
+const char *const ir_init_name[INIT_COUNT] = {"none", "normal", "zeros", "ones"};
+
+int ir_dtype_size(DType t)
+{
+	static const int size[] = {4, 4, 1};
+	static_assert(sizeof size / sizeof size[0] == DT_COUNT, "dtype sizes");
+	return size[t];
+}
+
+Graph *ir_graph_create(void)
+{
+	Graph *g = mem_calloc(1, sizeof *g);
+	if (!g)
+		return NULL;
+	arena_init(&g->arena);
+	g->loss = VAL_NONE;
+	char **empty = vec_push(&g->str, sizeof(char *));
+	if (!empty) {
+		mem_free(g);
+		return NULL;
+	}
+	*empty = "";
+	return g;
+}
+
+void ir_graph_destroy(Graph *g)
+{
+	if (!g)
+		return;
+	vec_free(&g->node);
+	vec_free(&g->arg);
+	vec_free(&g->out);
+	vec_free(&g->str);
+	vec_free(&g->bind);
+	arena_free(&g->arena);
+	mem_free(g);
+}
+
+uint32_t ir_find_str(const Graph *g, const char *s)
+{
+	for (uint32_t i = 1; i < g->str.len; i++)
+		if (!strcmp(VEC_AT(g->str, char *, i), s))
+			return i;
+	return 0;
+}
+
+uint32_t ir_intern(Graph *g, const char *s)
+{
+	if (!*s)
+		return 0;
+	uint32_t id = ir_find_str(g, s);
+	if (id)
+		return id;
+	char *copy = arena_strdup(&g->arena, s);
+	char **slot = copy ? vec_push(&g->str, sizeof(char *)) : NULL;
+	if (!slot)
+		return UINT32_MAX;
+	*slot = copy;
+	return (uint32_t)g->str.len - 1;
+}
+
+int64_t ir_numel(const Shape *s)
+{
+	int64_t n = 1;
+	for (int i = 0; i < s->rank; i++)
+		n *= s->dim[i];
+	return n;
+}
+
+int64_t ir_nbytes(const Graph *g, ValId v)
+{
+	const Node *n = ir_node(g, v);
+	return ir_numel(&n->shape) * ir_dtype_size(n->dtype);
+}
+
+int ir_shape_eq(const Shape *a, const Shape *b)
+{
+	if (a->rank != b->rank)
+		return 0;
+	for (int i = 0; i < a->rank; i++)
+		if (a->dim[i] != b->dim[i])
+			return 0;
+	return 1;
+}
+
+void ir_shape_str(const Shape *s, char *buf, size_t n)
+{
+	size_t at = 0;
+	at += (size_t)snprintf(buf + at, n - at, "[");
+	for (int i = 0; i < s->rank && at < n; i++)
+		at += (size_t)snprintf(buf + at, n - at, i ? ",%lld" : "%lld", (long long)s->dim[i]);
+	if (at < n)
+		snprintf(buf + at, n - at, "]");
+}
+
+static ValId find_named(const Graph *g, Op op, const char *name)
+{
+	uint32_t id = ir_find_str(g, name);
+	if (!id)
+		return VAL_NONE;
+	for (uint32_t v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op == op && n->name == id)
+			return v;
+	}
+	return VAL_NONE;
+}
+
+ValId ir_find_param(const Graph *g, const char *name)
+{
+	return find_named(g, OP_PARAM, name);
+}
+
+ValId ir_find_input(const Graph *g, const char *name)
+{
+	return find_named(g, OP_INPUT, name);
+}
+
+int ir_set_output(Graph *g, const char *name, ValId v)
+{
+	uint32_t id = ir_intern(g, name);
+	if (id == UINT32_MAX)
+		return -1;
+	for (size_t i = 0; i < g->out.len; i++)
+		if (VEC_AT(g->out, Output, i).name == id) {
+			VEC_AT(g->out, Output, i).val = v;
+			return 0;
+		}
+	Output *o = vec_push(&g->out, sizeof *o);
+	if (!o)
+		return -1;
+	o->name = id;
+	o->val = v;
+	return 0;
+}
+
+int ir_bind(Graph *g, const char *name, int64_t value)
+{
+	uint32_t id = ir_intern(g, name);
+	Binding *b = id == UINT32_MAX ? NULL : vec_push(&g->bind, sizeof *b);
+	if (!b)
+		return -1;
+	b->name = id;
+	b->value = value;
+	return 0;
+}
+
+ValId ir_add(Graph *g, const Node *tmpl, const ValId *args, uint32_t nargs, Diag *d)
+{
+	size_t nnode = g->node.len, narg = g->arg.len;
+	for (uint32_t i = 0; i < nargs; i++) {
+		if (args[i] >= nnode) {
+			diag_error(d, tmpl->loc, "internal: operand %u of %s is not a value", i,
+				   ir_op[tmpl->op].name);
+			goto fail;
+		}
+		ValId *slot = vec_push(&g->arg, sizeof *slot);
+		if (!slot)
+			goto oom;
+		*slot = args[i];
+	}
+	Node *n = vec_push(&g->node, sizeof *n);
+	if (!n)
+		goto oom;
+	*n = *tmpl;
+	n->arg = (uint32_t)narg;
+	n->narg = nargs;
+	n->offset = -1;
+	if (ir_infer_node(g, n, d))
+		goto fail;
+	return (ValId)nnode;
+oom:
+	diag_error(d, tmpl->loc, "out of memory");
+fail:
+	g->node.len = nnode;
+	g->arg.len = narg;
+	return VAL_NONE;
+}
+
+static Node tmpl_of(Op op, DType t, SrcLoc loc)
+{
+	Node n;
+	memset(&n, 0, sizeof n);
+	n.op = (uint16_t)op;
+	n.dtype = (uint8_t)t;
+	n.loc = loc;
+	return n;
+}
+
+static ValId named_source(Graph *g, Node *n, const char *name, Diag *d)
+{
+	n->name = ir_intern(g, name);
+	if (n->name == UINT32_MAX) {
+		diag_error(d, n->loc, "out of memory");
+		return VAL_NONE;
+	}
+	return ir_add(g, n, NULL, 0, d);
+}
+
+ValId ir_input(Graph *g, const char *name, DType t, const Shape *s, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_INPUT, t, loc);
+	n.shape = *s;
+	return named_source(g, &n, name, d);
+}
+
+ValId ir_param(Graph *g, const char *name, const Shape *s, InitKind init, double std,
+	       SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_PARAM, DT_F32, loc);
+	n.shape = *s;
+	n.init = (uint8_t)init;
+	n.value = std;
+	return named_source(g, &n, name, d);
+}
+
+ValId ir_const(Graph *g, double value, DType t, const Shape *s, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CONST, t, loc);
+	n.shape = *s;
+	n.value = value;
+	return ir_add(g, &n, NULL, 0, d);
+}
+
+ValId ir_iota(Graph *g, int64_t len, DType t, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_IOTA, t, loc);
+	n.shape.rank = 1;
+	n.shape.dim[0] = len;
+	return ir_add(g, &n, NULL, 0, d);
+}
+
+ValId ir_unary(Graph *g, Op op, ValId x, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(op, DT_F32, loc);
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_cast(Graph *g, ValId x, DType t, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CAST, t, loc);
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_binary(Graph *g, Op op, ValId a, ValId b, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(op, DT_F32, loc);
+	ValId args[2] = {a, b};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_reduce(Graph *g, Op op, ValId x, int64_t axis, bool keepdim, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(op, DT_F32, loc);
+	n.axis = axis;
+	n.flags = keepdim ? NF_KEEPDIM : 0;
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned trans_flags, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_MATMUL, DT_F32, loc);
+	n.flags = (uint8_t)(trans_flags & (NF_TRANS_A | NF_TRANS_B));
+	ValId args[2] = {a, b};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_reshape(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_RESHAPE, DT_F32, loc);
+	n.shape = *s;
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_permute(Graph *g, ValId x, const uint8_t *perm, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_PERMUTE, DT_F32, loc);
+	if (x < ir_nnode(g))
+		memcpy(n.perm, perm, ir_node(g, x)->shape.rank);
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_slice(Graph *g, ValId x, int64_t axis, int64_t lo, int64_t hi, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_SLICE, DT_F32, loc);
+	n.axis = axis;
+	n.lo = lo;
+	n.hi = hi;
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_concat(Graph *g, const ValId *xs, uint32_t k, int64_t axis, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CONCAT, DT_F32, loc);
+	n.axis = axis;
+	return ir_add(g, &n, xs, k, d);
+}
+
+ValId ir_gather(Graph *g, ValId table, ValId idx, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_GATHER, DT_F32, loc);
+	ValId args[2] = {table, idx};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_causal_mask(Graph *g, ValId x, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CAUSAL_MASK, DT_F32, loc);
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_softmax(Graph *g, ValId x, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_SOFTMAX, DT_F32, loc);
+	n.axis = -1;
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CROSS_ENTROPY, DT_F32, loc);
+	ValId args[2] = {logits, targets};
+	return ir_add(g, &n, args, 2, d);
+}

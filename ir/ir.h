@@ -1,0 +1,194 @@
+/* ir.h: the dataflow-graph IR, its builders, verifier, printer/reader, hash,
+ * shape rules and reference interpreter. One internal header for the folder;
+ * each section names the file that implements it.
+ *
+ * The graph is a list of nodes in topological order. Each node produces one
+ * value; a value's id is its node's index (ValId), never a pointer. Operand
+ * lists live in one shared array (g->arg), so nodes are fixed-size. Shapes
+ * are concrete: the frontend binds hyperparameters and input dims before it
+ * builds a graph, so every pass and kernel sees numbers, not symbols.
+ * Every node keeps the SrcLoc it came from, so passes report errors at the
+ * .msw line that caused them. */
+#ifndef MSW_IR_H
+#define MSW_IR_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../support/support.h"
+#include "ops.h"
+
+typedef enum Op {
+#define X(name, str, arity, flags, doc) OP_##name,
+	IR_OPS(X)
+#undef X
+	OP_COUNT
+} Op;
+
+typedef enum DType { DT_F32, DT_I32, DT_U8, DT_COUNT } DType;
+
+typedef enum InitKind {
+	INIT_NONE,   /* value comes from a checkpoint */
+	INIT_NORMAL, /* normal(0, value) */
+	INIT_ZEROS,
+	INIT_ONES,
+	INIT_COUNT
+} InitKind;
+
+enum { IR_MAX_RANK = 6 };
+
+/* Node flags */
+enum {
+	NF_KEEPDIM = 1 << 0, /* reductions keep the reduced axis with size 1 */
+	NF_TRANS_A = 1 << 1, /* matmul reads A transposed in its last two axes */
+	NF_TRANS_B = 1 << 2, /* matmul reads B transposed in its last two axes */
+	NF_FROZEN = 1 << 3,  /* param receives no gradient */
+};
+
+typedef uint32_t ValId;
+#define VAL_NONE UINT32_MAX
+
+typedef struct Shape {
+	uint8_t rank;
+	int64_t dim[IR_MAX_RANK];
+} Shape;
+
+typedef struct Node {
+	uint16_t op;          /* Op */
+	uint8_t dtype;        /* DType */
+	uint8_t flags;        /* NF_* */
+	uint8_t init;         /* InitKind, params only */
+	uint8_t perm[IR_MAX_RANK];
+	Shape shape;
+	uint32_t arg, narg;   /* operands: g->arg[arg .. arg+narg) */
+	int64_t axis;
+	int64_t lo, hi;
+	double value;
+	uint32_t name;        /* string id (0 = none) for inputs and params */
+	SrcLoc loc;
+	int64_t offset;       /* byte offset in the arena (plan_memory); -1 before */
+} Node;
+
+typedef struct Output {
+	uint32_t name;        /* string id */
+	ValId val;
+} Output;
+
+/* A named dimension or hyperparameter binding recorded for the printer, so
+ * the printed IR says which -D values produced it. */
+typedef struct Binding {
+	uint32_t name;
+	int64_t value;
+} Binding;
+
+typedef struct Graph {
+	Vec node;             /* Node */
+	Vec arg;              /* ValId */
+	Vec out;              /* Output */
+	Vec str;              /* char *, interned names; id 0 is "" */
+	Vec bind;             /* Binding */
+	ValId loss;           /* VAL_NONE when the model has no loss */
+	uint32_t model_name;  /* string id */
+	int64_t arena_size;   /* bytes, set by plan_memory */
+	Arena arena;          /* strings */
+} Graph;
+
+/* Static op table (graph.c). */
+typedef struct OpInfo {
+	const char *name;
+	int arity;            /* -1 = variadic */
+	unsigned flags;       /* OPF_* */
+	const char *doc;
+} OpInfo;
+extern const OpInfo ir_op[OP_COUNT];
+extern const char *const ir_dtype_name[DT_COUNT];
+extern const char *const ir_init_name[INIT_COUNT];
+int ir_dtype_size(DType t);
+
+static inline Node *ir_node(const Graph *g, ValId v)
+{
+	return &VEC_AT(g->node, Node, v);
+}
+static inline uint32_t ir_nnode(const Graph *g)
+{
+	return (uint32_t)g->node.len;
+}
+static inline ValId ir_operand(const Graph *g, const Node *n, uint32_t i)
+{
+	return VEC_AT(g->arg, ValId, n->arg + i);
+}
+static inline const char *ir_str(const Graph *g, uint32_t id)
+{
+	return VEC_AT(g->str, char *, id);
+}
+
+/* graph.c */
+Graph *ir_graph_create(void);
+void ir_graph_destroy(Graph *g);
+uint32_t ir_intern(Graph *g, const char *s);      /* UINT32_MAX on OOM */
+uint32_t ir_find_str(const Graph *g, const char *s); /* 0 if absent */
+int64_t ir_numel(const Shape *s);
+int64_t ir_nbytes(const Graph *g, ValId v);
+int ir_shape_eq(const Shape *a, const Shape *b);
+void ir_shape_str(const Shape *s, char *buf, size_t n); /* "[2,3]" */
+ValId ir_find_param(const Graph *g, const char *name);  /* VAL_NONE if absent */
+ValId ir_find_input(const Graph *g, const char *name);
+int ir_set_output(Graph *g, const char *name, ValId v);
+int ir_bind(Graph *g, const char *name, int64_t value);
+
+/* Append a node: `tmpl` gives op, dtype (for sources and cast) and
+ * attributes; its shape is computed by ir_infer_node (sources keep the shape
+ * in tmpl). Returns the new value, or VAL_NONE with an error in d (the graph
+ * is left as it was). */
+ValId ir_add(Graph *g, const Node *tmpl, const ValId *args, uint32_t nargs, Diag *d);
+
+/* Builders for the common cases; all return VAL_NONE on error. */
+ValId ir_input(Graph *g, const char *name, DType t, const Shape *s, SrcLoc loc, Diag *d);
+ValId ir_param(Graph *g, const char *name, const Shape *s, InitKind init, double std,
+	       SrcLoc loc, Diag *d);
+ValId ir_const(Graph *g, double value, DType t, const Shape *s, SrcLoc loc, Diag *d);
+ValId ir_iota(Graph *g, int64_t n, DType t, SrcLoc loc, Diag *d);
+ValId ir_unary(Graph *g, Op op, ValId x, SrcLoc loc, Diag *d);
+ValId ir_cast(Graph *g, ValId x, DType t, SrcLoc loc, Diag *d);
+ValId ir_binary(Graph *g, Op op, ValId a, ValId b, SrcLoc loc, Diag *d);
+ValId ir_reduce(Graph *g, Op op, ValId x, int64_t axis, bool keepdim, SrcLoc loc, Diag *d);
+ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned trans_flags, SrcLoc loc, Diag *d);
+ValId ir_reshape(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d);
+ValId ir_permute(Graph *g, ValId x, const uint8_t *perm, SrcLoc loc, Diag *d);
+ValId ir_slice(Graph *g, ValId x, int64_t axis, int64_t lo, int64_t hi, SrcLoc loc, Diag *d);
+ValId ir_concat(Graph *g, const ValId *xs, uint32_t n, int64_t axis, SrcLoc loc, Diag *d);
+ValId ir_gather(Graph *g, ValId table, ValId idx, SrcLoc loc, Diag *d);
+ValId ir_causal_mask(Graph *g, ValId x, SrcLoc loc, Diag *d);
+ValId ir_softmax(Graph *g, ValId x, SrcLoc loc, Diag *d);
+ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *d);
+
+/* shape.c: the shape and dtype rule of every op. Reads the node's operands
+ * and attributes and writes n->shape (and n->dtype where the op decides it).
+ * Negative axes are normalised in place. Returns 0, or -1 with an error at
+ * n->loc that names the shapes involved. */
+int ir_infer_node(Graph *g, Node *n, Diag *d);
+int ir_broadcast(const Shape *a, const Shape *b, Shape *out); /* -1 if incompatible */
+
+/* verify.c: structural invariants (topological order, arity, operand ids,
+ * dtypes, shapes agree with the rules, names unique). 0 or -1 with errors. */
+int ir_verify(const Graph *g, Diag *d);
+
+/* print.c / parse.c: the textual IR. ir_parse(ir_print(g)) == g structurally. */
+char *ir_print(const Graph *g);               /* mem_free the result */
+int ir_parse(const Source *src, Graph **out, Diag *d);
+
+/* hash.c: structural hash (xxh3) over ops, dtypes, shapes, attributes,
+ * operands, names and outputs; source locations and memory offsets excluded. */
+Hash128 ir_hash(const Graph *g);
+
+/* interp.c: the reference interpreter, plain C, slow, obviously correct.
+ * Computes in double for every dtype (integers are exact below 2^53).
+ * val[v] for each INPUT and PARAM node must be filled by the caller with
+ * ir_numel doubles; every other val[v] is allocated here (mem_alloc) and
+ * released by ir_interp_free (which leaves caller-owned inputs alone).
+ * Returns 0, or -1 with an error (e.g. a gather index out of range). */
+int ir_interp(const Graph *g, double **val, Diag *d);
+void ir_interp_free(const Graph *g, double **val);
+
+#endif
