@@ -34,4 +34,38 @@ int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
 /* Convenience: be_compile + be_jit. */
 int be_build_program(const Graph *g, const be_Options *o, rt_Program **out, Diag *d);
 
+/* ---- internal: shared by the emitters of this folder ---- */
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+/* One code-generation session: a module being filled with kernels. */
+typedef struct be_Ctx {
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	LLVMTargetMachineRef tm;  /* host (or be_Options) target */
+	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr; /* t_ptr: i8* */
+	LLVMTypeRef t_kernel;     /* void (i8** buf, i64 lo, i64 hi) */
+	int vec_lanes;            /* f32 lanes of the widest vector: 16 with AVX-512, 8 with AVX2 */
+	int has_fma;
+} be_Ctx;
+
+/* What an emitter produced: a function obeying the rt.h kernel contract. */
+typedef struct be_Kernel {
+	LLVMValueRef fn;
+	int64_t ntask;
+	double flops;
+} be_Kernel;
+
+/* kernel.c: begin a kernel function named `name`: positions the builder in
+ * its entry block and returns its three parameters. */
+LLVMValueRef be_kernel_begin(be_Ctx *c, const char *name, LLVMValueRef *buf, LLVMValueRef *lo,
+			     LLVMValueRef *hi);
+/* Load buf[i] as a float* / i32* (typed pointer into the arena). */
+LLVMValueRef be_kernel_arg(be_Ctx *c, LLVMValueRef buf, int i, LLVMTypeRef elem);
+
+/* emit_matmul.c: the blocked, vectorised dense matmul (batched, broadcast
+ * batch dims, NF_TRANS_A/B). Node v of g is an OP_MATMUL. */
+int be_emit_matmul(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+
 #endif
