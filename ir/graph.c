@@ -24,6 +24,35 @@ int ir_dtype_size(DType t)
 	return size[t];
 }
 
+unsigned ir_attrs(const Node *n)
+{
+	switch (n->op) {
+	case OP_INPUT: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
+	case OP_PARAM:
+		return IRA_NAME | IRA_DTYPE | IRA_SHAPE | IRA_INIT |
+		       (n->init == INIT_NORMAL ? IRA_VALUE : 0);
+	case OP_CONST: return IRA_DTYPE | IRA_SHAPE | IRA_VALUE;
+	case OP_IOTA: return IRA_DTYPE | IRA_SHAPE;
+	case OP_CAST: return IRA_DTYPE;
+	case OP_SUM: case OP_MEAN: case OP_MAX: return IRA_AXIS;
+	case OP_RESHAPE: return IRA_SHAPE;
+	case OP_PERMUTE: return IRA_PERM;
+	case OP_SLICE: return IRA_AXIS | IRA_LOHI;
+	case OP_CONCAT: return IRA_AXIS;
+	}
+	return 0;
+}
+
+uint8_t ir_flag_mask(Op op)
+{
+	switch (op) {
+	case OP_SUM: case OP_MEAN: case OP_MAX: return NF_KEEPDIM;
+	case OP_MATMUL: return NF_TRANS_A | NF_TRANS_B;
+	case OP_PARAM: return NF_FROZEN;
+	default: return 0;
+	}
+}
+
 Graph *ir_graph_create(void)
 {
 	Graph *g = mem_calloc(1, sizeof *g);

@@ -106,6 +106,23 @@ extern const char *const ir_dtype_name[DT_COUNT];
 extern const char *const ir_init_name[INIT_COUNT];
 int ir_dtype_size(DType t);
 
+/* Which attributes a node of this op carries (graph.c). The printer prints
+ * exactly these, the reader reads exactly these, and the structural hash
+ * covers exactly these, so a field an op ignores can never make two equal
+ * graphs differ. Param `value` counts only for the normal initialiser. */
+enum {
+	IRA_NAME = 1 << 0,    /* name: input, param */
+	IRA_DTYPE = 1 << 1,   /* dtype chosen by the builder: sources, cast */
+	IRA_SHAPE = 1 << 2,   /* shape given by the builder: sources, reshape */
+	IRA_VALUE = 1 << 3,   /* value: const; param with INIT_NORMAL */
+	IRA_INIT = 1 << 4,    /* init: param */
+	IRA_AXIS = 1 << 5,    /* axis: reductions, slice, concat */
+	IRA_LOHI = 1 << 6,    /* lo, hi: slice */
+	IRA_PERM = 1 << 7,    /* perm[0..rank): permute */
+};
+unsigned ir_attrs(const Node *n);
+uint8_t ir_flag_mask(Op op);  /* the NF_* flags meaningful for op */
+
 static inline Node *ir_node(const Graph *g, ValId v)
 {
 	return &VEC_AT(g->node, Node, v);

@@ -1,10 +1,71 @@
-/* tools.h: the mswc subcommands, one file each, dispatched from mswc.c.
- * Each takes the arguments after the subcommand name and returns the
+/* tools.h: the mswc command-line driver, one file per subcommand.
+ *
+ * Each cmd_* takes the arguments after the subcommand name and returns the
  * process exit status: 0 success, 1 user error (already reported on
- * stderr), 2 internal failure. */
+ * stderr), 2 internal failure. Shared pieces: args.c parses the options every
+ * subcommand understands; build.c runs frontend -> passes -> backend. */
 #ifndef MSW_TOOLS_H
 #define MSW_TOOLS_H
 
+#include <stdbool.h>
+
+#include "../backend/backend.h"
+#include "../frontend/fe.h"
+#include "../passes/passes.h"
+#include "../runtime/rt.h"
+
+enum { EXIT_USER = 1, EXIT_INTERNAL = 2, MAX_DEFINES = 64, MAX_INPUTS = 16 };
+
+/* args.c: the options shared by compile, init, run. Options a subcommand
+ * doesn't know are left to it: args_parse calls `extra` for each one, which
+ * returns how many argv entries it consumed (0 = unknown option). */
+typedef struct Args Args;
+typedef int (*ArgsExtra)(Args *a, int argc, char **argv, int i);
+struct Args {
+	const char *cmd;          /* subcommand, for messages */
+	const char *model;        /* the .msw file */
+	fe_Define def[MAX_DEFINES];
+	int ndef;
+	int threads;              /* 0 = all cores */
+	void *user;               /* the subcommand's own options */
+};
+int args_parse(Args *a, int argc, char **argv, ArgsExtra extra);
+/* "--name=value" or "--name value": returns the value and advances *i, or
+ * NULL if argv[*i] is not option `name`. */
+const char *args_value(int argc, char **argv, int *i, const char *name);
+int args_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+	     long long *out);
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* build.c: the compile flow shared by every subcommand. */
+typedef enum Stage { STAGE_GRAPH, STAGE_MODULE, STAGE_PROGRAM } Stage;
+typedef struct Build {
+	fe_Session *fe;
+	Graph *g;
+	be_Module *mod;
+	rt_Program *prog;
+	Diag diag;
+	bool stopped;             /* --stop-after ended the pipeline early */
+	double t_frontend, t_pass[16], t_codegen, t_jit;
+} Build;
+typedef struct BuildOptions {
+	const Args *args;
+	const fe_InputShape *input;
+	int ninput;
+	bool training;            /* keep the loss */
+	bool auto_training;       /* keep the loss iff every model input is supplied */
+	const char *dump_after, *stop_after;
+	Stage stage;
+} BuildOptions;
+/* 0 ok; otherwise an exit status after printing the diagnostics. */
+int build_run(Build *b, const BuildOptions *o);
+void build_free(Build *b);
+double now_seconds(void);
+
+int cmd_compile(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]` and later benchmarks. */
 int cmd_bench(int argc, char **argv);
 

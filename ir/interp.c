@@ -1,0 +1,358 @@
+/* interp.c: the reference interpreter, the oracle every kernel is tested
+ * against.
+ *
+ * Plain, slow and meant to be obviously correct: every op loops over its
+ * output elements, turns the linear index into coordinates, and reads its
+ * operands by index arithmetic straight from the op's definition in ops.h.
+ * There are no fast paths, no fusion and no aliasing; a RESHAPE copies.
+ * Values are doubles whatever the dtype (integers are exact below 2^53), so
+ * the oracle carries less rounding error than any f32 kernel it judges.
+ *
+ * Assumes a graph the shape rules accepted (ir_verify passes): shapes are
+ * trusted here, data is not, so an out-of-range gather index or loss target
+ * is an error located at the node. On failure every buffer this file
+ * allocated is released and its slot set to NULL, so ir_interp_free is safe
+ * either way. */
+#include "ir.h"
+
+#include <math.h>
+#include <string.h>
+
+static bool caller_owned(const Node *n)
+{
+	return n->op == OP_INPUT || n->op == OP_PARAM;
+}
+
+/* Coordinates of linear index i in shape s (row-major). */
+static void unravel(const Shape *s, int64_t i, int64_t *c)
+{
+	for (int k = s->rank - 1; k >= 0; k--) {
+		c[k] = i % s->dim[k];
+		i /= s->dim[k];
+	}
+}
+
+/* Linear index in s of the coordinates c of a (broadcast) result of rank
+ * `rank`: s is aligned with the trailing axes, and axes of size 1 repeat. */
+static int64_t ravel_bcast(const Shape *s, const int64_t *c, int rank)
+{
+	int64_t at = 0;
+	for (int k = 0; k < s->rank; k++) {
+		int64_t ck = c[rank - s->rank + k];
+		at = at * s->dim[k] + (s->dim[k] == 1 ? 0 : ck);
+	}
+	return at;
+}
+
+static int64_t ravel(const Shape *s, const int64_t *c)
+{
+	return ravel_bcast(s, c, s->rank);
+}
+
+static double gelu(double x)
+{
+	const double k = sqrt(2.0 / M_PI);
+	return 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)));
+}
+
+static double unary(Op op, DType to, double x)
+{
+	switch (op) {
+	case OP_NEG: return -x;
+	case OP_EXP: return exp(x);
+	case OP_LOG: return log(x);
+	case OP_TANH: return tanh(x);
+	case OP_SQRT: return sqrt(x);
+	case OP_RSQRT: return 1.0 / sqrt(x);
+	case OP_GELU: return gelu(x);
+	case OP_RELU: return x > 0 ? x : 0.0;
+	case OP_SILU: return x / (1.0 + exp(-x));
+	case OP_CAST: return to == DT_F32 ? x : trunc(x);
+	default: assert(!"not a unary op"); return 0;
+	}
+}
+
+static double binary(Op op, double a, double b)
+{
+	switch (op) {
+	case OP_ADD: return a + b;
+	case OP_SUB: return a - b;
+	case OP_MUL: return a * b;
+	case OP_DIV: return a / b;
+	default: assert(!"not a binary op"); return 0;
+	}
+}
+
+/* The operand values of node n, by position. */
+typedef struct Ctx {
+	const Graph *g;
+	double **val;
+	Diag *d;
+} Ctx;
+
+static const Node *opnd(const Ctx *x, const Node *n, uint32_t i)
+{
+	return ir_node(x->g, ir_operand(x->g, n, i));
+}
+
+static const double *in(const Ctx *x, const Node *n, uint32_t i)
+{
+	return x->val[ir_operand(x->g, n, i)];
+}
+
+static void run_binary(const Ctx *x, const Node *n, double *out)
+{
+	const Node *a = opnd(x, n, 0), *b = opnd(x, n, 1);
+	const double *va = in(x, n, 0), *vb = in(x, n, 1);
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		out[i] = binary(n->op, va[ravel_bcast(&a->shape, c, n->shape.rank)],
+				vb[ravel_bcast(&b->shape, c, n->shape.rank)]);
+	}
+}
+
+/* View x as [outer, len, inner] around the axis; keepdim does not change
+ * the layout of the result. */
+static void run_reduce(const Ctx *x, const Node *n, double *out)
+{
+	const Shape *s = &opnd(x, n, 0)->shape;
+	const double *v = in(x, n, 0);
+	int64_t outer = 1, inner = 1, len = s->dim[n->axis];
+	for (int k = 0; k < n->axis; k++)
+		outer *= s->dim[k];
+	for (int k = (int)n->axis + 1; k < s->rank; k++)
+		inner *= s->dim[k];
+	for (int64_t o = 0; o < outer; o++)
+		for (int64_t i = 0; i < inner; i++) {
+			double acc = n->op == OP_MAX ? -INFINITY : 0.0;
+			for (int64_t k = 0; k < len; k++) {
+				double e = v[(o * len + k) * inner + i];
+				acc = n->op == OP_MAX ? (e > acc ? e : acc) : acc + e;
+			}
+			out[o * inner + i] = n->op == OP_MEAN ? acc / (double)len : acc;
+		}
+}
+
+/* out[b..., m, j] = sum_k A[b..., m, k] * B[b..., k, j], where the batch
+ * coordinates b broadcast into each operand and the transpose flags only
+ * change where A(m,k) and B(k,j) are stored. */
+static void run_matmul(const Ctx *x, const Node *n, double *out)
+{
+	const Node *a = opnd(x, n, 0), *b = opnd(x, n, 1);
+	const double *va = in(x, n, 0), *vb = in(x, n, 1);
+	bool ta = n->flags & NF_TRANS_A, tb = n->flags & NF_TRANS_B;
+	int r = n->shape.rank;
+	int64_t m = n->shape.dim[r - 2], nn = n->shape.dim[r - 1];
+	int64_t kk = a->shape.dim[a->shape.rank - (ta ? 2 : 1)];
+	Shape ba = a->shape, bb = b->shape;
+	ba.rank -= 2;
+	bb.rank -= 2;
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		int64_t row = c[r - 2], col = c[r - 1];
+		const double *A = va + ravel_bcast(&ba, c, r - 2) * m * kk;
+		const double *B = vb + ravel_bcast(&bb, c, r - 2) * kk * nn;
+		double acc = 0;
+		for (int64_t k = 0; k < kk; k++) {
+			double ea = ta ? A[k * m + row] : A[row * kk + k];
+			double eb = tb ? B[col * kk + k] : B[k * nn + col];
+			acc += ea * eb;
+		}
+		out[i] = acc;
+	}
+}
+
+static void run_permute(const Ctx *x, const Node *n, double *out)
+{
+	const Node *a = opnd(x, n, 0);
+	const double *v = in(x, n, 0);
+	int64_t c[IR_MAX_RANK], ic[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		for (int k = 0; k < n->shape.rank; k++)
+			ic[n->perm[k]] = c[k];
+		out[i] = v[ravel(&a->shape, ic)];
+	}
+}
+
+static void run_slice(const Ctx *x, const Node *n, double *out)
+{
+	const Node *a = opnd(x, n, 0);
+	const double *v = in(x, n, 0);
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		c[n->axis] += n->lo;
+		out[i] = v[ravel(&a->shape, c)];
+	}
+}
+
+static void run_concat(const Ctx *x, const Node *n, double *out)
+{
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		uint32_t j = 0;
+		/* Walk past the operands that end before this coordinate. */
+		while (c[n->axis] >= opnd(x, n, j)->shape.dim[n->axis]) {
+			c[n->axis] -= opnd(x, n, j)->shape.dim[n->axis];
+			j++;
+		}
+		out[i] = in(x, n, j)[ravel(&opnd(x, n, j)->shape, c)];
+	}
+}
+
+static int run_gather(const Ctx *x, const Node *n, double *out)
+{
+	const Node *t = opnd(x, n, 0);
+	const double *table = in(x, n, 0), *idx = in(x, n, 1);
+	int64_t rows = t->shape.dim[0], width = t->shape.dim[1];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		double r = idx[i / width];
+		if (!(r >= 0 && r < (double)rows))
+			return diag_error(x->d, n->loc, "gather index %g at position %lld is out of "
+					  "range for a table of %lld rows", r,
+					  (long long)(i / width), (long long)rows);
+		out[i] = table[(int64_t)r * width + i % width];
+	}
+	return 0;
+}
+
+static void run_causal_mask(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0);
+	int r = n->shape.rank;
+	int64_t t = n->shape.dim[r - 2], s = n->shape.dim[r - 1];
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		/* Query i sits at position i + (S - T) among the S keys. */
+		out[i] = c[r - 1] > c[r - 2] + (s - t) ? -INFINITY : v[i];
+	}
+}
+
+/* Subtracting the row maximum keeps exp from overflowing; it cancels out. */
+static void run_softmax(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0);
+	int64_t len = n->shape.dim[n->shape.rank - 1];
+	int64_t rows = ir_numel(&n->shape) / len;
+	for (int64_t r = 0; r < rows; r++) {
+		const double *row = v + r * len;
+		double mx = -INFINITY, sum = 0;
+		for (int64_t k = 0; k < len; k++)
+			mx = row[k] > mx ? row[k] : mx;
+		for (int64_t k = 0; k < len; k++)
+			sum += out[r * len + k] = exp(row[k] - mx);
+		for (int64_t k = 0; k < len; k++)
+			out[r * len + k] /= sum;
+	}
+}
+
+/* mean over rows of logsumexp(row) - row[target] */
+static int run_cross_entropy(const Ctx *x, const Node *n, double *out)
+{
+	const Node *l = opnd(x, n, 0);
+	const double *logits = in(x, n, 0), *target = in(x, n, 1);
+	int64_t v = l->shape.dim[l->shape.rank - 1];
+	int64_t rows = ir_numel(&l->shape) / v;
+	double total = 0;
+	for (int64_t r = 0; r < rows; r++) {
+		const double *row = logits + r * v;
+		double t = target[r];
+		if (!(t >= 0 && t < (double)v))
+			return diag_error(x->d, n->loc, "cross_entropy target %g at row %lld is "
+					  "out of range for %lld classes", t, (long long)r,
+					  (long long)v);
+		double mx = -INFINITY, sum = 0;
+		for (int64_t k = 0; k < v; k++)
+			mx = row[k] > mx ? row[k] : mx;
+		for (int64_t k = 0; k < v; k++)
+			sum += exp(row[k] - mx);
+		total += mx + log(sum) - row[(int64_t)t];
+	}
+	out[0] = total / (double)rows;
+	return 0;
+}
+
+static int run_node(const Ctx *x, const Node *n, double *out)
+{
+	int64_t numel = ir_numel(&n->shape);
+	unsigned fl = ir_op[n->op].flags;
+	if (fl & OPF_UNARY) {
+		const double *v = in(x, n, 0);
+		for (int64_t i = 0; i < numel; i++)
+			out[i] = unary(n->op, n->dtype, v[i]);
+		return 0;
+	}
+	if (fl & OPF_BINARY) {
+		run_binary(x, n, out);
+		return 0;
+	}
+	if (fl & OPF_REDUCE) {
+		run_reduce(x, n, out);
+		return 0;
+	}
+	switch (n->op) {
+	case OP_CONST:
+		for (int64_t i = 0; i < numel; i++)
+			out[i] = n->dtype == DT_F32 ? n->value : trunc(n->value);
+		return 0;
+	case OP_IOTA:
+		for (int64_t i = 0; i < numel; i++)
+			out[i] = (double)i;
+		return 0;
+	case OP_MATMUL: run_matmul(x, n, out); return 0;
+	case OP_RESHAPE: memcpy(out, in(x, n, 0), (size_t)numel * sizeof *out); return 0;
+	case OP_PERMUTE: run_permute(x, n, out); return 0;
+	case OP_SLICE: run_slice(x, n, out); return 0;
+	case OP_CONCAT: run_concat(x, n, out); return 0;
+	case OP_GATHER: return run_gather(x, n, out);
+	case OP_CAUSAL_MASK: run_causal_mask(x, n, out); return 0;
+	case OP_SOFTMAX: run_softmax(x, n, out); return 0;
+	case OP_CROSS_ENTROPY: return run_cross_entropy(x, n, out);
+	}
+	return diag_error(x->d, n->loc, "internal: the interpreter has no rule for %s",
+			  ir_op[n->op].name);
+}
+
+int ir_interp(const Graph *g, double **val, Diag *d)
+{
+	Ctx x = {g, val, d};
+	for (ValId v = 0; v < ir_nnode(g); v++)
+		if (!caller_owned(ir_node(g, v)))
+			val[v] = NULL;
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (caller_owned(n)) {
+			if (!val[v]) {
+				diag_error(d, n->loc, "%s \"%s\" has no value", ir_op[n->op].name,
+					   ir_str(g, n->name));
+				goto fail;
+			}
+			continue;
+		}
+		val[v] = mem_alloc((size_t)ir_numel(&n->shape) * sizeof(double));
+		if (!val[v]) {
+			diag_error(d, n->loc, "out of memory");
+			goto fail;
+		}
+		if (run_node(&x, n, val[v]))
+			goto fail;
+	}
+	return 0;
+fail:
+	ir_interp_free(g, val);
+	return -1;
+}
+
+void ir_interp_free(const Graph *g, double **val)
+{
+	for (ValId v = 0; v < ir_nnode(g); v++)
+		if (!caller_owned(ir_node(g, v))) {
+			mem_free(val[v]);
+			val[v] = NULL;
+		}
+}

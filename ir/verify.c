@@ -1,0 +1,133 @@
+/* verify.c: the structural invariants every pass must preserve.
+ *
+ *   - every node's op and dtype are known, its operand list lies inside
+ *     g->arg, it has the op's arity, and every operand precedes it
+ *     (topological order; source ops therefore have none);
+ *   - input names are unique among inputs, param names among params, and
+ *     every name id is a real string;
+ *   - only the flags the op understands are set;
+ *   - re-running the op's shape rule on a copy of the node gives the same
+ *     dtype and shape, and leaves the attributes as they are (they are
+ *     already normalised);
+ *   - every output and the loss name a value; the loss is an f32 scalar.
+ *
+ * It reports as many problems as the Diag holds rather than stopping at
+ * the first, since a broken pass usually breaks several nodes at once.
+ * Assumes nothing about the graph: it is run on parsed text as well. */
+#include "ir.h"
+
+#include <string.h>
+
+static int check_operands(const Graph *g, ValId v, const Node *n, Diag *d)
+{
+	if (n->op >= OP_COUNT)
+		return diag_error(d, n->loc, "node %%%u has unknown op %u", v, n->op);
+	if (n->dtype >= DT_COUNT)
+		return diag_error(d, n->loc, "node %%%u (%s) has unknown dtype %u", v,
+				  ir_op[n->op].name, n->dtype);
+	if ((uint64_t)n->arg + n->narg > g->arg.len)
+		return diag_error(d, n->loc, "node %%%u (%s): operand list [%u,+%u) lies outside "
+				  "the %zu operand slots", v, ir_op[n->op].name, n->arg, n->narg,
+				  g->arg.len);
+	int arity = ir_op[n->op].arity;
+	if (arity >= 0 ? n->narg != (uint32_t)arity : n->narg == 0)
+		return diag_error(d, n->loc, "node %%%u (%s) has %u operands, expected %s%d", v,
+				  ir_op[n->op].name, n->narg, arity < 0 ? "at least " : "",
+				  arity < 0 ? 1 : arity);
+	for (uint32_t i = 0; i < n->narg; i++)
+		if (ir_operand(g, n, i) >= v)
+			return diag_error(d, n->loc, "node %%%u (%s): operand %u is %%%u, which "
+					  "does not come before it", v, ir_op[n->op].name, i,
+					  ir_operand(g, n, i));
+	if (n->flags & ~ir_flag_mask(n->op))
+		return diag_error(d, n->loc, "node %%%u (%s) has flags 0x%x it does not use", v,
+				  ir_op[n->op].name, n->flags & ~ir_flag_mask(n->op));
+	if (n->name >= g->str.len)
+		return diag_error(d, n->loc, "node %%%u (%s) has a bad name id %u", v,
+				  ir_op[n->op].name, n->name);
+	return 0;
+}
+
+/* The shape rule only reads the graph; the cast lets a const graph be
+ * checked without copying it. */
+static int check_types(const Graph *g, ValId v, const Node *n, Diag *d)
+{
+	Node copy = *n;
+	if (ir_infer_node((Graph *)g, &copy, d))
+		return -1;
+	char have[160], want[160];
+	if (copy.dtype != n->dtype || !ir_shape_eq(&copy.shape, &n->shape)) {
+		ir_shape_str(&n->shape, have, sizeof have);
+		ir_shape_str(&copy.shape, want, sizeof want);
+		return diag_error(d, n->loc, "node %%%u (%s) has type %s%s but its operands give "
+				  "%s%s", v, ir_op[n->op].name, ir_dtype_name[n->dtype], have,
+				  ir_dtype_name[copy.dtype], want);
+	}
+	if (copy.axis != n->axis || copy.lo != n->lo || copy.hi != n->hi ||
+	    memcmp(copy.perm, n->perm, sizeof n->perm))
+		return diag_error(d, n->loc, "node %%%u (%s): attributes are not normalised "
+				  "(run infer_shapes)", v, ir_op[n->op].name);
+	return 0;
+}
+
+/* Quadratic, but graphs have thousands of nodes, not millions. */
+static int check_unique_name(const Graph *g, ValId v, const Node *n, Diag *d)
+{
+	if (n->op != OP_INPUT && n->op != OP_PARAM)
+		return 0;
+	for (ValId u = 0; u < v; u++) {
+		const Node *m = ir_node(g, u);
+		if (m->op == n->op && m->name == n->name)
+			return diag_error(d, n->loc, "%s name \"%s\" is used twice (%%%u and %%%u)",
+					  ir_op[n->op].name, ir_str(g, n->name), u, v);
+	}
+	return 0;
+}
+
+static int check_results(const Graph *g, Diag *d)
+{
+	int rc = 0;
+	SrcLoc none = {0};
+	for (size_t i = 0; i < g->out.len; i++) {
+		const Output *o = &VEC_AT(g->out, Output, i);
+		if (o->name == 0 || o->name >= g->str.len)
+			rc = diag_error(d, none, "output %zu has a bad name id %u", i, o->name);
+		else if (o->val >= ir_nnode(g))
+			rc = diag_error(d, none, "output \"%s\" is %%%u, not a value",
+					ir_str(g, o->name), o->val);
+		for (size_t j = 0; j < i; j++)
+			if (VEC_AT(g->out, Output, j).name == o->name)
+				rc = diag_error(d, none, "output %zu repeats an earlier name", i);
+	}
+	if (g->loss == VAL_NONE)
+		return rc;
+	if (g->loss >= ir_nnode(g))
+		return diag_error(d, none, "the loss is %%%u, not a value", g->loss);
+	const Node *l = ir_node(g, g->loss);
+	if (l->dtype != DT_F32 || l->shape.rank != 0)
+		return diag_error(d, l->loc, "the loss %%%u must be an f32 scalar", g->loss);
+	return rc;
+}
+
+int ir_verify(const Graph *g, Diag *d)
+{
+	int rc = 0;
+	bool broken = false; /* an operand may have a garbage dtype: skip type checks */
+	if (g->str.len == 0 || g->model_name >= g->str.len)
+		return diag_error(d, (SrcLoc){0}, "graph has a bad string table");
+	for (ValId v = 0; v < ir_nnode(g) && !diag_full(d); v++) {
+		const Node *n = ir_node(g, v);
+		if (check_operands(g, v, n, d)) {
+			rc = -1;
+			broken = true;
+			continue; /* the later checks would index out of range */
+		}
+		if (!broken && check_types(g, v, n, d))
+			rc = -1;
+		if (check_unique_name(g, v, n, d))
+			rc = -1;
+	}
+	if (check_results(g, d))
+		rc = -1;
+	return rc;
+}

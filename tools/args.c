@@ -1,0 +1,101 @@
+/* args.c: command-line options shared by the subcommands.
+ *
+ *   mswc <cmd> MODEL.msw [-D name=value]... [--threads N] [cmd options]
+ *
+ * -D takes "name=value" as one argument or glued ("-Dd=128"). Everything is
+ * validated here so a subcommand sees well-formed values; a bad option is a
+ * usage error (exit status 1), never a crash. */
+#include "tools.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "mswc %s: error: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n(see 'mswc help')\n");
+	va_end(ap);
+	return EXIT_USER;
+}
+
+const char *args_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+	const char *s = argv[*i];
+	if (strncmp(s, name, n))
+		return NULL;
+	if (s[n] == '=')
+		return s + n + 1;
+	if (s[n] != 0)
+		return NULL;
+	if (*i + 1 >= argc)
+		return "";   /* caller reports the missing value */
+	return argv[++*i];
+}
+
+int args_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+	     long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi)
+		return usage_error(cmd, "%s expects an integer in [%lld, %lld], got '%s'", opt, lo,
+				   hi, s);
+	*out = v;
+	return 0;
+}
+
+static int add_define(Args *a, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv || !eq[1])
+		return usage_error(a->cmd, "-D expects name=value, got '%s'", kv);
+	if (a->ndef == MAX_DEFINES)
+		return usage_error(a->cmd, "too many -D options (at most %d)", MAX_DEFINES);
+	/* Split in place: argv strings are ours to modify. */
+	((char *)eq)[0] = 0;
+	a->def[a->ndef++] = (fe_Define){kv, eq + 1};
+	return 0;
+}
+
+int args_parse(Args *a, int argc, char **argv, ArgsExtra extra)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i], *v;
+		if (!strcmp(s, "-D")) {
+			if (i + 1 >= argc)
+				return usage_error(a->cmd, "-D needs name=value");
+			if (add_define(a, argv[++i]))
+				return EXIT_USER;
+		} else if (!strncmp(s, "-D", 2)) {
+			if (add_define(a, s + 2))
+				return EXIT_USER;
+		} else if ((v = args_value(argc, argv, &i, "--threads"))) {
+			long long n;
+			if (args_int(a->cmd, "--threads", v, 0, 1024, &n))
+				return EXIT_USER;
+			a->threads = (int)n;
+		} else if (s[0] == '-' && s[1]) {
+			int used = extra ? extra(a, argc, argv, i) : 0;
+			if (used < 0)
+				return EXIT_USER;
+			if (used == 0)
+				return usage_error(a->cmd, "unknown option '%s'", s);
+			i += used - 1;
+		} else if (!a->model) {
+			a->model = s;
+		} else {
+			return usage_error(a->cmd, "unexpected argument '%s'", s);
+		}
+	}
+	if (!a->model)
+		return usage_error(a->cmd, "no model file given");
+	return 0;
+}

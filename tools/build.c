@@ -1,0 +1,115 @@
+/* build.c: the compile flow every subcommand shares.
+ *
+ *   .msw --frontend--> Graph --pipeline--> planned Graph --backend--> rt_Program
+ *
+ * Stops at the stage the caller asks for; times each stage for the summary
+ * of `mswc compile`; prints diagnostics to stderr and turns them into the
+ * exit status (1 for the user's errors). */
+#include "tools.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int report(Build *b, int status)
+{
+	fputs(diag_text(&b->diag), stderr);
+	return status;
+}
+
+/* With auto_training, keep the loss only when the caller supplied every
+ * input the model declares (e.g. tokens and targets for `mswc run`). */
+static bool wants_loss(const Graph *g, const BuildOptions *o)
+{
+	if (!o->auto_training)
+		return o->training;
+	if (g->loss == VAL_NONE)
+		return false;
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op != OP_INPUT)
+			continue;
+		bool given = false;
+		for (int i = 0; i < o->ninput; i++)
+			given |= !strcmp(o->input[i].name, ir_str(g, n->name));
+		if (!given)
+			return false;
+	}
+	return true;
+}
+
+static int run_frontend(Build *b, const BuildOptions *o)
+{
+	double t0 = now_seconds();
+	b->fe = fe_session_create();
+	if (!b->fe)
+		return diag_error(&b->diag, (SrcLoc){0}, "out of memory");
+	fe_Options fo = {
+		.def = o->args->def,
+		.ndef = o->args->ndef,
+		.input = o->input,
+		.ninput = o->ninput,
+	};
+	int rc = fe_compile_file(b->fe, o->args->model, &fo, &b->g, &b->diag);
+	b->t_frontend = now_seconds() - t0;
+	return rc;
+}
+
+static int run_passes(Build *b, const BuildOptions *o)
+{
+	PassOptions po = {.training = wants_loss(b->g, o), .alignment = RT_ALIGN};
+#ifndef NDEBUG
+	po.verify = true;
+#endif
+	PipelineOptions pl = {
+		.dump_after = o->dump_after,
+		.stop_after = o->stop_after,
+		.dump = stderr,
+		.seconds = b->t_pass,
+	};
+	int rc = pass_run_pipeline(b->g, &po, &pl, &b->diag);
+	if (rc == 1)
+		b->stopped = true;
+	return rc < 0 ? -1 : 0;
+}
+
+int build_run(Build *b, const BuildOptions *o)
+{
+	memset(b, 0, sizeof *b);
+	diag_init(&b->diag);
+	if (run_frontend(b, o))
+		return report(b, EXIT_USER);
+	if (run_passes(b, o))
+		return report(b, EXIT_USER);
+	if (b->stopped || o->stage == STAGE_GRAPH)
+		return 0;
+	double t0 = now_seconds();
+	be_Options bo = {.opt_level = 3};
+	if (be_compile(b->g, &bo, &b->mod, &b->diag))
+		return report(b, EXIT_INTERNAL);
+	b->t_codegen = now_seconds() - t0;
+	if (o->stage == STAGE_MODULE)
+		return 0;
+	t0 = now_seconds();
+	if (be_jit(b->mod, b->g, &b->prog, &b->diag))
+		return report(b, EXIT_INTERNAL);
+	b->t_jit = now_seconds() - t0;
+	return 0;
+}
+
+void build_free(Build *b)
+{
+	rt_program_destroy(b->prog);
+	be_module_destroy(b->mod);
+	ir_graph_destroy(b->g);
+	fe_session_destroy(b->fe);   /* after the graph: SrcLocs point into it */
+	diag_free(&b->diag);
+	memset(b, 0, sizeof *b);
+}

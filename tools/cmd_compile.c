@@ -1,0 +1,122 @@
+/* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train]
+ *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
+ *
+ * With --emit, prints the IR after the pipeline, the LLVM module or the host
+ * assembly to stdout. Without it, runs everything through JIT compilation
+ * and prints a short summary: ops, parameters, kernels, time per stage. */
+#include "tools.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct CompileOpts {
+	const char *emit;
+	const char *dump_after, *stop_after;
+	bool train;
+} CompileOpts;
+
+static int check_pass_name(const char *opt, const char *name, bool allow_all)
+{
+	if (allow_all && !strcmp(name, "all"))
+		return 0;
+	if (pass_find(name))
+		return 0;
+	fprintf(stderr, "mswc compile: error: %s: unknown pass '%s'; passes are:", opt, name);
+	for (int i = 0; i < pass_npipeline; i++)
+		fprintf(stderr, " %s", pass_pipeline[i].name);
+	fprintf(stderr, "\n");
+	return -1;
+}
+
+static int compile_option(Args *a, int argc, char **argv, int i)
+{
+	CompileOpts *co = a->user;
+	int at = i;
+	const char *v;
+	if ((v = args_value(argc, argv, &at, "--emit"))) {
+		if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm"))
+			return -usage_error("compile", "--emit expects ir, llvm or asm, got '%s'", v);
+		co->emit = v;
+	} else if ((v = args_value(argc, argv, &at, "--dump-after"))) {
+		if (check_pass_name("--dump-after", v, true))
+			return -1;
+		co->dump_after = v;
+	} else if ((v = args_value(argc, argv, &at, "--stop-after"))) {
+		if (check_pass_name("--stop-after", v, false))
+			return -1;
+		co->stop_after = v;
+	} else if (!strcmp(argv[i], "--train")) {
+		co->train = true;
+	} else {
+		return 0;
+	}
+	return at - i + 1;
+}
+
+static void summary(const Build *b)
+{
+	const Graph *g = b->g;
+	long nop = 0, nparam = 0;
+	int64_t nweight = 0;
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op == OP_PARAM) {
+			nparam++;
+			nweight += ir_numel(&n->shape);
+		} else if (!(ir_op[n->op].flags & OPF_SOURCE)) {
+			nop++;
+		}
+	}
+	printf("model %s: %ld ops, %ld parameters (%.3f M weights), %d kernels, arena %.1f MiB\n",
+	       ir_str(g, g->model_name), nop, nparam, (double)nweight / 1e6, be_nkernel(b->mod),
+	       (double)g->arena_size / (1 << 20));
+	printf("  %-14s %8.1f ms\n", "frontend", 1e3 * b->t_frontend);
+	for (int i = 0; i < pass_npipeline; i++)
+		printf("  %-14s %8.1f ms\n", pass_pipeline[i].name, 1e3 * b->t_pass[i]);
+	printf("  %-14s %8.1f ms\n", "codegen", 1e3 * b->t_codegen);
+	printf("  %-14s %8.1f ms\n", "jit", 1e3 * b->t_jit);
+}
+
+static int emit(Build *b, const char *what)
+{
+	if (!strcmp(what, "ir")) {
+		char *text = ir_print(b->g);
+		if (!text)
+			return EXIT_INTERNAL;
+		fputs(text, stdout);
+		mem_free(text);
+		return 0;
+	}
+	char *text = be_emit_text(b->mod, !strcmp(what, "asm") ? BE_TEXT_ASM : BE_TEXT_LLVM,
+				  &b->diag);
+	if (!text) {
+		fputs(diag_text(&b->diag), stderr);
+		return EXIT_INTERNAL;
+	}
+	fputs(text, stdout);
+	mem_free(text);
+	return 0;
+}
+
+int cmd_compile(int argc, char **argv)
+{
+	CompileOpts co = {0};
+	Args a = {.cmd = "compile", .user = &co};
+	if (args_parse(&a, argc, argv, compile_option))
+		return EXIT_USER;
+	BuildOptions bo = {
+		.args = &a,
+		.training = co.train,
+		.dump_after = co.dump_after,
+		.stop_after = co.stop_after,
+		.stage = STAGE_PROGRAM,
+	};
+	if (co.emit)
+		bo.stage = !strcmp(co.emit, "ir") ? STAGE_GRAPH : STAGE_MODULE;
+	Build b;
+	int rc = build_run(&b, &bo);
+	if (rc == 0 && !b.stopped)
+		rc = co.emit ? emit(&b, co.emit) : (summary(&b), 0);
+	build_free(&b);
+	return rc;
+}
