@@ -15,6 +15,7 @@ typedef struct be_Options {
 	int opt_level;        /* 0..3, default 3 */
 	const char *cpu;      /* NULL: the host CPU and its features */
 	const char *features; /* NULL: the host's, from LLVMGetHostCPUFeatures */
+	bool matmul_ref;      /* use the simple reference matmul (a baseline) */
 } be_Options;
 
 typedef struct be_Module be_Module;
@@ -67,5 +68,104 @@ LLVMValueRef be_kernel_arg(be_Ctx *c, LLVMValueRef buf, int i, LLVMTypeRef elem)
 /* emit_matmul.c: the blocked, vectorised dense matmul (batched, broadcast
  * batch dims, NF_TRANS_A/B). Node v of g is an OP_MATMUL. */
 int be_emit_matmul(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+
+/* emit_matmul_ref.c: a simple, obviously correct matmul (row at a time,
+ * vectorised along N, or a dot product along K when B is transposed); the
+ * fallback and the baseline the blocked one is measured against. */
+int be_emit_matmul_ref(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+
+/* Every emitter has this signature; compile.c dispatches through a table. */
+typedef int (*be_EmitFn)(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+
+/* context.c: the target machine for o (the host when o or its fields are
+ * NULL) and a session around an existing LLVM context: module with the
+ * target's triple and data layout, builder, types, vector width. */
+LLVMTargetMachineRef be_target_machine(const be_Options *o, Diag *d);
+int be_ctx_init(be_Ctx *c, LLVMContextRef ctx, const be_Options *o, Diag *d);
+void be_ctx_dispose(be_Ctx *c);   /* builder, module (if still owned), target machine */
+
+/* kernel.c: IR-building helpers for emitters. `n` is a vector width in f32
+ * lanes; n == 1 means plain scalars, so one body serves the vector loop and
+ * its scalar tail. */
+LLVMValueRef be_i64(be_Ctx *c, int64_t v);
+LLVMValueRef be_i32c(be_Ctx *c, int32_t v);
+LLVMValueRef be_f32c(be_Ctx *c, double v);
+LLVMTypeRef be_vtype(be_Ctx *c, LLVMTypeRef elem, int n);
+LLVMValueRef be_splat(be_Ctx *c, LLVMValueRef x, int n);
+LLVMValueRef be_lane_ids(be_Ctx *c, LLVMTypeRef elem, int n); /* <0,1,...,n-1> */
+/* Load / store n elements of type elem at p[idx] (idx an i64), align elem. */
+LLVMValueRef be_load(be_Ctx *c, LLVMTypeRef elem, LLVMValueRef p, LLVMValueRef idx, int n);
+void be_store(be_Ctx *c, LLVMValueRef v, LLVMTypeRef elem, LLVMValueRef p, LLVMValueRef idx,
+	      int n);
+LLVMValueRef be_gep(be_Ctx *c, LLVMTypeRef elem, LLVMValueRef p, LLVMValueRef idx);
+/* A mutable local (entry-block alloca; SROA turns it into registers). */
+LLVMValueRef be_local(be_Ctx *c, LLVMTypeRef t, LLVMValueRef init);
+LLVMValueRef be_get(be_Ctx *c, LLVMTypeRef t, LLVMValueRef local);
+void be_set(be_Ctx *c, LLVMValueRef local, LLVMValueRef v);
+LLVMValueRef be_min64(be_Ctx *c, LLVMValueRef a, LLVMValueRef b);
+
+/* Counted loop: for (i = from; i < to; i += step) { ... }. */
+typedef struct be_Loop {
+	LLVMBasicBlockRef head, body, exit;
+	LLVMValueRef i, step;
+} be_Loop;
+LLVMValueRef be_loop_begin(be_Ctx *c, be_Loop *l, LLVMValueRef from, LLVMValueRef to,
+			   int64_t step);
+void be_loop_end(be_Ctx *c, be_Loop *l);
+/* if (cond) { ... }: be_if_begin returns the join block for be_if_end. */
+LLVMBasicBlockRef be_if_begin(be_Ctx *c, LLVMValueRef cond);
+void be_if_end(be_Ctx *c, LLVMBasicBlockRef join);
+
+/* Tasks as groups of `per` consecutive units (rows, elements, ...): tasks
+ * [lo,hi) cover units [lo*per, min(hi*per, nunit)). be_split picks per and
+ * ntask from the work in one unit: a single task for small ops, otherwise
+ * tasks of roughly BE_TASK_WORK element-operations. */
+enum { BE_TASK_WORK = 16384, BE_SMALL_WORK = 32768 };
+void be_split(int64_t nunit, double unit_work, int64_t *per, int64_t *ntask);
+void be_task_units(be_Ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t per, int64_t nunit,
+		   LLVMValueRef *ulo, LLVMValueRef *uhi);
+
+/* Math on n-lane f32 values. */
+LLVMValueRef be_intrin(be_Ctx *c, const char *name, LLVMTypeRef t, LLVMValueRef *args,
+		       int nargs);                  /* llvm.<name>.<mangled t> */
+LLVMValueRef be_fma(be_Ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc, int n);
+LLVMValueRef be_fmax(be_Ctx *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef be_exp(be_Ctx *c, LLVMValueRef x, int n);   /* polynomial, ~1 ulp */
+LLVMValueRef be_tanh(be_Ctx *c, LLVMValueRef x, int n);
+LLVMValueRef be_hsum(be_Ctx *c, LLVMValueRef v, int n);  /* fixed pairwise order */
+LLVMValueRef be_hmax(be_Ctx *c, LLVMValueRef v, int n);
+
+/* emit_elementwise.c, emit_reduce.c, emit_movement.c: one emitter per op
+ * family, dispatched by op. */
+int be_emit_elementwise(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_reduce(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_softmax(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_cross_entropy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_permute(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_slice(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_concat(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_gather(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_copy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d); /* reshape not aliased */
+
+/* compile.c: the kernel name of node v ("k12_matmul"). */
+void be_kernel_name(const Graph *g, ValId v, char *buf, size_t n);
+
+/* compile.c / jit.c: the compiled module. One entry per kernel, in node
+ * order; nodes without a kernel (input, param, aliasing reshape) have none. */
+#include "llvm_compat.h"
+typedef struct be_Entry {
+	ValId v;
+	int64_t ntask;
+	double flops;
+	char name[48];
+} be_Entry;
+struct be_Module {
+	be_CompatCtx cc;
+	be_Ctx c;             /* c.mod is NULL once the JIT owns the module */
+	Vec entry;            /* be_Entry */
+	be_Options opt;       /* cpu/features point at our own copies */
+	char *cpu, *features;
+};
 
 #endif

@@ -21,6 +21,12 @@ enum {
 	FE_MAX_NAME = 256,       /* length of a hierarchical parameter name */
 };
 
+/* Past the error cap: the Diag has printed "too many errors"; stop. */
+static inline bool fe_too_many(const Diag *d)
+{
+	return d->nerror > DIAG_MAX_ERRORS;
+}
+
 /* lex.c */
 typedef enum Tok {
 	T_EOF, T_IDENT, T_INT, T_FLOAT, T_STRING,
@@ -84,6 +90,7 @@ struct Expr {
 	Expr *a, *b;          /* operands; E_CALL callee; E_FIELD/E_INDEX base */
 	Expr **item;          /* E_LIST items, E_CALL arguments */
 	const char **kw;      /* E_CALL: keyword of each argument, NULL if positional */
+	SrcLoc *argloc;       /* E_CALL: each argument with its keyword */
 	int nitem;
 	Path *as;             /* E_CALL: `as` name, or NULL */
 };
@@ -176,7 +183,7 @@ struct Value {
 	};
 };
 
-typedef struct Binding_ {
+typedef struct Slot {
 	const char *name;
 	Value v;
 } Slot;
@@ -201,6 +208,7 @@ typedef struct Ev {
 	int depth;
 	long steps;
 	bool stop;            /* a fatal error: unwind without more messages */
+	bool hint_as;         /* a duplicate parameter: suggest 'as' at the call */
 	char prefix[FE_MAX_NAME + 1];
 	int nprefix;
 	bool *def_used;       /* per -D: did it name something? */
@@ -210,10 +218,17 @@ typedef struct Ev {
 /* eval.c */
 Value fe_eval(Ev *ev, Expr *e);
 int fe_exec_block(Ev *ev, const Block *b);
-Value fe_call(Ev *ev, Value callee, Expr *call, Value *pos, int npos, const char **kw,
-	      Value *kwv, SrcLoc *kwloc, int nkw);
+/* A call's argument: positional ones (kw == NULL) come first. */
+typedef struct Arg {
+	const char *kw;
+	Value v;
+	SrcLoc loc;
+} Arg;
+Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int narg);
 int fe_eval_model(Ev *ev, const Func *model);
 Value fe_err(void);
+Value fe_error(Ev *ev, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void fe_fmt(Value v, char *buf, size_t n);  /* a value as the user would write it */
 Value fe_int(int64_t i);
 Value fe_float(double f);
 Value fe_bool(bool b);
@@ -227,11 +242,14 @@ Value *fe_lookup(Ev *ev, const char *name);
 Value fe_node(Ev *ev, ValId v);
 /* Turns a number into a rank-0 f32 CONST so it can meet a tensor. */
 ValId fe_as_tensor(Ev *ev, Value v, SrcLoc loc);
+/* a @ b, reading a transposed operand in place (NF_TRANS_A/B). */
+ValId fe_matmul(Ev *ev, ValId a, ValId b, SrcLoc loc);
 /* Checks the node budget before a builder runs. */
 bool fe_room(Ev *ev, SrcLoc loc);
 
 /* builtins.c */
-typedef Value (*BuiltinFn)(Ev *ev, Value *arg, SrcLoc loc, Expr *call);
+/* arg[i] is V_NONE for an optional argument that was not given. */
+typedef Value (*BuiltinFn)(Ev *ev, Value *arg, const SrcLoc *argloc, SrcLoc loc);
 enum { FE_MAX_ARGS = 4 };
 struct Builtin {
 	const char *name;
@@ -240,8 +258,8 @@ struct Builtin {
 	const char *pname[FE_MAX_ARGS];
 	BuiltinFn fn;
 };
-extern const Builtin fe_builtin[];
-extern const int fe_nbuiltin;
+/* Binds the builtins and the predefined names (f32, i32, zeros, ones). */
+int fe_builtins_install(Ev *ev);
 
 /* bind.c: hyperparameters, -D and input dimensions. */
 int fe_bind_hyper(Ev *ev, const Func *model);

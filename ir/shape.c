@@ -362,6 +362,8 @@ static int rule_causal_mask(Graph *g, Node *n, Diag *d)
 	return 0;
 }
 
+/* Softmax has no axis attribute: it is always the last axis, which the
+ * rule records in n->axis for the kernels' convenience. */
 static int rule_softmax(Graph *g, Node *n, Diag *d)
 {
 	const Node *x = arg(g, n, 0);
@@ -369,13 +371,7 @@ static int rule_softmax(Graph *g, Node *n, Diag *d)
 		return -1;
 	if (x->shape.rank == 0)
 		return fail(d, n, "softmax of a scalar: there is no axis");
-	int64_t axis = n->axis;
-	if (norm_axis(d, n, &axis, x->shape.rank, &x->shape))
-		return -1;
-	if (axis != x->shape.rank - 1)
-		return fail(d, n, "softmax is over the last axis only, got axis %lld of rank %d",
-			    (long long)n->axis, x->shape.rank);
-	n->axis = axis;
+	n->axis = x->shape.rank - 1;
 	n->shape = x->shape;
 	n->dtype = DT_F32;
 	return 0;

@@ -61,8 +61,14 @@ def loads(data, path="<bytes>"):
     (n,) = struct.unpack("<Q", data[:8])
     if n > _MAX_HEADER or 8 + n > len(data):
         _fail(path, "header length %d out of bounds (file is %d bytes)" % (n, len(data)))
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key in %s" % sorted(keys))
+        return dict(pairs)
+
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+        header = json.loads(data[8 : 8 + n].decode("utf-8"), object_pairs_hook=no_duplicates)
     except (UnicodeDecodeError, ValueError) as e:
         _fail(path, "header is not valid UTF-8 JSON: %s" % e)
     if not isinstance(header, dict):

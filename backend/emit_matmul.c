@@ -1,0 +1,689 @@
+/* emit_matmul.c: the dense matmul, blocked and vectorised, GotoBLAS-style,
+ * specialised to the shapes of one OP_MATMUL node.
+ *
+ * C[b] = A[b] @ B[b] for every batch index b (batch dims broadcast; A may be
+ * stored [...,K,M] with NF_TRANS_A and B [...,N,K] with NF_TRANS_B). When B
+ * has no batch and A is plain and contiguous, the batch folds into M and the
+ * whole thing is one [batch*M, K] x [K, N] GEMM.
+ *
+ * Code shape, outermost first (all sizes are compile-time constants except
+ * the row/column range a call was given):
+ *
+ *   kernel(buf, lo, hi)     tasks [lo, hi) -> runs of rows of one (batch, column block)
+ *   block(A, B, C, r0, r1, c0, c1)
+ *     for jc in [c0, c1) by NC            column block of C
+ *       for pc in [0, K) by KC            K block: pack B[pc.., jc..] into Bp
+ *         for ir in [r0, r1) by MR        rows of C; A's MR x kc sliver stays in L1
+ *           for jr in block by NR         Bp (kc x NC) stays in L2
+ *             micro(A, Bp, C, kc, first) MR x NR tile of C in registers
+ *
+ * The micro-kernel holds an MR x NR tile of C in MR*NV vector registers
+ * (6 x 64 = 24 zmm with AVX-512), and per k broadcasts MR elements of A and
+ * loads NV vectors of packed B, issuing MR*NV fused multiply-adds. Packing
+ * absorbs NF_TRANS_B and pads the last column panel with zeros, so the
+ * micro-kernel always reads whole vectors; only its loads and stores of C
+ * are masked at the N edge, and the M edge uses a micro-kernel with fewer
+ * rows. NF_TRANS_A needs no packing: the micro-kernel reads A through two
+ * constant strides. Bp is an alloca bounded by KC*NC floats (256 KiB), so
+ * nothing is allocated at run time.
+ *
+ * Determinism: a task is MR rows (or, when M is small, a slice of columns)
+ * of one batch, and computes its part of C with the whole K reduction in a
+ * fixed order (K blocks in order, each element one FMA chain), so the
+ * result is bitwise independent of how tasks are grouped over threads.
+ * Consecutive tasks of one call share a packed B block, which is only an
+ * optimisation: packing copies values. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h> /* DEVTUNE */
+
+enum {
+	MM_KC = 256,          /* K block: a 6 x 256 sliver of A is 6 KiB of L1 */
+	MM_NC = 256,          /* column block: Bp = KC*NC*4 = 256 KiB of L2 */
+	MM_MAXACC = 32,
+	MM_UNROLL = 4,        /* k steps per micro-kernel loop iteration */
+	MM_MIN_TASKS = 16,    /* split columns too when rows give fewer tasks */
+};
+
+/* Every compile-time decision about one matmul. Strides are in elements. */
+typedef struct MMPlan {
+	int64_t M, N, K;
+	int64_t sam, sak;     /* A(m, k) at m*sam + k*sak */
+	int trans_b;          /* B(k, n) at n*K + k, else k*N + n */
+	int64_t nbatch;       /* after folding */
+	int nbdim;            /* batch dims of C, with A's and B's strides (0: broadcast) */
+	int64_t bdim[IR_MAX_RANK], bsa[IR_MAX_RANK], bsb[IR_MAX_RANK];
+	int vl, mr, nv, nr;   /* vector lanes; micro tile MR x NR = MR x NV*VL */
+	int64_t kc, nc;
+	int64_t nmt, nnb, nt; /* row tasks per batch (MR rows each), column blocks of nt */
+	int64_t ntask;
+} MMPlan;
+
+/* ---- small emission helpers ---- */
+
+static LLVMTypeRef mm_vt(be_Ctx *c, int lanes)
+{
+	return LLVMVectorType(c->t_f32, (unsigned)lanes);
+}
+
+static LLVMTypeRef mm_fptr(be_Ctx *c)
+{
+	return LLVMPointerType(c->t_f32, 0);
+}
+
+/* &p[i] for a float* p */
+static LLVMValueRef mm_at(be_Ctx *c, LLVMValueRef p, LLVMValueRef i)
+{
+	return LLVMBuildGEP2(c->b, c->t_f32, p, &i, 1, "");
+}
+
+static LLVMValueRef mm_intrinsic(be_Ctx *c, const char *name, LLVMTypeRef *over, int nover,
+				 LLVMTypeRef *fnty)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	*fnty = LLVMIntrinsicGetType(c->ctx, id, over, (size_t)nover);
+	return LLVMGetIntrinsicDeclaration(c->mod, id, over, (size_t)nover);
+}
+
+static LLVMValueRef mm_call(be_Ctx *c, LLVMTypeRef fnty, LLVMValueRef fn, LLVMValueRef *args,
+			    int nargs)
+{
+	return LLVMBuildCall2(c->b, fnty, fn, args, (unsigned)nargs, "");
+}
+
+/* <lanes x i1> with the first n lanes set */
+static LLVMValueRef mm_mask(be_Ctx *c, int lanes, int n)
+{
+	LLVMValueRef bit[64];
+	for (int i = 0; i < lanes; i++)
+		bit[i] = LLVMConstInt(c->t_i1, i < n, 0);
+	return LLVMConstVector(bit, (unsigned)lanes);
+}
+
+/* Load `lanes` floats at p; only the first n are read when n < lanes (the
+ * rest are zero), so the load never touches memory past an edge. */
+static LLVMValueRef mm_load(be_Ctx *c, LLVMValueRef p, int lanes, int n, unsigned align)
+{
+	LLVMTypeRef vt = mm_vt(c, lanes), pt = LLVMPointerType(vt, 0);
+	LLVMValueRef vp = LLVMBuildBitCast(c->b, p, pt, "");
+	if (n >= lanes) {
+		LLVMValueRef l = LLVMBuildLoad2(c->b, vt, vp, "");
+		LLVMSetAlignment(l, align);
+		return l;
+	}
+	if (n <= 0)
+		return LLVMConstNull(vt);
+	LLVMTypeRef over[2] = {vt, pt}, fty;
+	LLVMValueRef fn = mm_intrinsic(c, "llvm.masked.load", over, 2, &fty);
+	LLVMValueRef a[4] = {vp, LLVMConstInt(c->t_i32, align, 0), mm_mask(c, lanes, n),
+			     LLVMConstNull(vt)};
+	return mm_call(c, fty, fn, a, 4);
+}
+
+static void mm_store(be_Ctx *c, LLVMValueRef v, LLVMValueRef p, int lanes, int n, unsigned align)
+{
+	LLVMTypeRef vt = mm_vt(c, lanes), pt = LLVMPointerType(vt, 0);
+	LLVMValueRef vp = LLVMBuildBitCast(c->b, p, pt, "");
+	if (n <= 0)
+		return;
+	if (n >= lanes) {
+		LLVMValueRef s = LLVMBuildStore(c->b, v, vp);
+		LLVMSetAlignment(s, align);
+		return;
+	}
+	LLVMTypeRef over[2] = {vt, pt}, fty;
+	LLVMValueRef fn = mm_intrinsic(c, "llvm.masked.store", over, 2, &fty);
+	LLVMValueRef a[4] = {v, vp, LLVMConstInt(c->t_i32, align, 0), mm_mask(c, lanes, n)};
+	mm_call(c, fty, fn, a, 4);
+}
+
+/* A counted loop `for (i = lo; i < hi; i += step)` with the test at the top.
+ * Values live across iterations only through memory or the caller's own
+ * phis (the micro-kernel builds its loops by hand for that reason). */
+typedef struct MMLoop {
+	LLVMBasicBlockRef head, body, exit;
+	LLVMValueRef i;
+} MMLoop;
+
+static void mm_loop_begin(be_Ctx *c, MMLoop *l, LLVMValueRef lo, LLVMValueRef hi, const char *name)
+{
+	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	char nm[64];
+	snprintf(nm, sizeof nm, "%s.head", name);
+	l->head = LLVMAppendBasicBlockInContext(c->ctx, fn, nm);
+	snprintf(nm, sizeof nm, "%s.body", name);
+	l->body = LLVMAppendBasicBlockInContext(c->ctx, fn, nm);
+	snprintf(nm, sizeof nm, "%s.exit", name);
+	l->exit = LLVMAppendBasicBlockInContext(c->ctx, fn, nm);
+	LLVMBuildBr(c->b, l->head);
+	LLVMPositionBuilderAtEnd(c->b, l->head);
+	l->i = LLVMBuildPhi(c->b, c->t_i64, name);
+	LLVMAddIncoming(l->i, &lo, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->i, hi, ""), l->body, l->exit);
+	LLVMPositionBuilderAtEnd(c->b, l->body);
+}
+
+static void mm_loop_end(be_Ctx *c, MMLoop *l, LLVMValueRef step)
+{
+	LLVMValueRef next = LLVMBuildAdd(c->b, l->i, step, "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMAddIncoming(l->i, &next, &latch, 1);
+	LLVMBuildBr(c->b, l->head);
+	LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+/* Helpers are internal functions with the host's target attributes (the
+ * JIT's default CPU may lack AVX-512) and 512-bit vectors allowed. A helper
+ * whose name already exists is reused: the name encodes everything the code
+ * depends on, so two matmuls of one shape share their code. */
+static LLVMValueRef mm_helper(be_Ctx *c, const char *name, LLVMTypeRef fty, int *exists)
+{
+	LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+	*exists = fn != NULL;
+	if (fn)
+		return fn;
+	fn = LLVMAddFunction(c->mod, name, fty);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMSetFunctionCallConv(fn, LLVMFastCallConv);
+	char *cpu = LLVMGetTargetMachineCPU(c->tm), *feat = LLVMGetTargetMachineFeatureString(c->tm);
+	struct {
+		const char *k, *v;
+	} attr[] = {{"target-cpu", cpu},
+		    {"target-features", feat},
+		    {"prefer-vector-width", "512"},
+		    {"min-legal-vector-width", "512"}};
+	for (size_t i = 0; i < sizeof attr / sizeof attr[0]; i++) {
+		if (!attr[i].v || !*attr[i].v)
+			continue;
+		LLVMAttributeRef a = LLVMCreateStringAttribute(
+			c->ctx, attr[i].k, (unsigned)strlen(attr[i].k), attr[i].v,
+			(unsigned)strlen(attr[i].v));
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
+	}
+	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+				LLVMCreateEnumAttribute(c->ctx, nounwind, 0));
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(feat);
+	return fn;
+}
+
+/* ---- the micro-kernel ---- */
+
+/* One k step: acc[i][j] += A(i, k) * Bp[k][j*VL ..]. */
+static void mm_kstep(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a, LLVMValueRef bp,
+		     LLVMValueRef k, LLVMValueRef *acc, LLVMTypeRef fmaty, LLVMValueRef fma)
+{
+	LLVMTypeRef vt = mm_vt(c, p->vl);
+	LLVMValueRef bv[8];
+	LLVMValueRef kb = LLVMBuildMul(c->b, k, be_i64(c, p->nr), "");
+	for (int j = 0; j < nv; j++)
+		bv[j] = mm_load(c, mm_at(c, bp, LLVMBuildAdd(c->b, kb, be_i64(c, j * p->vl), "")),
+				p->vl, p->vl, 64);
+	LLVMValueRef ka = LLVMBuildMul(c->b, k, be_i64(c, p->sak), "");
+	LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->t_i32, (unsigned)p->vl));
+	for (int i = 0; i < mr; i++) {
+		LLVMValueRef ai = LLVMBuildAdd(c->b, ka, be_i64(c, i * p->sam), "");
+		LLVMValueRef s = LLVMBuildLoad2(c->b, c->t_f32, mm_at(c, a, ai), "");
+		LLVMSetAlignment(s, 4);
+		LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), s,
+							LLVMConstInt(c->t_i32, 0, 0), "");
+		v = LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), zero, "");
+		for (int j = 0; j < nv; j++) {
+			LLVMValueRef args[3] = {v, bv[j], acc[i * nv + j]};
+			acc[i * nv + j] = mm_call(c, fmaty, fma, args, 3);
+		}
+	}
+}
+
+/* A loop over k in [k0, k1) by `step` k steps per iteration, carrying the
+ * accumulators in phis; entered from the current block, which must
+ * already know k0 < k1 is possible. Leaves the builder in the exit block
+ * with acc[] and *kout holding the values after the loop. */
+static void mm_kloop(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a, LLVMValueRef bp,
+		     LLVMValueRef k0, LLVMValueRef k1, int step, LLVMValueRef *acc,
+		     LLVMValueRef *kout, LLVMTypeRef fmaty, LLVMValueRef fma, const char *name)
+{
+	int nacc = mr * nv;
+	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, name);
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "kexit");
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k0, k1, ""), body, exit);
+
+	LLVMPositionBuilderAtEnd(c->b, body);
+	LLVMValueRef kphi = LLVMBuildPhi(c->b, c->t_i64, "k");
+	LLVMValueRef phi[MM_MAXACC], cur[MM_MAXACC];
+	for (int i = 0; i < nacc; i++) {
+		phi[i] = LLVMBuildPhi(c->b, mm_vt(c, p->vl), "acc");
+		cur[i] = phi[i];
+	}
+	for (int s = 0; s < step; s++)
+		mm_kstep(c, p, mr, nv, a, bp, LLVMBuildAdd(c->b, kphi, be_i64(c, s), ""), cur,
+			 fmaty, fma);
+	LLVMValueRef knext = LLVMBuildAdd(c->b, kphi, be_i64(c, step), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, knext, k1, ""), body, exit);
+	LLVMAddIncoming(kphi, &k0, &pre, 1);
+	LLVMAddIncoming(kphi, &knext, &latch, 1);
+	for (int i = 0; i < nacc; i++) {
+		LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
+		LLVMAddIncoming(phi[i], &cur[i], &latch, 1);
+	}
+
+	LLVMPositionBuilderAtEnd(c->b, exit);
+	LLVMValueRef kx = LLVMBuildPhi(c->b, c->t_i64, "k");
+	LLVMAddIncoming(kx, &k0, &pre, 1);
+	LLVMAddIncoming(kx, &knext, &latch, 1);
+	*kout = kx;
+	for (int i = 0; i < nacc; i++) {
+		LLVMValueRef x = LLVMBuildPhi(c->b, mm_vt(c, p->vl), "acc");
+		LLVMAddIncoming(x, &acc[i], &pre, 1);
+		LLVMAddIncoming(x, &cur[i], &latch, 1);
+		acc[i] = x;
+	}
+}
+
+/* micro(a, bp, cp, kc, first): C[0..mr, 0..ncol) (+)= A[0..mr, 0..kc) @ Bp,
+ * where a points at A(row0, k0), bp at a packed kc x NR panel and cp at
+ * C(row0, col0). first: start from zero instead of C (the first K block).
+ * ncol < NR only for the last column panel: those C accesses are masked. */
+static LLVMValueRef mm_micro(be_Ctx *c, const MMPlan *p, int mr, int ncol)
+{
+	int nv = (ncol + p->vl - 1) / p->vl;
+	char name[160];
+	snprintf(name, sizeof name, "mm.micro.%dx%d.sa%lld.%lld.ldc%lld.vl%d", mr, ncol,
+		 (long long)p->sam, (long long)p->sak, (long long)p->N, p->vl);
+	LLVMTypeRef par[5] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i1};
+	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 5, 0);
+	int exists;
+	LLVMValueRef fn = mm_helper(c, name, fty, &exists);
+	if (exists)
+		return fn;
+	LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	LLVMValueRef a = LLVMGetParam(fn, 0), bp = LLVMGetParam(fn, 1), cp = LLVMGetParam(fn, 2);
+	LLVMValueRef kc = LLVMGetParam(fn, 3), first = LLVMGetParam(fn, 4);
+	/* The pointers never alias each other: Bp is our own scratch and C is
+	 * never an operand (plan_memory gives outputs their own space). */
+	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+	for (unsigned i = 1; i <= 3; i++)
+		LLVMAddAttributeAtIndex(fn, i, LLVMCreateEnumAttribute(c->ctx, noalias, 0));
+
+	LLVMTypeRef vt = mm_vt(c, p->vl), fmaty;
+	LLVMValueRef fma = mm_intrinsic(c, c->has_fma ? "llvm.fma" : "llvm.fmuladd", &vt, 1, &fmaty);
+	LLVMValueRef acc[MM_MAXACC];
+	for (int i = 0; i < mr; i++)
+		for (int j = 0; j < nv; j++) {
+			LLVMValueRef cij = mm_at(c, cp, be_i64(c, i * p->N + j * p->vl));
+			LLVMValueRef old = mm_load(c, cij, p->vl, ncol - j * p->vl, 4);
+			acc[i * nv + j] = LLVMBuildSelect(c->b, first, LLVMConstNull(vt), old, "");
+		}
+	/* Unrolled main loop, then single steps for kc % UNROLL. */
+	LLVMValueRef kmain = LLVMBuildAnd(c->b, kc, be_i64(c, ~(int64_t)(MM_UNROLL - 1)), "");
+	LLVMValueRef k;
+	mm_kloop(c, p, mr, nv, a, bp, be_i64(c, 0), kmain, MM_UNROLL, acc, &k, fmaty, fma, "kmain");
+	mm_kloop(c, p, mr, nv, a, bp, k, kc, 1, acc, &k, fmaty, fma, "krem");
+	for (int i = 0; i < mr; i++)
+		for (int j = 0; j < nv; j++) {
+			LLVMValueRef cij = mm_at(c, cp, be_i64(c, i * p->N + j * p->vl));
+			mm_store(c, acc[i * nv + j], cij, p->vl, ncol - j * p->vl, 4);
+		}
+	LLVMBuildRetVoid(c->b);
+	LLVMPositionBuilderAtEnd(c->b, saved);
+	return fn;
+}
+
+/* ---- packing B ---- */
+
+/* Bp[q][k][0..NR) = B(k0 + k, n0 + q*NR + 0..NR) for panels q in [0, npan),
+ * k in [0, kc); columns at or past `ncol` (only in the last panel) are zero. */
+static void mm_pack_plain(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueRef bp,
+			  LLVMValueRef k0, LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef q0,
+			  LLVMValueRef q1, int ncol)
+{
+	MMLoop lq, lk;
+	mm_loop_begin(c, &lq, q0, q1, "packq");
+	LLVMValueRef src = mm_at(c, b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, k0, be_i64(c, p->N), ""),
+						     LLVMBuildAdd(c->b, n0, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), ""), ""), ""));
+	LLVMValueRef dst = mm_at(c, bp, LLVMBuildMul(c->b, lq.i, LLVMBuildMul(c->b, kc, be_i64(c, p->nr), ""), ""));
+	mm_loop_begin(c, &lk, be_i64(c, 0), kc, "packk");
+	LLVMValueRef s = mm_at(c, src, LLVMBuildMul(c->b, lk.i, be_i64(c, p->N), ""));
+	LLVMValueRef t = mm_at(c, dst, LLVMBuildMul(c->b, lk.i, be_i64(c, p->nr), ""));
+	for (int j = 0; j < p->nv; j++) {
+		LLVMValueRef v = mm_load(c, mm_at(c, s, be_i64(c, j * p->vl)), p->vl, ncol - j * p->vl, 4);
+		mm_store(c, v, mm_at(c, t, be_i64(c, j * p->vl)), p->vl, p->vl, 64);
+	}
+	mm_loop_end(c, &lk, be_i64(c, 1));
+	mm_loop_end(c, &lq, be_i64(c, 1));
+}
+
+/* Transpose a vl x vl tile held in vl vectors, in log2(vl) rounds: round h
+ * swaps the off-diagonal h x h blocks of every 2h x 2h block, one two-input
+ * shuffle per row (a vpermt2ps each with AVX-512). */
+static void mm_transpose(be_Ctx *c, LLVMValueRef *row, int vl)
+{
+	for (int h = vl / 2; h >= 1; h /= 2) {
+		LLVMValueRef lo[16], hi[16];
+		for (int l = 0; l < vl; l++) {
+			/* lanes 0..vl-1 name row r, vl..2vl-1 row r+h */
+			lo[l] = LLVMConstInt(c->t_i32, (unsigned)(l & h ? vl + l - h : l), 0);
+			hi[l] = LLVMConstInt(c->t_i32, (unsigned)(l & h ? vl + l : l + h), 0);
+		}
+		LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)vl), mhi = LLVMConstVector(hi, (unsigned)vl);
+		for (int r = 0; r < vl; r++) {
+			if (r & h)
+				continue;
+			LLVMValueRef x = row[r], y = row[r + h];
+			row[r] = LLVMBuildShuffleVector(c->b, x, y, mlo, "");
+			row[r + h] = LLVMBuildShuffleVector(c->b, x, y, mhi, "");
+		}
+	}
+}
+
+/* The same from B stored [N, K]: B(k, n) at n*K + k, so a column of the
+ * panel is a row of B. vl rows of B are read as vl x vl tiles, transposed
+ * in registers and stored as vl panel rows; the last kc % vl values of k
+ * go one panel row (vl scalars) at a time. Rows of B at or past `ncol`
+ * read as zeros. */
+static void mm_pack_trans(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueRef bp,
+			  LLVMValueRef k0, LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef q0,
+			  LLVMValueRef q1, int ncol)
+{
+	int vl = p->vl;
+	LLVMTypeRef vt = mm_vt(c, vl);
+	MMLoop lq, lk, lt;
+	mm_loop_begin(c, &lq, q0, q1, "packq");
+	LLVMValueRef dst = mm_at(c, bp, LLVMBuildMul(c->b, lq.i, LLVMBuildMul(c->b, kc, be_i64(c, p->nr), ""), ""));
+	LLVMValueRef nq = LLVMBuildAdd(c->b, n0, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), ""), "");
+	LLVMValueRef kv = LLVMBuildAnd(c->b, kc, be_i64(c, ~(int64_t)(vl - 1)), "");
+	for (int j = 0; j < p->nv; j++) {
+		int nrow = ncol - j * vl;   /* valid rows of B in this group of vl */
+		LLVMValueRef src[16];
+		for (int r = 0; r < vl && r < nrow; r++)
+			src[r] = mm_at(c, b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, nq, be_i64(c, j * vl + r), ""), be_i64(c, p->K), ""), k0, ""));
+		mm_loop_begin(c, &lk, be_i64(c, 0), kv, "packk");
+		LLVMValueRef row[16];
+		for (int r = 0; r < vl; r++)
+			row[r] = r < nrow ? mm_load(c, mm_at(c, src[r], lk.i), vl, vl, 4) : LLVMConstNull(vt);
+		mm_transpose(c, row, vl);
+		for (int r = 0; r < vl; r++) {
+			LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, lk.i, be_i64(c, r), ""), be_i64(c, p->nr), ""), be_i64(c, j * vl), "");
+			mm_store(c, row[r], mm_at(c, dst, at), vl, vl, 64);
+		}
+		mm_loop_end(c, &lk, be_i64(c, vl));
+		mm_loop_begin(c, &lt, kv, kc, "packt");
+		LLVMValueRef v = LLVMConstNull(vt);
+		for (int r = 0; r < vl && r < nrow; r++) {
+			LLVMValueRef x = LLVMBuildLoad2(c->b, c->t_f32, mm_at(c, src[r], lt.i), "");
+			LLVMSetAlignment(x, 4);
+			v = LLVMBuildInsertElement(c->b, v, x, LLVMConstInt(c->t_i32, (unsigned)r, 0), "");
+		}
+		LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, lt.i, be_i64(c, p->nr), ""), be_i64(c, j * vl), "");
+		mm_store(c, v, mm_at(c, dst, at), vl, vl, 64);
+		mm_loop_end(c, &lt, be_i64(c, 1));
+	}
+	mm_loop_end(c, &lq, be_i64(c, 1));
+}
+
+static void mm_pack(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueRef bp, LLVMValueRef k0,
+		    LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef q0, LLVMValueRef q1, int ncol)
+{
+	if (p->trans_b)
+		mm_pack_trans(c, p, b, bp, k0, kc, n0, q0, q1, ncol);
+	else
+		mm_pack_plain(c, p, b, bp, k0, kc, n0, q0, q1, ncol);
+}
+
+/* ---- the block: rows [r0, r1) x columns [c0, c1) of one batch ---- */
+
+/* All row tiles of one K block against panels [0, nfull) (+ the edge panel). */
+static void mm_rows(be_Ctx *c, const MMPlan *p, LLVMValueRef a, LLVMValueRef bp, LLVMValueRef cm,
+		    LLVMValueRef ir, int mr, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc,
+		    LLVMValueRef nfull, LLVMValueRef has_edge, LLVMValueRef first)
+{
+	LLVMValueRef ap = mm_at(c, a, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, ir, be_i64(c, p->sam), ""),
+						  LLVMBuildMul(c->b, pc, be_i64(c, p->sak), ""), ""));
+	LLVMValueRef crow = mm_at(c, cm, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, ir, be_i64(c, p->N), ""), jc, ""));
+	LLVMValueRef panel = LLVMBuildMul(c->b, kc, be_i64(c, p->nr), "");
+	LLVMValueRef full = mm_micro(c, p, mr, p->nr);
+	LLVMTypeRef fty = LLVMGlobalGetValueType(full);
+	MMLoop lq;
+	mm_loop_begin(c, &lq, be_i64(c, 0), nfull, "jr");
+	LLVMValueRef args[5] = {ap, mm_at(c, bp, LLVMBuildMul(c->b, lq.i, panel, "")),
+				mm_at(c, crow, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), "")), kc,
+				first};
+	LLVMSetInstructionCallConv(mm_call(c, fty, full, args, 5), LLVMFastCallConv);
+	mm_loop_end(c, &lq, be_i64(c, 1));
+	int ne = (int)(p->N % p->nr);
+	if (!ne)
+		return;
+	LLVMValueRef edge = mm_micro(c, p, mr, ne);
+	LLVMBasicBlockRef join = be_if_begin(c, has_edge);
+	args[1] = mm_at(c, bp, LLVMBuildMul(c->b, nfull, panel, ""));
+	args[2] = mm_at(c, crow, LLVMBuildMul(c->b, nfull, be_i64(c, p->nr), ""));
+	LLVMSetInstructionCallConv(mm_call(c, fty, edge, args, 5), LLVMFastCallConv);
+	be_if_end(c, join);
+}
+
+static LLVMValueRef mm_block(be_Ctx *c, const MMPlan *p, const char *kname)
+{
+	char name[160];
+	snprintf(name, sizeof name, "%s.block", kname);
+	LLVMTypeRef par[7] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i64, c->t_i64,
+			      c->t_i64};
+	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 7, 0);
+	int exists;   /* kname is unique in the module: the block is always new */
+	LLVMValueRef fn = mm_helper(c, name, fty, &exists);
+	LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	LLVMValueRef a = LLVMGetParam(fn, 0), b = LLVMGetParam(fn, 1), cm = LLVMGetParam(fn, 2);
+	LLVMValueRef r0 = LLVMGetParam(fn, 3), r1 = LLVMGetParam(fn, 4);
+	LLVMValueRef c0 = LLVMGetParam(fn, 5), c1 = LLVMGetParam(fn, 6);
+
+	LLVMTypeRef bpty = LLVMArrayType(c->t_f32, (unsigned)(p->kc * p->nc));
+	LLVMValueRef bpa = LLVMBuildAlloca(c->b, bpty, "Bp");
+	LLVMSetAlignment(bpa, 64);
+	LLVMValueRef bp = LLVMBuildBitCast(c->b, bpa, mm_fptr(c), "");
+	int ne = (int)(p->N % p->nr), me = (int)(p->M % p->mr);
+
+	MMLoop ljc, lpc, lir;
+	mm_loop_begin(c, &ljc, c0, c1, "jc");
+	LLVMValueRef jc = ljc.i;
+	LLVMValueRef ncur = be_min64(c, be_i64(c, p->nc), LLVMBuildSub(c->b, c1, jc, ""));
+	LLVMValueRef nfull = LLVMBuildSDiv(c->b, ncur, be_i64(c, p->nr), "");
+	LLVMValueRef has_edge = ne ? LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildSRem(c->b, ncur, be_i64(c, p->nr), ""), be_i64(c, 0), "")
+				   : LLVMConstInt(c->t_i1, 0, 0);
+	mm_loop_begin(c, &lpc, be_i64(c, 0), be_i64(c, p->K), "pc");
+	LLVMValueRef pc = lpc.i;
+	LLVMValueRef kc = be_min64(c, be_i64(c, p->kc), LLVMBuildSub(c->b, be_i64(c, p->K), pc, ""));
+	mm_pack(c, p, b, bp, pc, kc, jc, be_i64(c, 0), nfull, p->nr);
+	if (ne) {
+		LLVMBasicBlockRef join = be_if_begin(c, has_edge);
+		mm_pack(c, p, b, bp, pc, kc, jc, nfull, LLVMBuildAdd(c->b, nfull, be_i64(c, 1), ""), ne);
+		be_if_end(c, join);
+	}
+	LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, pc, be_i64(c, 0), "");
+	LLVMValueRef nrow = LLVMBuildSub(c->b, r1, r0, "");
+	LLVMValueRef rfull = LLVMBuildAdd(c->b, r0, LLVMBuildMul(c->b, LLVMBuildSDiv(c->b, nrow, be_i64(c, p->mr), ""), be_i64(c, p->mr), ""), "");
+	mm_loop_begin(c, &lir, r0, rfull, "ir");
+	mm_rows(c, p, a, bp, cm, lir.i, p->mr, pc, kc, jc, nfull, has_edge, first);
+	mm_loop_end(c, &lir, be_i64(c, p->mr));
+	if (me) {
+		LLVMBasicBlockRef join = be_if_begin(c, LLVMBuildICmp(c->b, LLVMIntSLT, rfull, r1, ""));
+		mm_rows(c, p, a, bp, cm, rfull, me, pc, kc, jc, nfull, has_edge, first);
+		be_if_end(c, join);
+	}
+	mm_loop_end(c, &lpc, be_i64(c, p->kc));
+	mm_loop_end(c, &ljc, be_i64(c, p->nc));
+	LLVMBuildRetVoid(c->b);
+	LLVMPositionBuilderAtEnd(c->b, saved);
+	return fn;
+}
+
+/* ---- planning ---- */
+
+static int64_t mm_cdiv(int64_t a, int64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+/* Element strides of a contiguous shape's dims. */
+static void mm_strides(const Shape *s, int64_t *st)
+{
+	int64_t x = 1;
+	for (int i = s->rank - 1; i >= 0; i--) {
+		st[i] = x;
+		x *= s->dim[i];
+	}
+}
+
+static void mm_plan(be_Ctx *c, const Shape *sa, const Shape *sb, const Shape *sc, unsigned flags,
+		    MMPlan *p)
+{
+	memset(p, 0, sizeof *p);
+	int r = sc->rank, ta = !!(flags & NF_TRANS_A);
+	p->M = sc->dim[r - 2];
+	p->N = sc->dim[r - 1];
+	p->K = ta ? sa->dim[sa->rank - 2] : sa->dim[sa->rank - 1];
+	p->trans_b = !!(flags & NF_TRANS_B);
+	p->sam = ta ? 1 : p->K;
+	p->sak = ta ? p->M : 1;
+	int64_t sta[IR_MAX_RANK], stb[IR_MAX_RANK];
+	mm_strides(sa, sta);
+	mm_strides(sb, stb);
+	int64_t na = 1, nbb = 1;
+	p->nbatch = 1;
+	for (int d = 0; d < r - 2; d++) {
+		int da = d - (r - sa->rank), db = d - (r - sb->rank);
+		p->bdim[d] = sc->dim[d];
+		p->bsa[d] = da >= 0 && sa->dim[da] != 1 ? sta[da] : 0;
+		p->bsb[d] = db >= 0 && sb->dim[db] != 1 ? stb[db] : 0;
+		na *= da >= 0 ? sa->dim[da] : 1;
+		nbb *= db >= 0 ? sb->dim[db] : 1;
+		p->nbatch *= sc->dim[d];
+	}
+	p->nbdim = r - 2;
+	/* One big GEMM when B is shared by every batch and A's rows run on. */
+	if (nbb == 1 && !ta && na == p->nbatch) {
+		p->M *= p->nbatch;
+		p->nbatch = 1;
+		p->nbdim = 0;
+	}
+	p->vl = c->vec_lanes >= 16 ? 16 : c->vec_lanes >= 8 ? 8 : 4;
+	/* 6 x 4 vectors fills 24 of 32 zmm with accumulators; narrow outputs
+	 * (attention heads, N < 64) trade columns for rows to keep as many
+	 * FMAs in flight. AVX2's 16 ymm registers hold 6 x 2. */
+	int64_t nvec = mm_cdiv(p->N, p->vl);
+	p->nv = p->vl == 16 ? 4 : 2;
+	p->mr = 6;
+	if (p->vl == 16 && nvec < 4) {
+		static const int mr_of_nv[4] = {0, 16, 12, 8};
+		p->nv = (int)nvec;
+		p->mr = mr_of_nv[nvec];
+	}
+	p->nr = p->nv * p->vl;
+	int64_t KC_ = getenv("MM_KC") ? atoi(getenv("MM_KC")) : MM_KC; /* DEVTUNE */
+	int64_t NC_ = getenv("MM_NC") ? atoi(getenv("MM_NC")) : MM_NC; /* DEVTUNE */
+	p->kc = p->K < KC_ ? p->K : KC_;
+	p->nc = mm_cdiv(p->N, p->nr) * p->nr;
+	if (p->nc > NC_)
+		p->nc = NC_ / p->nr * p->nr;
+	/* Tasks: MR rows each; split columns as well when that gives too few. */
+	p->nmt = mm_cdiv(p->M, p->mr);
+	int64_t npan = mm_cdiv(p->N, p->nr);
+	p->nnb = 1;
+	if (p->nbatch * p->nmt < MM_MIN_TASKS) {
+		p->nnb = mm_cdiv(MM_MIN_TASKS, p->nbatch * p->nmt);
+		if (p->nnb > npan)
+			p->nnb = npan;
+	}
+	p->nt = mm_cdiv(npan, p->nnb) * p->nr;
+	p->nnb = mm_cdiv(p->N, p->nt);
+	p->ntask = p->nbatch * p->nnb * p->nmt;
+}
+
+/* ---- the kernel: tasks to blocks ---- */
+
+/* Offset (elements) of batch b's A or B, from b's index in C's batch dims. */
+static LLVMValueRef mm_batch_off(be_Ctx *c, const MMPlan *p, LLVMValueRef b, const int64_t *st)
+{
+	LLVMValueRef off = be_i64(c, 0);
+	for (int d = p->nbdim - 1; d >= 0; d--) {
+		LLVMValueRef idx = LLVMBuildURem(c->b, b, be_i64(c, p->bdim[d]), "");
+		b = LLVMBuildUDiv(c->b, b, be_i64(c, p->bdim[d]), "");
+		if (st[d])
+			off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, idx, be_i64(c, st[d]), ""), "");
+	}
+	return off;
+}
+
+int be_emit_matmul(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *n = ir_node(g, v);
+	const Node *na = ir_node(g, ir_operand(g, n, 0)), *nb = ir_node(g, ir_operand(g, n, 1));
+	if (n->dtype != DT_F32 || na->dtype != DT_F32 || nb->dtype != DT_F32)
+		return diag_error(d, n->loc, "matmul: only f32 is supported by the backend");
+	if (n->shape.rank < 2 || na->shape.rank < 2 || nb->shape.rank < 2)
+		return diag_error(d, n->loc, "matmul: operands must have rank >= 2");
+	MMPlan p;
+	mm_plan(c, &na->shape, &nb->shape, &n->shape, n->flags, &p);
+	k->flops = 2.0 * (double)p.nbatch * (double)p.M * (double)p.N * (double)p.K;
+	k->ntask = p.ntask;
+
+	char kname[64];
+	be_kernel_name(g, v, kname, sizeof kname);
+	LLVMValueRef buf, lo, hi;
+	LLVMValueRef fn = be_kernel_begin(c, kname, &buf, &lo, &hi);
+	k->fn = fn;
+	LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
+	LLVMValueRef C = LLVMBuildBitCast(c->b, be_kernel_arg(c, buf, 0, c->t_f32), mm_fptr(c), "C");
+	LLVMValueRef A = LLVMBuildBitCast(c->b, be_kernel_arg(c, buf, 1, c->t_f32), mm_fptr(c), "A");
+	LLVMValueRef B = LLVMBuildBitCast(c->b, be_kernel_arg(c, buf, 2, c->t_f32), mm_fptr(c), "B");
+	if (p.M == 0 || p.N == 0 || p.ntask == 0) {
+		LLVMBuildRetVoid(c->b);
+		return 0;
+	}
+	if (p.K == 0) {
+		/* nothing to reduce: C is zero; one task does it all */
+		k->ntask = 1;
+		LLVMValueRef i8p = LLVMBuildBitCast(c->b, C, c->t_ptr, "");
+		LLVMBuildMemSet(c->b, i8p, LLVMConstInt(c->t_i8, 0, 0),
+				be_i64(c, p.nbatch * p.M * p.N * 4), 4);
+		LLVMBuildRetVoid(c->b);
+		return 0;
+	}
+	LLVMValueRef block = mm_block(c, &p, kname);
+	LLVMPositionBuilderAtEnd(c->b, entry);
+
+	/* t in [lo, hi): task t is (batch, column block, row tile), row tile
+	 * fastest, so a call's tasks form runs of row tiles sharing packed B. */
+	MMLoop lt;
+	mm_loop_begin(c, &lt, lo, hi, "task");
+	LLVMValueRef t = lt.i;
+	LLVMValueRef bj = LLVMBuildUDiv(c->b, t, be_i64(c, p.nmt), "");
+	LLVMValueRef i0 = LLVMBuildURem(c->b, t, be_i64(c, p.nmt), "");
+	LLVMValueRef tend = be_min64(c, hi, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, bj, be_i64(c, 1), ""), be_i64(c, p.nmt), ""));
+	LLVMValueRef bi = LLVMBuildUDiv(c->b, bj, be_i64(c, p.nnb), "");
+	LLVMValueRef j = LLVMBuildURem(c->b, bj, be_i64(c, p.nnb), "");
+	LLVMValueRef r0 = LLVMBuildMul(c->b, i0, be_i64(c, p.mr), "");
+	LLVMValueRef r1 = be_min64(c, be_i64(c, p.M), LLVMBuildMul(c->b, LLVMBuildAdd(c->b, i0, LLVMBuildSub(c->b, tend, t, ""), ""), be_i64(c, p.mr), ""));
+	LLVMValueRef c0 = LLVMBuildMul(c->b, j, be_i64(c, p.nt), "");
+	LLVMValueRef c1 = be_min64(c, be_i64(c, p.N), LLVMBuildAdd(c->b, c0, be_i64(c, p.nt), ""));
+	LLVMValueRef Ab = A, Bb = B, Cb = C;
+	if (p.nbdim) {
+		Ab = mm_at(c, A, mm_batch_off(c, &p, bi, p.bsa));
+		Bb = mm_at(c, B, mm_batch_off(c, &p, bi, p.bsb));
+		Cb = mm_at(c, C, LLVMBuildMul(c->b, bi, be_i64(c, p.M * p.N), ""));
+	}
+	LLVMValueRef args[7] = {Ab, Bb, Cb, r0, r1, c0, c1};
+	LLVMSetInstructionCallConv(mm_call(c, LLVMGlobalGetValueType(block), block, args, 7),
+				   LLVMFastCallConv);
+	/* the loop steps to tend, not t+1: mm_loop_end adds a step to t */
+	mm_loop_end(c, &lt, LLVMBuildSub(c->b, tend, t, ""));
+	LLVMBuildRetVoid(c->b);
+	return 0;
+}

@@ -1,0 +1,193 @@
+/* jit.c: compile the module in memory (ORC LLJIT) and build the rt_Program.
+ *
+ * The LLJIT gets its target machine from our own (the host CPU and, above
+ * all, its features string), not from ORC's host detection, so JIT code
+ * uses the same vector width the kernels were written for (AVX-512 on
+ * this machine even though LLVM 14 names the CPU znver3). Kernels may call
+ * the C library (memcpy, logf), so the process's symbols are visible to
+ * the JIT.
+ *
+ * The program: one step per kernel in node order, its argument offsets
+ * [output, operands...] taken from plan_memory; a slot for every param and
+ * input, for each named output and for the loss ("loss"). A value that is
+ * several of these (a param that is also an output) gets one slot per name,
+ * all at the same offset. The program owns the LLJIT (code_owner) and frees
+ * it in code_release; the module is consumed either way. */
+#include "backend.h"
+
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <string.h>
+
+static_assert((int)DT_F32 == (int)RT_F32 && (int)DT_I32 == (int)RT_I32 &&
+	      (int)DT_U8 == (int)RT_U8, "rt and ir dtypes share numbering");
+static_assert((int)INIT_NONE == 0 && (int)INIT_NORMAL == 1 && (int)INIT_ZEROS == 2 &&
+	      (int)INIT_ONES == 3, "rt_Slot.init follows InitKind");
+
+static SrcLoc noloc(void)
+{
+	SrcLoc l = {0};
+	return l;
+}
+
+/* Consumes err. */
+static int llvm_error(Diag *d, const char *what, LLVMErrorRef err)
+{
+	char *msg = LLVMGetErrorMessage(err);
+	diag_error(d, noloc(), "%s: %s", what, msg);
+	LLVMDisposeErrorMessage(msg);
+	return -1;
+}
+
+static void release_jit(void *owner)
+{
+	LLVMErrorRef err = LLVMOrcDisposeLLJIT(owner);
+	if (err)   /* nothing to report to at teardown */
+		LLVMConsumeError(err);
+}
+
+static int create_jit(be_Module *m, LLVMOrcLLJITRef *out, Diag *d)
+{
+	LLVMTargetMachineRef tm = be_target_machine(&m->opt, d);
+	if (!tm)
+		return -1;
+	/* Both calls take ownership: of tm, then of the builder it went into. */
+	LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
+	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+	LLVMErrorRef err = LLVMOrcCreateLLJIT(out, builder);   /* consumes builder */
+	if (err)
+		return llvm_error(d, "cannot create the JIT", err);
+	LLVMOrcDefinitionGeneratorRef gen;
+	err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(*out),
+								    NULL, NULL);
+	if (err) {
+		release_jit(*out);
+		*out = NULL;
+		return llvm_error(d, "cannot make process symbols visible to the JIT", err);
+	}
+	LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(*out), gen); /* JITDylib owns gen */
+	return 0;
+}
+
+static int add_module(be_Module *m, LLVMOrcLLJITRef jit, Diag *d)
+{
+	LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->c.mod,
+									  be_compat_tsc_for_jit(&m->cc));
+	m->c.mod = NULL;   /* owned by tsm now */
+	LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModule(jit, LLVMOrcLLJITGetMainJITDylib(jit), tsm);
+	/* tsm belongs to the JIT from here on, even on error */
+	return err ? llvm_error(d, "cannot add the module to the JIT", err) : 0;
+}
+
+static void shape_of(const Node *n, rt_Slot *s)
+{
+	s->dtype = n->dtype;
+	s->rank = n->shape.rank;
+	for (int i = 0; i < n->shape.rank; i++)
+		s->dim[i] = n->shape.dim[i];
+	s->offset = n->offset;
+}
+
+static int add_slot(rt_Program *p, const Graph *g, ValId v, const char *name, rt_SlotKind kind,
+		    Diag *d)
+{
+	const Node *n = ir_node(g, v);
+	rt_Slot s;
+	memset(&s, 0, sizeof s);
+	s.name = (char *)name;
+	s.kind = (uint8_t)kind;
+	shape_of(n, &s);
+	s.nbytes = ir_nbytes(g, v);
+	if (kind == RT_SLOT_PARAM) {
+		s.init = n->init;
+		s.init_std = n->value;
+		s.frozen = (n->flags & NF_FROZEN) != 0;
+	}
+	if (rt_program_add_slot(p, &s))
+		return diag_error(d, n->loc, "out of memory");
+	return 0;
+}
+
+static int add_slots(rt_Program *p, const Graph *g, Diag *d)
+{
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op == OP_PARAM && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_PARAM, d))
+			return -1;
+		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, d))
+			return -1;
+	}
+	for (size_t i = 0; i < g->out.len; i++) {
+		const Output *o = &VEC_AT(g->out, Output, i);
+		if (add_slot(p, g, o->val, ir_str(g, o->name), RT_SLOT_OUTPUT, d))
+			return -1;
+	}
+	if (g->loss != VAL_NONE && add_slot(p, g, g->loss, "loss", RT_SLOT_LOSS, d))
+		return -1;
+	return 0;
+}
+
+static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Graph *g, Diag *d)
+{
+	for (size_t i = 0; i < m->entry.len; i++) {
+		const be_Entry *e = &VEC_AT(m->entry, be_Entry, i);
+		const Node *n = ir_node(g, e->v);
+		LLVMOrcExecutorAddress addr = 0;
+		LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, e->name);
+		if (err)
+			return llvm_error(d, "JIT compilation failed", err);
+		int64_t argoff[1 + 64];
+		if (n->narg > 64)
+			return diag_error(d, n->loc, "%s has %u operands; the backend takes at most 64",
+					  ir_op[n->op].name, n->narg);
+		argoff[0] = n->offset;
+		for (uint32_t a = 0; a < n->narg; a++)
+			argoff[1 + a] = ir_node(g, ir_operand(g, n, a))->offset;
+		rt_KernelFn fn = (rt_KernelFn)(uintptr_t)addr;
+		if (rt_program_add_step(p, fn, e->ntask, argoff, 1 + n->narg, e->name, e->flops))
+			return diag_error(d, n->loc, "out of memory");
+	}
+	return 0;
+}
+
+int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
+{
+	*out = NULL;
+	if (!m->c.mod)
+		return diag_error(d, noloc(), "the module was already handed to the JIT");
+	LLVMOrcLLJITRef jit = NULL;
+	rt_Program *p = NULL;
+	if (create_jit(m, &jit, d))
+		return -1;
+	if (add_module(m, jit, d))
+		goto fail;
+	p = rt_program_create();
+	if (!p) {
+		diag_error(d, noloc(), "out of memory");
+		goto fail;
+	}
+	p->arena_size = g->arena_size;
+	if (add_steps(p, m, jit, g, d) || add_slots(p, g, d))
+		goto fail;
+	p->code_owner = jit;
+	p->code_release = release_jit;
+	*out = p;
+	return 0;
+fail:
+	if (p)   /* before the JIT: it has no code_owner yet */
+		rt_program_destroy(p);
+	release_jit(jit);
+	return -1;
+}
+
+int be_build_program(const Graph *g, const be_Options *o, rt_Program **out, Diag *d)
+{
+	be_Module *m;
+	*out = NULL;
+	if (be_compile(g, o, &m, d))
+		return -1;
+	int rc = be_jit(m, g, out, d);
+	be_module_destroy(m);
+	return rc;
+}

@@ -1,0 +1,208 @@
+/* session.c: the frontend's public entry points (fe.h).
+ *
+ * A session owns every Source it has read, because graphs keep SrcLocs that
+ * point into them, and the parsed prelude, which is parsed once and shared
+ * by every compile in the session. A compile parses the file, binds the
+ * global names (builtins, then prelude defs, then the file's own defs, a
+ * later one shadowing an earlier one, so a user can redefine `linear`),
+ * finds the one model and evaluates it into a fresh Graph. On any error the
+ * graph is destroyed and *out stays NULL; all messages are in the Diag. */
+#include "fe_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+extern const char fe_prelude_text[];
+
+struct fe_Session {
+	Vec src;              /* Source *, owned */
+	Arena arena;          /* syntax trees */
+	Unit prelude;
+	int prelude_state;    /* 0 not loaded, 1 loaded, -1 failed */
+};
+
+fe_Session *fe_session_create(void)
+{
+	fe_Session *s = mem_calloc(1, sizeof *s);
+	if (s)
+		arena_init(&s->arena);
+	return s;
+}
+
+void fe_session_destroy(fe_Session *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->src.len; i++) {
+		source_free(VEC_AT(s->src, Source *, i));
+		mem_free(VEC_AT(s->src, Source *, i));
+	}
+	vec_free(&s->src);
+	arena_free(&s->arena);
+	mem_free(s);
+}
+
+/* Takes a Source into the session; returns it, or NULL (and frees it). */
+static Source *keep(fe_Session *s, Source *src)
+{
+	Source *copy = mem_alloc(sizeof *copy);
+	Source **slot = copy ? vec_push(&s->src, sizeof *slot) : NULL;
+	if (!slot) {
+		mem_free(copy);
+		source_free(src);
+		return NULL;
+	}
+	*copy = *src;
+	*slot = copy;
+	return copy;
+}
+
+static int load_prelude(fe_Session *s, Diag *d)
+{
+	if (s->prelude_state)
+		return s->prelude_state > 0 ? 0 : -1;
+	Source src;
+	Source *p;
+	s->prelude_state = -1;
+	if (source_from_string(&src, "prelude.msw", fe_prelude_text) || !(p = keep(s, &src)))
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	if (fe_parse(p, &s->arena, &s->prelude, d))
+		return -1;
+	s->prelude_state = 1;
+	return 0;
+}
+
+static int add_defs(Ev *ev, const Unit *u, size_t from)
+{
+	for (int i = 0; i < u->nfn; i++) {
+		const Func *f = u->fn[i];
+		/* Within one file a name is defined once; across files the later wins. */
+		for (size_t j = from; j < ev->global.len; j++) {
+			Slot *sl = &VEC_AT(ev->global, Slot, j);
+			if (!strcmp(sl->name, f->name) && sl->v.kind == V_FUNC) {
+				diag_error(ev->d, f->loc, "'%s' is defined twice", f->name);
+				diag_note(ev->d, sl->v.fn->loc, "the first definition is here");
+				break;
+			}
+		}
+		Slot *sl = vec_push(&ev->global, sizeof *sl);
+		if (!sl)
+			return diag_error(ev->d, f->loc, "out of memory");
+		sl->name = f->name;
+		sl->v = (Value){.kind = V_FUNC, .fn = f};
+	}
+	return 0;
+}
+
+static const Func *find_model(const Unit *u, const Source *src, Diag *d)
+{
+	const Func *m = NULL;
+	for (int i = 0; i < u->nfn; i++) {
+		if (!u->fn[i]->is_model)
+			continue;
+		if (m) {
+			diag_error(d, u->fn[i]->loc, "a file holds one model, but this is a second");
+			diag_note(d, m->loc, "the first model is here");
+			return NULL;
+		}
+		m = u->fn[i];
+	}
+	if (!m)
+		diag_error(d, (SrcLoc){src, 0, 0, 0}, "no model in this file (write "
+			   "model NAME(...) { ... })");
+	return m;
+}
+
+static int check_options(const fe_Options *o, Diag *d)
+{
+	int r = 0;
+	for (int i = 0; o && i < o->ndef; i++)
+		if (!o->def[i].name || !o->def[i].value || !*o->def[i].name)
+			r = diag_error(d, (SrcLoc){0}, "bad hyperparameter: -D needs name=value");
+	for (int i = 0; o && i < o->ninput; i++) {
+		const fe_InputShape *in = &o->input[i];
+		if (!in->name || in->rank < 0 || in->rank > IR_MAX_RANK) {
+			r = diag_error(d, (SrcLoc){0}, "bad input shape for '%s'",
+				       in->name ? in->name : "?");
+			continue;
+		}
+		for (int k = 0; k < in->rank; k++)
+			if (in->dim[k] < 1)
+				r = diag_error(d, (SrcLoc){0}, "input '%s' has a dimension of %lld",
+					       in->name, (long long)in->dim[k]);
+	}
+	return r;
+}
+
+static int compile(fe_Session *s, Source *src, const fe_Options *o, Graph **out, Diag *d)
+{
+	static const fe_Options none;
+	if (!o)
+		o = &none;
+	*out = NULL;
+	int nerr = d->nerror;
+	Unit u;
+	bool prelude = !o->no_prelude && load_prelude(s, d) == 0;
+	if (fe_parse(src, &s->arena, &u, d) || check_options(o, d) ||
+	    (!o->no_prelude && !prelude))
+		return -1;
+	const Func *model = find_model(&u, src, d);
+	if (!model)
+		return -1;
+	Arena a;
+	arena_init(&a);
+	Ev ev = {.d = d, .a = &a, .o = o};
+	ev.def_used = mem_calloc((size_t)(o->ndef ? o->ndef : 1), sizeof(bool));
+	ev.g = ir_graph_create();
+	int r = -1;
+	if (!ev.def_used || !ev.g || fe_builtins_install(&ev)) {
+		diag_error(d, (SrcLoc){0}, "out of memory");
+		goto done;
+	}
+	size_t nbuiltin = ev.global.len;
+	if (prelude && add_defs(&ev, &s->prelude, nbuiltin))
+		goto done;
+	if (add_defs(&ev, &u, ev.global.len) || d->nerror != nerr)
+		goto done;
+	ev.g->model_name = ir_intern(ev.g, model->name);
+	if (ev.g->model_name == UINT32_MAX) {
+		diag_error(d, model->loc, "out of memory");
+		goto done;
+	}
+	r = fe_eval_model(&ev, model);
+	if (d->nerror != nerr)
+		r = -1;
+done:
+	if (r == 0) {
+		*out = ev.g;
+	} else {
+		ir_graph_destroy(ev.g);
+	}
+	vec_free(&ev.global);
+	mem_free(ev.def_used);
+	arena_free(&a);
+	return r;
+}
+
+int fe_compile_string(fe_Session *s, const char *name, const char *text, const fe_Options *o,
+		      Graph **out, Diag *d)
+{
+	Source src, *p;
+	*out = NULL;
+	if (source_from_string(&src, name, text) || !(p = keep(s, &src)))
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	return compile(s, p, o, out, d);
+}
+
+int fe_compile_file(fe_Session *s, const char *path, const fe_Options *o, Graph **out,
+		    Diag *d)
+{
+	Source src, *p;
+	*out = NULL;
+	if (source_load(&src, path))
+		return diag_error(d, (SrcLoc){0}, "cannot read %s: %s", path, strerror(errno));
+	if (!(p = keep(s, &src)))
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	return compile(s, p, o, out, d);
+}

@@ -1,0 +1,183 @@
+/* print.c: the textual IR, written out (docs/ir.md has the grammar).
+ *
+ *   model "gpt" (batch = 1, seq = 128)
+ *   %0 = input "tokens" : i32[1,128]
+ *   %1 = param "wte.weight" normal(0.02) : f32[256,256]
+ *   %5 = matmul %3, %4 transb : f32[1,128,256]       ; models/gpt.msw:12:7
+ *   output "logits" = %40
+ *   loss = %55
+ *
+ * One node per line, numbered by its id, with exactly the attributes the op
+ * carries (ir_attrs), its result type, and the source location as a trailing
+ * comment. Doubles use %.17g, which reads back to the same bits, and names
+ * are quoted with escapes, so ir_parse gives back a graph with the same
+ * ir_hash that prints the same text. The output is deterministic: it depends
+ * on the graph alone, never on addresses or interning order. */
+#include "ir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Location comments start in this column when the line is shorter. */
+enum { LOC_COLUMN = 56 };
+
+typedef struct Out {
+	Vec v;       /* chars, kept NUL-terminated */
+	bool oom;
+} Out;
+
+static void emit(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void emit(Out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (o->oom || n < 0 || vec_reserve(&o->v, o->v.len + (size_t)n + 1, 1)) {
+		o->oom = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf((char *)o->v.data + o->v.len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	o->v.len += (size_t)n;
+}
+
+/* "..." with \" \\ and \xHH for control bytes; other bytes (UTF-8) as is. */
+static void emit_str(Out *o, const char *s)
+{
+	emit(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			emit(o, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			emit(o, "\\x%02x", c);
+		else
+			emit(o, "%c", c);
+	}
+	emit(o, "\"");
+}
+
+static bool is_ident(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
+		      (*s >= '0' && *s <= '9')))
+			return false;
+	return true;
+}
+
+static void emit_type(Out *o, const Node *n)
+{
+	char buf[160];
+	ir_shape_str(&n->shape, buf, sizeof buf);
+	emit(o, " : %s%s", ir_dtype_name[n->dtype], buf);
+}
+
+static void emit_loc(Out *o, SrcLoc loc, size_t line_start)
+{
+	if (!loc.src || !loc.src->name || !*loc.src->name)
+		return;
+	size_t w = o->v.len - line_start;
+	emit(o, "%*s; ", w < LOC_COLUMN ? (int)(LOC_COLUMN - w) : 2, "");
+	/* A control byte (a newline, say) would break the comment. */
+	for (const char *s = loc.src->name; *s; s++)
+		emit(o, "%c", (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	if (loc.line)
+		emit(o, ":%u:%u", loc.line, loc.col);
+}
+
+/* Attributes, in the one order the reader expects. */
+static void emit_attrs(Out *o, const Node *n)
+{
+	unsigned a = ir_attrs(n);
+	if (a & IRA_INIT) {
+		emit(o, " %s", ir_init_name[n->init]);
+		if (a & IRA_VALUE)
+			emit(o, "(%.17g)", n->value);
+	}
+	if (n->flags & NF_FROZEN & ir_flag_mask(n->op))
+		emit(o, " frozen");
+	if (a & IRA_AXIS)
+		emit(o, " axis=%lld", (long long)n->axis);
+	if (a & IRA_LOHI)
+		emit(o, " lo=%lld hi=%lld", (long long)n->lo, (long long)n->hi);
+	if (a & IRA_PERM) {
+		emit(o, " perm=(");
+		for (int i = 0; i < n->shape.rank; i++)
+			emit(o, i ? ",%d" : "%d", n->perm[i]);
+		emit(o, ")");
+	}
+	uint8_t f = n->flags & ir_flag_mask(n->op);
+	if (f & NF_KEEPDIM)
+		emit(o, " keepdim");
+	if (f & NF_TRANS_A)
+		emit(o, " transa");
+	if (f & NF_TRANS_B)
+		emit(o, " transb");
+}
+
+/* %id = op ["name" | value] [operands] [attrs] : type  [; loc] */
+static void emit_node(Out *o, const Graph *g, ValId v)
+{
+	const Node *n = ir_node(g, v);
+	size_t start = o->v.len;
+	emit(o, "%%%u = %s", v, ir_op[n->op].name);
+	if (ir_attrs(n) & IRA_NAME) {
+		emit(o, " ");
+		emit_str(o, ir_str(g, n->name));
+	}
+	if (n->op == OP_CONST)
+		emit(o, " %.17g", n->value);
+	for (uint32_t i = 0; i < n->narg; i++)
+		emit(o, "%s%%%u", i ? ", " : " ", ir_operand(g, n, i));
+	emit_attrs(o, n);
+	emit_type(o, n);
+	emit_loc(o, n->loc, start);
+	emit(o, "\n");
+}
+
+static void emit_model(Out *o, const Graph *g)
+{
+	if (!g->model_name && !g->bind.len)
+		return;
+	emit(o, "model ");
+	emit_str(o, ir_str(g, g->model_name));
+	for (size_t i = 0; i < g->bind.len; i++) {
+		const Binding *b = &VEC_AT(g->bind, Binding, i);
+		const char *name = ir_str(g, b->name);
+		emit(o, i ? ", " : " (");
+		if (is_ident(name))
+			emit(o, "%s", name);
+		else
+			emit_str(o, name);
+		emit(o, " = %lld", (long long)b->value);
+	}
+	emit(o, "%s\n", g->bind.len ? ")" : "");
+}
+
+char *ir_print(const Graph *g)
+{
+	Out o = {0};
+	emit(&o, "%s", ""); /* an empty graph still gives "" rather than NULL */
+	emit_model(&o, g);
+	for (ValId v = 0; v < ir_nnode(g); v++)
+		emit_node(&o, g, v);
+	for (size_t i = 0; i < g->out.len; i++) {
+		const Output *out = &VEC_AT(g->out, Output, i);
+		emit(&o, "output ");
+		emit_str(&o, ir_str(g, out->name));
+		emit(&o, " = %%%u\n", out->val);
+	}
+	if (g->loss != VAL_NONE)
+		emit(&o, "loss = %%%u\n", g->loss);
+	if (o.oom) {
+		vec_free(&o.v);
+		return NULL;
+	}
+	return o.v.data;
+}

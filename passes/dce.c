@@ -1,0 +1,110 @@
+/* dce.c: drop the nodes whose values reach no output.
+ *
+ * A node is live if an output reads it, directly or through other nodes;
+ * when training, the loss counts as an output too. Outside training the
+ * loss is dropped unless an output also needs it, and g->loss becomes
+ * VAL_NONE so it never names a removed node.
+ *
+ * Parameters are always kept, even unread ones: a checkpoint written from
+ * the graph must hold every parameter the model declares, so a model
+ * trained with its loss can be saved and reloaded by an inference graph
+ * (and the other way round) without missing tensors. Unread inputs are
+ * dropped like any other dead node; binding a value to an input that no
+ * longer exists is the runtime's to report.
+ *
+ * Survivors keep their order and are renumbered densely; the operand list,
+ * outputs and loss are rewritten to the new ids. Everything new is built
+ * before the graph is touched, so on failure (out of memory) it is
+ * unchanged. Assumes topological order (ir_verify). */
+#include "passes.h"
+
+#include <string.h>
+
+/* live[v] for every node, walking from the last node back to the first so
+ * each node is decided before its operands are. */
+static void mark_live(const Graph *g, const PassOptions *o, bool *live)
+{
+	for (size_t i = 0; i < g->out.len; i++)
+		live[VEC_AT(g->out, Output, i).val] = true;
+	if (o->training && g->loss != VAL_NONE)
+		live[g->loss] = true;
+	for (ValId v = ir_nnode(g); v-- > 0;) {
+		const Node *n = ir_node(g, v);
+		if (n->op == OP_PARAM)
+			live[v] = true;
+		if (!live[v])
+			continue;
+		for (uint32_t i = 0; i < n->narg; i++)
+			live[ir_operand(g, n, i)] = true;
+	}
+}
+
+int pass_dce(Graph *g, const PassOptions *o, Diag *d)
+{
+	uint32_t n = ir_nnode(g);
+	bool *live = mem_calloc(n ? n : 1, sizeof *live);
+	ValId *newid = mem_alloc((n ? n : 1) * sizeof *newid);
+	Vec node = {0}, arg = {0};
+	if (!live || !newid)
+		goto oom;
+	for (size_t i = 0; i < g->out.len; i++)
+		if (VEC_AT(g->out, Output, i).val >= n) {
+			diag_error(d, (SrcLoc){0}, "internal: output %zu is not a value", i);
+			goto fail;
+		}
+	if (g->loss != VAL_NONE && g->loss >= n) {
+		diag_error(d, (SrcLoc){0}, "internal: the loss is not a value");
+		goto fail;
+	}
+	for (ValId v = 0; v < n; v++) {
+		const Node *nd = ir_node(g, v);
+		for (uint32_t i = 0; i < nd->narg; i++)
+			if ((uint64_t)nd->arg + i >= g->arg.len || ir_operand(g, nd, i) >= v) {
+				diag_error(d, nd->loc, "internal: %%%u is not in topological order", v);
+				goto fail;
+			}
+	}
+	mark_live(g, o, live);
+	uint32_t nlive = 0;
+	size_t narg = 0;
+	for (ValId v = 0; v < n; v++)
+		if (live[v]) {
+			newid[v] = nlive++;
+			narg += ir_node(g, v)->narg;
+		} else
+			newid[v] = VAL_NONE;
+	if (vec_reserve(&node, nlive ? nlive : 1, sizeof(Node)) ||
+	    vec_reserve(&arg, narg ? narg : 1, sizeof(ValId)))
+		goto oom;
+	for (ValId v = 0; v < n; v++) {
+		if (!live[v])
+			continue;
+		Node *nd = &VEC_AT(node, Node, node.len++);
+		*nd = *ir_node(g, v);
+		nd->arg = (uint32_t)arg.len;
+		for (uint32_t i = 0; i < nd->narg; i++)
+			VEC_AT(arg, ValId, arg.len++) = newid[ir_operand(g, ir_node(g, v), i)];
+	}
+	/* Nothing can fail from here on. */
+	for (size_t i = 0; i < g->out.len; i++) {
+		Output *out = &VEC_AT(g->out, Output, i);
+		out->val = newid[out->val];
+	}
+	if (g->loss != VAL_NONE)
+		g->loss = newid[g->loss];
+	vec_free(&g->node);
+	vec_free(&g->arg);
+	g->node = node;
+	g->arg = arg;
+	mem_free(live);
+	mem_free(newid);
+	return 0;
+oom:
+	diag_error(d, (SrcLoc){0}, "out of memory");
+fail:
+	vec_free(&node);
+	vec_free(&arg);
+	mem_free(live);
+	mem_free(newid);
+	return -1;
+}
