@@ -37,7 +37,9 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_CAUSAL_MASK] = be_emit_causal_mask, [OP_SOFTMAX] = be_emit_softmax,
 	[OP_CROSS_ENTROPY] = be_emit_cross_entropy,
 };
-static_assert(OP_COUNT == 30, "emitter table: add the new op above");
+/* The backward kernels (gelu_grad ... broadcast) have no emitter yet: emit_all
+ * reports "the backend has no kernel for ..." until they do. */
+static_assert(OP_COUNT == 39, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
 {

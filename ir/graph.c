@@ -39,6 +39,8 @@ unsigned ir_attrs(const Node *n)
 	case OP_PERMUTE: return IRA_PERM;
 	case OP_SLICE: return IRA_AXIS | IRA_LOHI;
 	case OP_CONCAT: return IRA_AXIS;
+	case OP_MAX_GRAD: return IRA_AXIS;
+	case OP_BROADCAST: case OP_GATHER_GRAD: return IRA_SHAPE;
 	}
 	return 0;
 }
@@ -78,6 +80,7 @@ void ir_graph_destroy(Graph *g)
 	vec_free(&g->out);
 	vec_free(&g->str);
 	vec_free(&g->bind);
+	vec_free(&g->grad);
 	arena_free(&g->arena);
 	mem_free(g);
 }
@@ -366,5 +369,37 @@ ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *
 {
 	Node n = tmpl_of(OP_CROSS_ENTROPY, DT_F32, loc);
 	ValId args[2] = {logits, targets};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_broadcast_to(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_BROADCAST, DT_F32, loc);
+	n.shape = *s;
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_max_grad(Graph *g, ValId x, ValId dy, int64_t axis, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_MAX_GRAD, DT_F32, loc);
+	n.axis = axis;
+	ValId args[2] = {x, dy};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_grad_op(Graph *g, Op op, const ValId *args, uint32_t nargs, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(op, DT_F32, loc);
+	return ir_add(g, &n, args, nargs, d);
+}
+
+ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_GATHER_GRAD, DT_F32, loc);
+	n.shape.rank = 2;
+	n.shape.dim[0] = vocab;
+	n.shape.dim[1] = dy < ir_nnode(g) && ir_node(g, dy)->shape.rank ?
+		ir_node(g, dy)->shape.dim[ir_node(g, dy)->shape.rank - 1] : 1;
+	ValId args[2] = {idx, dy};
 	return ir_add(g, &n, args, 2, d);
 }

@@ -55,6 +55,21 @@ static double gelu(double x)
 	return 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)));
 }
 
+/* d/dx of gelu above: 0.5(1 + tanh u) + 0.5 x (1 - tanh^2 u) u', with
+ * u = k(x + 0.044715 x^3). */
+static double gelu_grad(double x)
+{
+	const double k = sqrt(2.0 / M_PI);
+	double t = tanh(k * (x + 0.044715 * x * x * x));
+	return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3 * 0.044715 * x * x);
+}
+
+static double silu_grad(double x)
+{
+	double s = 1.0 / (1.0 + exp(-x));
+	return s * (1.0 + x * (1.0 - s));
+}
+
 static double unary(Op op, DType to, double x)
 {
 	switch (op) {
@@ -79,6 +94,10 @@ static double binary(Op op, double a, double b)
 	case OP_SUB: return a - b;
 	case OP_MUL: return a * b;
 	case OP_DIV: return a / b;
+	/* the backward kernels: a is the forward input x, b the gradient dy */
+	case OP_GELU_GRAD: return b * gelu_grad(a);
+	case OP_SILU_GRAD: return b * silu_grad(a);
+	case OP_RELU_GRAD: return a > 0 ? b : 0.0;
 	default: assert(!"not a binary op"); return 0;
 	}
 }
@@ -277,6 +296,111 @@ static int run_cross_entropy(const Ctx *x, const Node *n, double *out)
 	return 0;
 }
 
+/* y * (dy - sum(dy * y)) per row of the last axis */
+static void run_softmax_grad(const Ctx *x, const Node *n, double *out)
+{
+	const double *y = in(x, n, 0), *dy = in(x, n, 1);
+	int64_t len = n->shape.dim[n->shape.rank - 1];
+	int64_t rows = ir_numel(&n->shape) / len;
+	for (int64_t r = 0; r < rows; r++) {
+		double dot = 0;
+		for (int64_t k = 0; k < len; k++)
+			dot += dy[r * len + k] * y[r * len + k];
+		for (int64_t k = 0; k < len; k++)
+			out[r * len + k] = y[r * len + k] * (dy[r * len + k] - dot);
+	}
+}
+
+/* (softmax(row) - onehot(target)) * dl / rows */
+static int run_cross_entropy_grad(const Ctx *x, const Node *n, double *out)
+{
+	const double *logits = in(x, n, 0), *target = in(x, n, 1), *dl = in(x, n, 2);
+	int64_t v = n->shape.dim[n->shape.rank - 1];
+	int64_t rows = ir_numel(&n->shape) / v;
+	double scale = dl[0] / (double)rows;
+	for (int64_t r = 0; r < rows; r++) {
+		const double *row = logits + r * v;
+		double t = target[r];
+		if (!(t >= 0 && t < (double)v))
+			return diag_error(x->d, n->loc, "cross_entropy_grad target %g at row %lld "
+					  "is out of range for %lld classes", t, (long long)r,
+					  (long long)v);
+		double mx = -INFINITY, sum = 0;
+		for (int64_t k = 0; k < v; k++)
+			mx = row[k] > mx ? row[k] : mx;
+		for (int64_t k = 0; k < v; k++)
+			sum += exp(row[k] - mx);
+		for (int64_t k = 0; k < v; k++)
+			out[r * v + k] = (exp(row[k] - mx) / sum - (k == (int64_t)t)) * scale;
+	}
+	return 0;
+}
+
+/* Rows are added in index order, so repeated indices sum the same way on
+ * every run. */
+static int run_gather_grad(const Ctx *x, const Node *n, double *out)
+{
+	const double *idx = in(x, n, 0), *dy = in(x, n, 1);
+	int64_t rows = n->shape.dim[0], width = n->shape.dim[1];
+	int64_t nidx = ir_numel(&opnd(x, n, 0)->shape);
+	memset(out, 0, (size_t)(rows * width) * sizeof *out);
+	for (int64_t i = 0; i < nidx; i++) {
+		double r = idx[i];
+		if (!(r >= 0 && r < (double)rows))
+			return diag_error(x->d, n->loc, "gather_grad index %g at position %lld is "
+					  "out of range for a table of %lld rows", r, (long long)i,
+					  (long long)rows);
+		for (int64_t k = 0; k < width; k++)
+			out[(int64_t)r * width + k] += dy[i * width + k];
+	}
+	return 0;
+}
+
+static void run_causal_mask_grad(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0);
+	int r = n->shape.rank;
+	int64_t t = n->shape.dim[r - 2], s = n->shape.dim[r - 1];
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		out[i] = c[r - 1] > c[r - 2] + (s - t) ? 0.0 : v[i];
+	}
+}
+
+/* The same [outer, len, inner] view as run_reduce; dy holds one value per
+ * (outer, inner) whether or not the max kept its axis. */
+static void run_max_grad(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0), *dy = in(x, n, 1);
+	const Shape *s = &n->shape;
+	int64_t outer = 1, inner = 1, len = s->dim[n->axis];
+	for (int k = 0; k < n->axis; k++)
+		outer *= s->dim[k];
+	for (int k = (int)n->axis + 1; k < s->rank; k++)
+		inner *= s->dim[k];
+	memset(out, 0, (size_t)ir_numel(s) * sizeof *out);
+	for (int64_t o = 0; o < outer; o++)
+		for (int64_t i = 0; i < inner; i++) {
+			int64_t best = 0;
+			for (int64_t k = 1; k < len; k++)
+				if (v[(o * len + k) * inner + i] > v[(o * len + best) * inner + i])
+					best = k;
+			out[(o * len + best) * inner + i] = dy[o * inner + i];
+		}
+}
+
+static void run_broadcast(const Ctx *x, const Node *n, double *out)
+{
+	const Node *a = opnd(x, n, 0);
+	const double *v = in(x, n, 0);
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		out[i] = v[ravel_bcast(&a->shape, c, n->shape.rank)];
+	}
+}
+
 static int run_node(const Ctx *x, const Node *n, double *out)
 {
 	int64_t numel = ir_numel(&n->shape);
@@ -313,6 +437,12 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 	case OP_CAUSAL_MASK: run_causal_mask(x, n, out); return 0;
 	case OP_SOFTMAX: run_softmax(x, n, out); return 0;
 	case OP_CROSS_ENTROPY: return run_cross_entropy(x, n, out);
+	case OP_SOFTMAX_GRAD: run_softmax_grad(x, n, out); return 0;
+	case OP_CROSS_ENTROPY_GRAD: return run_cross_entropy_grad(x, n, out);
+	case OP_GATHER_GRAD: return run_gather_grad(x, n, out);
+	case OP_CAUSAL_MASK_GRAD: run_causal_mask_grad(x, n, out); return 0;
+	case OP_MAX_GRAD: run_max_grad(x, n, out); return 0;
+	case OP_BROADCAST: run_broadcast(x, n, out); return 0;
 	}
 	return diag_error(x->d, n->loc, "internal: the interpreter has no rule for %s",
 			  ir_op[n->op].name);

@@ -82,6 +82,12 @@ typedef struct Binding {
 	int64_t value;
 } Binding;
 
+/* The gradient of the loss with respect to one trainable parameter, as the
+ * autodiff pass records it: grad has the param's exact shape, dtype f32. */
+typedef struct GradPair {
+	ValId param, grad;
+} GradPair;
+
 typedef struct Graph {
 	Vec node;             /* Node */
 	Vec arg;              /* ValId */
@@ -89,6 +95,8 @@ typedef struct Graph {
 	Vec str;              /* char *, interned names; id 0 is "" */
 	Vec bind;             /* Binding */
 	ValId loss;           /* VAL_NONE when the model has no loss */
+	Vec grad;             /* GradPair, one per non-frozen param, in param
+	                       * order; empty until autodiff runs */
 	uint32_t model_name;  /* string id */
 	int64_t arena_size;   /* bytes, set by plan_memory */
 	Arena arena;          /* strings */
@@ -113,10 +121,11 @@ int ir_dtype_size(DType t);
 enum {
 	IRA_NAME = 1 << 0,    /* name: input, param */
 	IRA_DTYPE = 1 << 1,   /* dtype chosen by the builder: sources, cast */
-	IRA_SHAPE = 1 << 2,   /* shape given by the builder: sources, reshape */
+	IRA_SHAPE = 1 << 2,   /* shape given by the builder: sources, reshape,
+	                       * broadcast, gather_grad */
 	IRA_VALUE = 1 << 3,   /* value: const; param with INIT_NORMAL */
 	IRA_INIT = 1 << 4,    /* init: param */
-	IRA_AXIS = 1 << 5,    /* axis: reductions, slice, concat */
+	IRA_AXIS = 1 << 5,    /* axis: reductions, slice, concat, max_grad */
 	IRA_LOHI = 1 << 6,    /* lo, hi: slice */
 	IRA_PERM = 1 << 7,    /* perm[0..rank): permute */
 };
@@ -179,6 +188,15 @@ ValId ir_gather(Graph *g, ValId table, ValId idx, SrcLoc loc, Diag *d);
 ValId ir_causal_mask(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_softmax(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *d);
+/* broadcast: x repeated to shape s by numpy broadcasting. */
+ValId ir_broadcast_to(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d);
+ValId ir_max_grad(Graph *g, ValId x, ValId dy, int64_t axis, SrcLoc loc, Diag *d);
+/* gelu_grad, silu_grad, relu_grad, softmax_grad, causal_mask_grad, and
+ * cross_entropy_grad (three operands): the backward kernels that take no
+ * attributes. */
+ValId ir_grad_op(Graph *g, Op op, const ValId *args, uint32_t nargs, SrcLoc loc, Diag *d);
+/* gather_grad: [vocab, D] rows scatter-added from dy[...,D] at idx[...]. */
+ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, Diag *d);
 
 /* shape.c: the shape and dtype rule of every op. Reads the node's operands
  * and attributes and writes n->shape (and n->dtype where the op decides it).
@@ -196,7 +214,8 @@ char *ir_print(const Graph *g);               /* mem_free the result */
 int ir_parse(const Source *src, Graph **out, Diag *d);
 
 /* hash.c: structural hash (xxh3) over ops, dtypes, shapes, attributes,
- * operands, names and outputs; source locations and memory offsets excluded. */
+ * operands, names, outputs, the loss and the gradient list; source locations
+ * and memory offsets excluded. */
 Hash128 ir_hash(const Graph *g);
 
 /* interp.c: the reference interpreter, plain C, slow, obviously correct.

@@ -7,7 +7,8 @@
  * so adding an op here makes every table that forgot it fail to compile.
  *
  * Attribute use (fields of Node):
- *   axis         reductions, concat, slice, iota (always the last axis today)
+ *   axis         reductions, concat, slice, iota (always the last axis today),
+ *                max_grad
  *   lo, hi       slice bounds [lo, hi) along axis
  *   perm         permute: output axis i is input axis perm[i]
  *   value        const fill value; param initialiser std
@@ -15,7 +16,28 @@
  *   name         input / param name (string id)
  *   flags        NF_KEEPDIM for reductions; NF_TRANS_A/B for matmul;
  *                NF_FROZEN for params
- * Shapes are always concrete: symbolic input dims are bound before lowering. */
+ * Shapes are always concrete: symbolic input dims are bound before lowering.
+ *
+ * The ops after CROSS_ENTROPY are the kernels of the backward graph that
+ * passes/autodiff.c builds (docs/autodiff.md has the rules). Each is one
+ * pass over its data, so it stays one kernel; the meanings in detail:
+ *   gelu_grad x, dy        dy * gelu'(x), gelu' of the tanh form above
+ *   silu_grad x, dy        dy * s * (1 + x * (1 - s)), s = sigmoid(x)
+ *   relu_grad x, dy        x > 0 ? dy : 0
+ *   softmax_grad y, dy     y * (dy - sum(dy * y)), the sum over the last axis
+ *                          of each row; y is the softmax's output
+ *   cross_entropy_grad logits, targets, dl
+ *                          (softmax(row) - onehot(target)) * dl / rows, with
+ *                          dl an f32 scalar and rows = numel(targets)
+ *   gather_grad idx, dy    [V,D] zeros, then row idx[i] += dy[i,:] for every i
+ *                          in index order (a deterministic scatter-add); V is
+ *                          the first dim of the node's shape (IRA_SHAPE)
+ *   causal_mask_grad dy    dy with 0 where causal_mask puts -inf
+ *   max_grad x, dy         x's shape; along `axis`, each row's first maximal
+ *                          element of x gets the row's dy, the others 0; dy
+ *                          has max's result shape, with or without keepdim
+ *   broadcast x            x repeated to the node's shape (IRA_SHAPE) by
+ *                          numpy broadcasting */
 #define IR_OPS(X)                                                                             \
 	/* sources: no operands */                                                            \
 	X(INPUT, "input", 0, OPF_SOURCE, "graph input, bound by name at run time")             \
@@ -53,7 +75,17 @@
 	/* attention and loss */                                                              \
 	X(CAUSAL_MASK, "causal_mask", 1, 0, "x[...,T,S] with -inf where key j > query i+S-T") \
 	X(SOFTMAX, "softmax", 1, 0, "softmax over the last axis")                              \
-	X(CROSS_ENTROPY, "cross_entropy", 2, 0, "mean -log softmax(logits[...,V])[target]")
+	X(CROSS_ENTROPY, "cross_entropy", 2, 0, "mean -log softmax(logits[...,V])[target]")    \
+	/* backward kernels (autodiff) */                                                      \
+	X(GELU_GRAD, "gelu_grad", 2, OPF_BINARY, "dy * gelu'(x)")                              \
+	X(SILU_GRAD, "silu_grad", 2, OPF_BINARY, "dy * silu'(x)")                              \
+	X(RELU_GRAD, "relu_grad", 2, OPF_BINARY, "x > 0 ? dy : 0")                             \
+	X(SOFTMAX_GRAD, "softmax_grad", 2, 0, "y * (dy - rowsum(dy * y)), last axis")          \
+	X(CROSS_ENTROPY_GRAD, "cross_entropy_grad", 3, 0, "(softmax - onehot) * dl / rows")    \
+	X(GATHER_GRAD, "gather_grad", 2, 0, "scatter-add of dy[...,D] rows into [V,D]")        \
+	X(CAUSAL_MASK_GRAD, "causal_mask_grad", 1, 0, "dy with 0 where the mask is -inf")      \
+	X(MAX_GRAD, "max_grad", 2, 0, "dy to the first maximal x of each row along axis")      \
+	X(BROADCAST, "broadcast", 1, 0, "x broadcast to the node's shape")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */

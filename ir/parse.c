@@ -635,6 +635,52 @@ static int parse_loss(Parser *P)
 	return end_line(P, NULL);
 }
 
+/* grad := 'grad' string '=' value EOL
+ * The string names a param defined above; the value must be an f32 of the
+ * param's shape, and a param has at most one gradient and none if frozen. */
+static int parse_grad(Parser *P)
+{
+	uint32_t name;
+	ValId v;
+	if (next(P))
+		return -1;
+	Tok nametok = P->t;
+	if (parse_string(P, &name) || expect_punct(P, '='))
+		return -1;
+	Tok vt = P->t;
+	if (parse_ref(P, &v))
+		return -1;
+	Graph *g = P->g;
+	ValId p = name ? ir_find_param(g, ir_str(g, name)) : VAL_NONE;
+	const char *why = NULL;
+	if (p == VAL_NONE)
+		why = "is not a param defined above";
+	else if (ir_node(g, p)->flags & NF_FROZEN)
+		why = "is frozen and has no gradient";
+	for (size_t i = 0; !why && i < g->grad.len; i++)
+		if (VEC_AT(g->grad, GradPair, i).param == p)
+			why = "has its gradient given twice";
+	if (why) {
+		P->t = nametok;
+		return err(P, "grad \"%s\" %s", ir_str(g, name), why);
+	}
+	const Node *pn = ir_node(g, p), *gn = ir_node(g, v);
+	if (gn->dtype != DT_F32 || !ir_shape_eq(&gn->shape, &pn->shape)) {
+		char sp[160], sg[160];
+		ir_shape_str(&pn->shape, sp, sizeof sp);
+		ir_shape_str(&gn->shape, sg, sizeof sg);
+		P->t = vt;
+		return err(P, "the gradient of param \"%s\" f32%s is %s%s, not of its type",
+			   ir_str(g, name), sp, ir_dtype_name[gn->dtype], sg);
+	}
+	GradPair *gp = vec_push(&g->grad, sizeof *gp);
+	if (!gp)
+		return err(P, "out of memory");
+	gp->param = p;
+	gp->grad = v;
+	return end_line(P, NULL);
+}
+
 /* model := 'model' string ['(' binding {',' binding} ')'] EOL
  * binding := (ident | string) '=' int */
 static int parse_model(Parser *P)
@@ -679,7 +725,7 @@ static int parse_model(Parser *P)
 	return end_line(P, NULL);
 }
 
-/* file := { [node | output | loss | model] EOL } */
+/* file := { [node | output | loss | grad | model] EOL } */
 static int parse_file(Parser *P)
 {
 	if (next(P))
@@ -694,10 +740,12 @@ static int parse_file(Parser *P)
 			rc = parse_output(P);
 		else if (is_word(P, "loss"))
 			rc = parse_loss(P);
+		else if (is_word(P, "grad"))
+			rc = parse_grad(P);
 		else if (is_word(P, "model"))
 			rc = parse_model(P);
 		else
-			rc = err(P, "expected a node (%%N = ...), output, loss or model line");
+			rc = err(P, "expected a node (%%N = ...), output, loss, grad or model line");
 		if (rc)
 			return -1;
 	}

@@ -6,6 +6,7 @@
  *   %5 = matmul %3, %4 transb : f32[1,128,256]       ; models/gpt.msw:12:7
  *   output "logits" = %40
  *   loss = %55
+ *   grad "wte.weight" = %97
  *
  * One node per line, numbered by its id, with exactly the attributes the op
  * carries (ir_attrs), its result type, and the source location as a trailing
@@ -175,6 +176,14 @@ char *ir_print(const Graph *g)
 	}
 	if (g->loss != VAL_NONE)
 		emit(&o, "loss = %%%u\n", g->loss);
+	/* Params by name: names are unique among params, ids are not stable
+	 * across passes. */
+	for (size_t i = 0; i < g->grad.len; i++) {
+		const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		emit(&o, "grad ");
+		emit_str(&o, ir_str(g, ir_node(g, gp->param)->name));
+		emit(&o, " = %%%u\n", gp->grad);
+	}
 	if (o.oom) {
 		vec_free(&o.v);
 		return NULL;

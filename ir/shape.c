@@ -350,12 +350,12 @@ static int rule_causal_mask(Graph *g, Node *n, Diag *d)
 	if (need_f32(d, n, x, "input"))
 		return -1;
 	if (x->shape.rank < 2)
-		return fail(d, n, "causal_mask needs [...,T,S] scores of rank 2 or more, got %s",
-			    sx);
+		return fail(d, n, "%s needs [...,T,S] scores of rank 2 or more, got %s",
+			    opname(n), sx);
 	int64_t t = x->shape.dim[x->shape.rank - 2], s = x->shape.dim[x->shape.rank - 1];
 	/* With more queries than keys the first rows would be fully masked. */
 	if (t > s)
-		return fail(d, n, "causal_mask of %s: %lld queries but only %lld keys", sx,
+		return fail(d, n, "%s of %s: %lld queries but only %lld keys", opname(n), sx,
 			    (long long)t, (long long)s);
 	n->shape = x->shape;
 	n->dtype = DT_F32;
@@ -400,6 +400,122 @@ static int rule_cross_entropy(Graph *g, Node *n, Diag *d)
 	return 0;
 }
 
+/* The backward kernels' rules. They are built by autodiff, but are also
+ * read from .ir text, so they check as much as the forward rules do. */
+
+static int same_shape(Diag *d, const Node *n, const Node *a, const Node *b,
+		      const char *what)
+{
+	if (ir_shape_eq(&a->shape, &b->shape))
+		return 0;
+	char sa[SHAPE_BUF], sb[SHAPE_BUF];
+	ir_shape_str(&a->shape, sa, sizeof sa);
+	ir_shape_str(&b->shape, sb, sizeof sb);
+	return fail(d, n, "%s %s has shape %s, not %s", opname(n), what, sb, sa);
+}
+
+/* softmax_grad y, dy: both the softmax's shape; the row is the last axis,
+ * recorded in n->axis as softmax does. */
+static int rule_softmax_grad(Graph *g, Node *n, Diag *d)
+{
+	const Node *y = arg(g, n, 0), *dy = arg(g, n, 1);
+	if (need_f32(d, n, y, "y") || need_f32(d, n, dy, "dy") || same_shape(d, n, y, dy, "dy"))
+		return -1;
+	if (y->shape.rank == 0)
+		return fail(d, n, "softmax_grad of a scalar: there is no axis");
+	n->axis = y->shape.rank - 1;
+	n->shape = y->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
+/* cross_entropy_grad logits, targets, dl -> the logits' shape */
+static int rule_cross_entropy_grad(Graph *g, Node *n, Diag *d)
+{
+	const Node *dl = arg(g, n, 2);
+	if (need_f32(d, n, dl, "dl"))
+		return -1;
+	if (dl->shape.rank != 0)
+		return fail(d, n, "cross_entropy_grad needs a scalar dl, got rank %d",
+			    dl->shape.rank);
+	if (rule_cross_entropy(g, n, d))
+		return -1;
+	n->shape = arg(g, n, 0)->shape;
+	return 0;
+}
+
+/* gather_grad idx i32 [...], dy f32 [...,D] -> [V,D], V from the node */
+static int rule_gather_grad(Graph *g, Node *n, Diag *d)
+{
+	const Node *ix = arg(g, n, 0), *dy = arg(g, n, 1);
+	char si[SHAPE_BUF], sd[SHAPE_BUF], sn[SHAPE_BUF];
+	ir_shape_str(&ix->shape, si, sizeof si);
+	ir_shape_str(&dy->shape, sd, sizeof sd);
+	ir_shape_str(&n->shape, sn, sizeof sn);
+	if (check_shape(d, n, &n->shape))
+		return -1;
+	if (ix->dtype != DT_I32)
+		return fail(d, n, "gather_grad indices must be i32, got %s",
+			    ir_dtype_name[ix->dtype]);
+	if (need_f32(d, n, dy, "dy"))
+		return -1;
+	bool ok = n->shape.rank == 2 && dy->shape.rank == ix->shape.rank + 1 &&
+		  dy->shape.dim[dy->shape.rank - 1] == n->shape.dim[1];
+	for (int i = 0; ok && i < ix->shape.rank; i++)
+		ok = ix->shape.dim[i] == dy->shape.dim[i];
+	if (!ok)
+		return fail(d, n, "gather_grad of indices %s and dy %s cannot give %s: dy must be "
+			    "the indices' shape plus [D], the result [V,D]", si, sd, sn);
+	n->dtype = DT_F32;
+	return 0;
+}
+
+/* max_grad x, dy: dy is the result of max over `axis` of x, with the axis
+ * kept as 1 or dropped; the result has x's shape. */
+static int rule_max_grad(Graph *g, Node *n, Diag *d)
+{
+	const Node *x = arg(g, n, 0), *dy = arg(g, n, 1);
+	if (need_f32(d, n, x, "x") || need_f32(d, n, dy, "dy"))
+		return -1;
+	if (x->shape.rank == 0)
+		return fail(d, n, "max_grad of a scalar: there is no axis");
+	if (norm_axis(d, n, &n->axis, x->shape.rank, &x->shape))
+		return -1;
+	Shape keep = x->shape, drop = {0};
+	keep.dim[n->axis] = 1;
+	for (int i = 0; i < x->shape.rank; i++)
+		if (i != n->axis)
+			drop.dim[drop.rank++] = x->shape.dim[i];
+	if (!ir_shape_eq(&dy->shape, &keep) && !ir_shape_eq(&dy->shape, &drop)) {
+		char sx[SHAPE_BUF], sd[SHAPE_BUF];
+		ir_shape_str(&x->shape, sx, sizeof sx);
+		ir_shape_str(&dy->shape, sd, sizeof sd);
+		return fail(d, n, "max_grad dy %s is not the max of %s over axis %lld", sd, sx,
+			    (long long)n->axis);
+	}
+	n->shape = x->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
+/* broadcast x -> the node's shape, which x must broadcast to unchanged. */
+static int rule_broadcast(Graph *g, Node *n, Diag *d)
+{
+	const Node *x = arg(g, n, 0);
+	if (check_shape(d, n, &n->shape))
+		return -1;
+	Shape out;
+	if (x->shape.rank > n->shape.rank || ir_broadcast(&x->shape, &n->shape, &out) ||
+	    !ir_shape_eq(&out, &n->shape)) {
+		char sx[SHAPE_BUF], sn[SHAPE_BUF];
+		ir_shape_str(&x->shape, sx, sizeof sx);
+		ir_shape_str(&n->shape, sn, sizeof sn);
+		return fail(d, n, "broadcast: %s does not broadcast to %s", sx, sn);
+	}
+	n->dtype = x->dtype;
+	return 0;
+}
+
 typedef int (*Rule)(Graph *g, Node *n, Diag *d);
 
 static const Rule rule[] = {
@@ -433,8 +549,17 @@ static const Rule rule[] = {
 	[OP_CAUSAL_MASK] = rule_causal_mask,
 	[OP_SOFTMAX] = rule_softmax,
 	[OP_CROSS_ENTROPY] = rule_cross_entropy,
+	[OP_GELU_GRAD] = rule_binary,
+	[OP_SILU_GRAD] = rule_binary,
+	[OP_RELU_GRAD] = rule_binary,
+	[OP_SOFTMAX_GRAD] = rule_softmax_grad,
+	[OP_CROSS_ENTROPY_GRAD] = rule_cross_entropy_grad,
+	[OP_GATHER_GRAD] = rule_gather_grad,
+	[OP_CAUSAL_MASK_GRAD] = rule_causal_mask,
+	[OP_MAX_GRAD] = rule_max_grad,
+	[OP_BROADCAST] = rule_broadcast,
 };
-static_assert(OP_COUNT == 30, "add the new op's shape rule to rule[]");
+static_assert(OP_COUNT == 39, "add the new op's shape rule to rule[]");
 static_assert(sizeof rule / sizeof rule[0] == OP_COUNT, "rule[] covers every op");
 
 int ir_infer_node(Graph *g, Node *n, Diag *d)

@@ -97,6 +97,17 @@ Hash128 ir_hash(const Graph *g)
 		put_u64(&b, o->val);
 	}
 	put_u64(&b, g->loss);
+	/* Only when present, so graphs without a backward part keep the hash
+	 * they had before gradients existed. */
+	if (g->grad.len) {
+		put_str(&b, "grad");
+		put_u64(&b, g->grad.len);
+		for (size_t i = 0; i < g->grad.len; i++) {
+			const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+			put_u64(&b, gp->param);
+			put_u64(&b, gp->grad);
+		}
+	}
 	Hash128 h = b.oom ? hash128("", 0) : hash128(b.v.data, b.v.len);
 	vec_free(&b.v);
 	return h;

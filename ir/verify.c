@@ -9,7 +9,9 @@
  *   - re-running the op's shape rule on a copy of the node gives the same
  *     dtype and shape, and leaves the attributes as they are (they are
  *     already normalised);
- *   - every output and the loss name a value; the loss is an f32 scalar.
+ *   - every output and the loss name a value; the loss is an f32 scalar;
+ *   - every gradient pairs a non-frozen param, named once, with a value of
+ *     its exact shape and dtype f32.
  *
  * It reports as many problems as the Diag holds rather than stopping at
  * the first, since a broken pass usually breaks several nodes at once.
@@ -109,6 +111,42 @@ static int check_results(const Graph *g, Diag *d)
 	return rc;
 }
 
+static int check_grads(const Graph *g, Diag *d)
+{
+	int rc = 0;
+	SrcLoc none = {0};
+	for (size_t i = 0; i < g->grad.len; i++) {
+		const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		if (gp->param >= ir_nnode(g) || ir_node(g, gp->param)->op != OP_PARAM) {
+			rc = diag_error(d, none, "gradient %zu is for %%%u, not a param", i,
+					gp->param);
+			continue;
+		}
+		const Node *p = ir_node(g, gp->param);
+		const char *name = p->name < g->str.len ? ir_str(g, p->name) : "?";
+		if (p->flags & NF_FROZEN)
+			rc = diag_error(d, p->loc, "param \"%s\" is frozen but has a gradient", name);
+		for (size_t j = 0; j < i; j++)
+			if (VEC_AT(g->grad, GradPair, j).param == gp->param)
+				rc = diag_error(d, p->loc, "param \"%s\" has two gradients", name);
+		if (gp->grad >= ir_nnode(g)) {
+			rc = diag_error(d, p->loc, "the gradient of param \"%s\" is %%%u, not a value",
+					name, gp->grad);
+			continue;
+		}
+		const Node *gn = ir_node(g, gp->grad);
+		if (gn->dtype != DT_F32 || !ir_shape_eq(&gn->shape, &p->shape)) {
+			char sp[160], sg[160];
+			ir_shape_str(&p->shape, sp, sizeof sp);
+			ir_shape_str(&gn->shape, sg, sizeof sg);
+			rc = diag_error(d, p->loc, "the gradient %%%u of param \"%s\" f32%s is %s%s",
+					gp->grad, name, sp, gn->dtype < DT_COUNT ?
+					ir_dtype_name[gn->dtype] : "?", sg);
+		}
+	}
+	return rc;
+}
+
 int ir_verify(const Graph *g, Diag *d)
 {
 	int rc = 0;
@@ -128,6 +166,8 @@ int ir_verify(const Graph *g, Diag *d)
 			rc = -1;
 	}
 	if (check_results(g, d))
+		rc = -1;
+	if (check_grads(g, d))
 		rc = -1;
 	return rc;
 }

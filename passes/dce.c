@@ -3,7 +3,10 @@
  * A node is live if an output reads it, directly or through other nodes;
  * when training, the loss counts as an output too. Outside training the
  * loss is dropped unless an output also needs it, and g->loss becomes
- * VAL_NONE so it never names a removed node.
+ * VAL_NONE so it never names a removed node. Gradients (g->grad, built by
+ * autodiff) are roots like the loss when training; outside training the
+ * backward part is of no use, so the gradient list is emptied and its nodes
+ * die unless an output reads them.
  *
  * Parameters are always kept, even unread ones: a checkpoint written from
  * the graph must hold every parameter the model declares, so a model
@@ -13,7 +16,7 @@
  * longer exists is the runtime's to report.
  *
  * Survivors keep their order and are renumbered densely; the operand list,
- * outputs and loss are rewritten to the new ids. Everything new is built
+ * outputs, loss and gradients are rewritten to the new ids. Everything new is built
  * before the graph is touched, so on failure (out of memory) it is
  * unchanged. Assumes topological order (ir_verify). */
 #include "passes.h"
@@ -28,6 +31,9 @@ static void mark_live(const Graph *g, const PassOptions *o, bool *live)
 		live[VEC_AT(g->out, Output, i).val] = true;
 	if (o->training && g->loss != VAL_NONE)
 		live[g->loss] = true;
+	if (o->training)
+		for (size_t i = 0; i < g->grad.len; i++)
+			live[VEC_AT(g->grad, GradPair, i).grad] = true;
 	for (ValId v = ir_nnode(g); v-- > 0;) {
 		const Node *n = ir_node(g, v);
 		if (n->op == OP_PARAM)
@@ -55,6 +61,13 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 	if (g->loss != VAL_NONE && g->loss >= n) {
 		diag_error(d, (SrcLoc){0}, "internal: the loss is not a value");
 		goto fail;
+	}
+	for (size_t i = 0; i < g->grad.len; i++) {
+		const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		if (gp->grad >= n || gp->param >= n) {
+			diag_error(d, (SrcLoc){0}, "internal: gradient %zu is not a value", i);
+			goto fail;
+		}
 	}
 	for (ValId v = 0; v < n; v++) {
 		const Node *nd = ir_node(g, v);
@@ -92,6 +105,13 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 	}
 	if (g->loss != VAL_NONE)
 		g->loss = newid[g->loss];
+	if (!o->training)
+		g->grad.len = 0;
+	for (size_t i = 0; i < g->grad.len; i++) {
+		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		gp->param = newid[gp->param];
+		gp->grad = newid[gp->grad];
+	}
 	vec_free(&g->node);
 	vec_free(&g->arg);
 	g->node = node;

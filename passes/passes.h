@@ -11,7 +11,7 @@
 #include "../ir/ir.h"
 
 typedef struct PassOptions {
-	bool training;       /* keep the loss and (later) build the backward graph */
+	bool training;       /* keep the loss and build the backward graph */
 	bool verify;         /* run ir_verify after every pass (default in debug) */
 	int64_t alignment;   /* plan_memory: byte alignment of every buffer (64) */
 } PassOptions;
@@ -21,6 +21,12 @@ typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);
 /* infer_shapes.c: recompute every node's shape and dtype (after parsing
  * printed IR or after a rewrite); errors point at the node's .msw line. */
 int pass_infer_shapes(Graph *g, const PassOptions *o, Diag *d);
+
+/* autodiff.c: when training and the graph has a loss, append the backward
+ * graph (reverse mode) and record in g->grad the gradient of the loss with
+ * respect to every non-frozen param (docs/autodiff.md). No-op otherwise, or
+ * when g->grad is already filled (IR printed after autodiff, read back). */
+int pass_autodiff(Graph *g, const PassOptions *o, Diag *d);
 
 /* dce.c: drop nodes that reach no output (nor the loss when training). */
 int pass_dce(Graph *g, const PassOptions *o, Diag *d);

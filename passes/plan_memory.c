@@ -2,12 +2,13 @@
  *
  * The arena has two parts. The persistent part comes first: parameters (all
  * together, in node order, so an optimizer can treat them as one flat block),
- * then inputs, then outputs and the loss. Each persistent value owns its
- * space for the whole run, so a caller may write inputs and read outputs and
- * parameters between runs. The temporary part follows; temporaries are
- * placed by a greedy walk over the topological node order with a best-fit
- * free list (ggml-alloc's scheme, without its measure pass): a value is
- * allocated when its node runs and released after its last reader has run.
+ * then inputs, then outputs, the loss and the gradients (autodiff). Each
+ * persistent value owns its space for the whole run, so a caller may write
+ * inputs and read outputs, gradients and parameters between runs. The
+ * temporary part follows; temporaries are placed by a greedy walk over the
+ * topological node order with a best-fit free list (ggml-alloc's scheme,
+ * without its measure pass): a value is allocated when its node runs and
+ * released after its last reader has run.
  * A node's output is allocated before its operands are released, so no
  * kernel ever sees its output overlap an input.
  *
@@ -101,6 +102,9 @@ static void liveness(Plan *p)
 		p->persist[p->root[VEC_AT(g->out, Output, i).val]] = 1;
 	if (g->loss != VAL_NONE)
 		p->persist[p->root[g->loss]] = 1;
+	/* The optimizer reads gradients after the step, like outputs. */
+	for (size_t i = 0; i < g->grad.len; i++)
+		p->persist[p->root[VEC_AT(g->grad, GradPair, i).grad]] = 1;
 }
 
 /* Persistent roots, laid out back to back: params, inputs, then the rest. */

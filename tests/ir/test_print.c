@@ -82,6 +82,23 @@ static Graph *build_all(const Source *src)
 	ir_set_output(g, "logits", logits);
 	ir_set_output(g, "aux", cf);
 	g->loss = loss;
+	/* the backward kernels (autodiff), and a gradient to print */
+	ValId pair[2] = {mx, mx};
+	ir_grad_op(g, OP_GELU_GRAD, pair, 2, L, &d);
+	ir_grad_op(g, OP_SILU_GRAD, pair, 2, L, &d);
+	ir_grad_op(g, OP_RELU_GRAD, pair, 2, L, &d);
+	pair[0] = pair[1] = att;
+	ir_grad_op(g, OP_SOFTMAX_GRAD, pair, 2, L, &d);
+	ir_grad_op(g, OP_CAUSAL_MASK_GRAD, &att, 1, L, &d);
+	ValId ce_args[3] = {logits, tgt, loss};
+	ir_grad_op(g, OP_CROSS_ENTROPY_GRAD, ce_args, 3, L, &d);
+	ir_max_grad(g, cat, mx, 0, L, &d);
+	Shape bs = S(3, 2, 4, 8, 0);
+	ir_broadcast_to(g, lnw, &bs, L, &d);
+	ValId dwte = ir_gather_grad(g, tok, e, 10, L, &d);
+	GradPair *gp = vec_push(&g->grad, sizeof *gp);
+	if (gp)
+		*gp = (GradPair){wte, dwte};
 #undef L
 	if (d.nerror) {
 		fprintf(stderr, "%s", diag_text(&d));
@@ -226,6 +243,10 @@ static void test_hash(void)
 	VEC_AT(g->out, Output, 0).val--;
 	CHECK(!same(h, ir_hash(g)));
 	VEC_AT(g->out, Output, 0).val++;
+	VEC_AT(g->grad, GradPair, 0).grad--;
+	CHECK(!same(h, ir_hash(g)));
+	VEC_AT(g->grad, GradPair, 0).grad++;
+	CHECK(same(h, ir_hash(g)));
 	g->loss = VAL_NONE;
 	CHECK(!same(h, ir_hash(g)));
 	ir_graph_destroy(g);
