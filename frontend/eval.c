@@ -520,29 +520,55 @@ static Value call(Ev *ev, Expr *e)
 	if (e->a->kind == E_FIELD)
 		return method(ev, e);
 	Value f = fe_eval(ev, e->a);
-	Arg args[64];
-	if (e->nitem > (int)(sizeof args / sizeof args[0]))
-		return fe_error(ev, e->loc, "too many arguments (the limit is 64)");
+	if (e->nitem > FE_MAX_ARGS_CALL)
+		return fe_error(ev, e->loc, "too many arguments (the limit is %d)",
+				FE_MAX_ARGS_CALL);
+	/* On the heap, not the stack: calls nest deeply (see enter). */
+	Arg *args = mem_alloc((size_t)(e->nitem ? e->nitem : 1) * sizeof *args);
+	if (!args) {
+		ev->stop = true;
+		return fe_error(ev, e->loc, "out of memory");
+	}
 	bool bad = f.kind == V_ERR;
 	for (int i = 0; i < e->nitem && !ev->stop; i++) {
 		args[i] = (Arg){e->kw[i], fe_eval(ev, e->item[i]), e->argloc[i]};
 		bad |= args[i].v.kind == V_ERR;
 	}
-	if (bad || ev->stop)
-		return fe_err();
+	Value r = fe_err();
 	int old = ev->nprefix;
-	if (e->as && (old = push_path(ev, e->as)) < 0)
-		return fe_err();
-	const char *what = e->a->kind == E_NAME ? e->a->name : NULL;
-	Value r = fe_call(ev, f, what, e->loc, args, e->nitem);
-	pop_path(ev, old);
+	if (!bad && !ev->stop && (!e->as || (old = push_path(ev, e->as)) >= 0)) {
+		const char *what = e->a->kind == E_NAME ? e->a->name : NULL;
+		r = fe_call(ev, f, what, e->loc, args, e->nitem);
+		pop_path(ev, old);
+	}
+	mem_free(args);
 	return r;
 }
+
+/* Every fe_eval and exec frame counts against one depth limit, because
+ * expression nesting (capped by the parser) multiplies with call depth. */
+static bool enter(Ev *ev, SrcLoc loc)
+{
+	if (++ev->edepth <= FE_MAX_EVAL_DEPTH)
+		return true;
+	fe_error(ev, loc, "evaluation nests more than %d levels deep", FE_MAX_EVAL_DEPTH);
+	ev->stop = true;
+	return false;
+}
+
+static Value eval(Ev *ev, Expr *e);
 
 Value fe_eval(Ev *ev, Expr *e)
 {
 	if (ev->stop)
 		return fe_err();
+	Value v = enter(ev, e->loc) ? eval(ev, e) : fe_err();
+	ev->edepth--;
+	return v;
+}
+
+static Value eval(Ev *ev, Expr *e)
+{
 	switch ((ExprKind)e->kind) {
 	case E_INT: return fe_int(e->ival);
 	case E_FLOAT: return fe_float(e->fval);
@@ -648,18 +674,27 @@ static Value call_builtin(Ev *ev, const Builtin *b, SrcLoc loc, Arg *arg, int na
 
 static Value call_def(Ev *ev, const Func *fn, SrcLoc loc, Arg *arg, int narg)
 {
-	Arg *slot[256];
-	if (fn->nparam > 256)
-		return fe_error(ev, fn->loc, "'%s' has more than 256 parameters", fn->name);
-	const char *pname[256];
-	for (int i = 0; i < fn->nparam; i++)
-		pname[i] = fn->param[i].name;
-	if (match_args(ev, fn->name, pname, fn->nparam, loc, arg, narg, slot))
-		return fe_err();
 	if (ev->depth >= FE_MAX_CALL_DEPTH) {
 		fe_error(ev, loc, "calls nest more than %d deep; does '%s' call itself without "
 			 "end?", FE_MAX_CALL_DEPTH, fn->name);
 		ev->stop = true;
+		return fe_err();
+	}
+	size_t n = (size_t)(fn->nparam ? fn->nparam : 1);
+	Arg **slot = mem_alloc(n * sizeof *slot);
+	const char **pname = mem_alloc(n * sizeof *pname);
+	if (!slot || !pname) {
+		mem_free(slot);
+		mem_free(pname);
+		ev->stop = true;
+		return fe_error(ev, loc, "out of memory");
+	}
+	for (int i = 0; i < fn->nparam; i++)
+		pname[i] = fn->param[i].name;
+	int m = match_args(ev, fn->name, pname, fn->nparam, loc, arg, narg, slot);
+	mem_free(pname);
+	if (m) {
+		mem_free(slot);
 		return fe_err();
 	}
 	Frame fr = {.fn = fn, .callsite = loc, .up = ev->frame, .ret = {.kind = V_NONE}};
@@ -684,6 +719,7 @@ static Value call_def(Ev *ev, const Func *fn, SrcLoc loc, Arg *arg, int narg)
 	}
 	if (ok)
 		fe_exec_block(ev, &fn->body);
+	mem_free(slot);
 	Value r = ok ? fr.ret : fe_err();
 	ev->depth--;
 	ev->frame = fr.up;
@@ -791,6 +827,47 @@ static int eval_dim(Ev *ev, Expr *e, int i, const char *what, int64_t *out)
 	return 0;
 }
 
+/* Parameter names seen so far, in an open-addressing table of ValIds:
+ * ir_find_param is a linear scan, and a loop may create thousands. */
+static ValId find_param(Ev *ev, const char *name)
+{
+	if (!ev->nptab)
+		return VAL_NONE;
+	size_t mask = ev->nptab - 1, h = hash64(name, strlen(name), 0) & mask;
+	for (; ev->ptab[h] != VAL_NONE; h = (h + 1) & mask)
+		if (!strcmp(ir_str(ev->g, ir_node(ev->g, ev->ptab[h])->name), name))
+			return ev->ptab[h];
+	return VAL_NONE;
+}
+
+static int add_param(Ev *ev, ValId v)
+{
+	if (2 * (ev->nparam + 1) > ev->nptab) {
+		size_t n = ev->nptab ? 2 * ev->nptab : 64;
+		ValId *t = mem_alloc(n * sizeof *t);
+		if (!t)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			t[i] = VAL_NONE;
+		ValId *old = ev->ptab;
+		size_t nold = ev->nptab;
+		ev->ptab = t;
+		ev->nptab = n;
+		ev->nparam = 0;
+		for (size_t i = 0; i < nold; i++)
+			if (old[i] != VAL_NONE)
+				add_param(ev, old[i]);
+		mem_free(old);
+	}
+	const char *name = ir_str(ev->g, ir_node(ev->g, v)->name);
+	size_t mask = ev->nptab - 1, h = hash64(name, strlen(name), 0) & mask;
+	while (ev->ptab[h] != VAL_NONE)
+		h = (h + 1) & mask;
+	ev->ptab[h] = v;
+	ev->nparam++;
+	return 0;
+}
+
 static void exec_param(Ev *ev, Stmt *s)
 {
 	char name[FE_MAX_NAME + 64];
@@ -833,7 +910,7 @@ static void exec_param(Ev *ev, Stmt *s)
 	}
 	if (bad)
 		return;
-	ValId old = ir_find_param(ev->g, name);
+	ValId old = find_param(ev, name);
 	if (old != VAL_NONE) {
 		fe_error(ev, s->nameloc[0], "parameter '%s' is defined twice", name);
 		diag_note(ev->d, ir_node(ev->g, old)->loc, "the first definition is here");
@@ -842,9 +919,19 @@ static void exec_param(Ev *ev, Stmt *s)
 	}
 	if (!fe_room(ev, s->loc))
 		return;
+	if (ev->nparam >= FE_MAX_PARAMS) {
+		fe_error(ev, s->loc, "the model has more than %d parameters", FE_MAX_PARAMS);
+		ev->stop = true;
+		return;
+	}
 	ValId v = ir_param(ev->g, name, &sh, init, std, s->nameloc[0], ev->d);
 	if (v == VAL_NONE)
 		return;
+	if (add_param(ev, v)) {
+		fe_error(ev, s->loc, "out of memory");
+		ev->stop = true;
+		return;
+	}
 	if (s->frozen)
 		ir_node(ev->g, v)->flags |= NF_FROZEN;
 	fe_bind(ev, s->name[0], fe_tensor(v));
@@ -1004,6 +1091,10 @@ static void exec_return(Ev *ev, Stmt *s)
 
 static void exec(Ev *ev, Stmt *s)
 {
+	if (!enter(ev, s->loc)) {
+		ev->edepth--;
+		return;
+	}
 	switch ((StmtKind)s->kind) {
 	case S_EXPR: fe_eval(ev, s->val[0]); break;
 	case S_ASSIGN: exec_assign(ev, s); break;
@@ -1016,6 +1107,7 @@ static void exec(Ev *ev, Stmt *s)
 	case S_RETURN: exec_return(ev, s); break;
 	case S_ASSERT: exec_assert(ev, s); break;
 	}
+	ev->edepth--;
 }
 
 /* In a def, the first error ends the call with poison: the rest of a

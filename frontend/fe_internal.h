@@ -15,9 +15,12 @@
 enum {
 	FE_MAX_NEST = 200,       /* parser nesting (expressions, blocks) */
 	FE_MAX_CALL_DEPTH = 100, /* compile-time call stack */
+	FE_MAX_EVAL_DEPTH = 3000,/* expressions and statements being evaluated */
+	FE_MAX_ARGS_CALL = 64,   /* arguments in one call */
 	FE_MAX_TRIP = 100000,    /* iterations of one loop */
 	FE_MAX_STEPS = 2000000,  /* calls + loop iterations in one compile */
 	FE_MAX_NODES = 1000000,  /* IR nodes in one graph */
+	FE_MAX_PARAMS = 20000,   /* parameter tensors (interning names is linear) */
 	FE_MAX_NAME = 256,       /* length of a hierarchical parameter name */
 };
 
@@ -205,13 +208,16 @@ typedef struct Ev {
 	const fe_Options *o;
 	Vec global;           /* Slot: builtins, then prelude defs, then the file's defs */
 	Frame *frame;
-	int depth;
+	int depth;            /* def calls in progress */
+	int edepth;           /* fe_eval and statement frames in progress */
 	long steps;
 	bool stop;            /* a fatal error: unwind without more messages */
 	bool hint_as;         /* a duplicate parameter: suggest 'as' at the call */
 	char prefix[FE_MAX_NAME + 1];
 	int nprefix;
 	bool *def_used;       /* per -D: did it name something? */
+	ValId *ptab;          /* parameters by name (eval.c), nptab slots */
+	size_t nptab, nparam;
 	const Func *model;
 } Ev;
 

@@ -850,6 +850,43 @@ static void test_slots(void)
 	ir_graph_destroy(g);
 }
 
+/* Every allocation the backend makes can fail: be_build_program must then
+ * return an error (never crash or leak; the sanitizer build checks leaks)
+ * and succeed again once allocations work. */
+static void test_out_of_memory(void)
+{
+	Graph *g = ir_graph_create();
+	Diag d;
+	diag_init(&d);
+	Shape s = SH(7, 129), sb = SH(129);
+	ValId x = in(g, "x", DT_F32, s);
+	ValId b = ir_param(g, "b", &sb, INIT_ZEROS, 0, L0, &d);
+	output(g, ir_softmax(g, ir_binary(g, OP_ADD, x, b, L0, &d), L0, &d));
+	PassOptions po = {.alignment = 64};
+	CHECK(!pass_infer_shapes(g, &po, &d) && !pass_plan_memory(g, &po, &d));
+	int failed = 0, k;
+	for (k = 1; k < 200; k++) {
+		rt_Program *p = NULL;
+		Diag e;
+		diag_init(&e);
+		mem_fail_after(k);
+		int rc = be_build_program(g, NULL, &p, &e);
+		mem_fail_after(0);
+		diag_free(&e);
+		if (rc) {
+			CHECK(p == NULL);
+			failed++;
+			continue;
+		}
+		CHECK(p != NULL);
+		rt_program_destroy(p);
+		break;
+	}
+	CHECK_MSG(failed > 0 && k < 200, "%d failures before success at %d", failed, k);
+	diag_free(&d);
+	ir_graph_destroy(g);
+}
+
 int main(void)
 {
 	RUN(test_unary);
@@ -869,6 +906,7 @@ int main(void)
 	RUN(test_multi_op);
 	RUN(test_emit_text);
 	RUN(test_slots);
+	RUN(test_out_of_memory);
 	printf("%d graphs checked\n", ncase);
 	return check_report();
 }

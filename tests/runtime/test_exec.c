@@ -51,7 +51,9 @@ static rt_Program *build(void)
 	CHECK(rt_program_add_slot(p, &s) == 0);
 	s = slot("y", RT_SLOT_OUTPUT, y);
 	CHECK(rt_program_add_slot(p, &s) == 0);
-	CHECK(rt_program_add_slot(p, &s) == -1); /* duplicate name */
+	CHECK(rt_program_add_slot(p, &s) == 0);  /* same name, same tensor: an alias */
+	s.offset = t;
+	CHECK(rt_program_add_slot(p, &s) == -1); /* same name, another tensor */
 	int64_t a1[] = {t, x, w}, a2[] = {u, t}, a3[] = {y, u, x};
 	CHECK(rt_program_add_step(p, k_add, N, a1, 3, "add", N) == 0);
 	CHECK(rt_program_add_step(p, k_scale, N, a2, 2, "scale", N) == 0);
