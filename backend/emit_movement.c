@@ -330,6 +330,8 @@ static void fill(be_Ctx *c, LLVMValueRef p, LLVMValueRef base, LLVMValueRef from
 		be_store(c, be_splat(c, be_f32c(c, value), n), c->t_f32, p,
 			 LLVMBuildNSWAdd(c->b, base, j, ""), n);
 		be_loop_end(c, &l);
+		if (n == 1)
+			be_loop_scalar(c, &l);
 	}
 }
 

@@ -73,6 +73,7 @@ static LLVMValueRef fold(be_Ctx *c, int is_max, LLVMValueRef p, LLVMValueRef bas
 		x = map->fn(c, map, x, j, 1);
 	be_set(c, s, combine(c, is_max, be_get(c, c->t_f32, s), x));
 	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
 	return be_get(c, c->t_f32, s);
 }
 
@@ -207,6 +208,8 @@ static void scale_row(be_Ctx *c, LLVMValueRef p, LLVMValueRef base, int64_t len,
 		LLVMValueRef x = be_load(c, c->t_f32, p, at, n);
 		be_store(c, LLVMBuildFMul(c->b, x, be_splat(c, s, n), ""), c->t_f32, p, at, n);
 		be_loop_end(c, &l);
+		if (n == 1)
+			be_loop_scalar(c, &l);
 	}
 }
 

@@ -223,7 +223,15 @@ typedef struct Ev {
 
 /* eval.c */
 Value fe_eval(Ev *ev, Expr *e);
-int fe_exec_block(Ev *ev, const Block *b);
+/* Counts one evaluation frame against FE_MAX_EVAL_DEPTH (the caller
+ * decrements ev->edepth afterwards, whatever this returns). */
+bool fe_enter(Ev *ev, SrcLoc loc);
+/* Counts one call or loop iteration against FE_MAX_STEPS. */
+bool fe_step(Ev *ev, SrcLoc loc);
+/* Extends the parameter-name prefix by a path like h.{i}.attn; returns the
+ * old length for fe_pop_path, or -1 after an error (prefix unchanged). */
+int fe_push_path(Ev *ev, const Path *p);
+void fe_pop_path(Ev *ev, int old);
 /* A call's argument: positional ones (kw == NULL) come first. */
 typedef struct Arg {
 	const char *kw;
@@ -231,6 +239,8 @@ typedef struct Arg {
 	SrcLoc loc;
 } Arg;
 Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int narg);
+/* exec.c */
+int fe_exec_block(Ev *ev, const Block *b);
 int fe_eval_model(Ev *ev, const Func *model);
 Value fe_err(void);
 Value fe_error(Ev *ev, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
