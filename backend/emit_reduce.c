@@ -124,6 +124,7 @@ static void reduce_cols(be_Ctx *c, const Node *nd, LLVMValueRef out, LLVMValueRe
 		be_set(c, acc[u], combine(c, is_max, be_get(c, vt, acc[u]), x));
 	}
 	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);   /* R is a constant: full unrolling only bloats */
 	LLVMValueRef obase = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, a, be_i64(c, B), ""), j, "");
 	for (int u = 0; u < nvec; u++)
 		be_store(c, finish(c, nd, be_get(c, vt, acc[u]), R, n), c->t_f32, out,

@@ -24,7 +24,7 @@ static int want_tensor(Ev *ev, Value v, SrcLoc loc, const char *what)
 static void exec_assign(Ev *ev, Stmt *s)
 {
 	Value vals[64];
-	if (s->nval > 64) {
+	if (s->nval < 1 || s->nval > 64) {
 		fe_error(ev, s->loc, "too many values (the limit is 64)");
 		return;
 	}
@@ -36,7 +36,7 @@ static void exec_assign(Ev *ev, Stmt *s)
 			fe_bind(ev, s->name[i], fe_err());
 		return;
 	}
-	Value v = vals[0];
+	Value v = s->nval == 1 ? vals[0] : fe_err();
 	if (s->nval > 1) {
 		Value *t = arena_alloc(ev->a, (size_t)s->nval * sizeof *t);
 		if (!t) {

@@ -889,6 +889,54 @@ static void test_slots(void)
 	ir_graph_destroy(g);
 }
 
+/* The same kernels for narrower targets (AVX2: 8 lanes; SSE2: 4 lanes, no
+ * FMA), which this host can also run: every vector width and the non-FMA
+ * path stay tested on an AVX-512 machine. */
+static void test_other_targets(void)
+{
+	static const be_Options targets[] = {
+		{.opt_level = 3, .cpu = "haswell", .features = "+avx2,+fma,+avx,+sse4.2"},
+		{.opt_level = 3, .cpu = "x86-64", .features = "+sse2"},
+		{.opt_level = 3, .cpu = "x86-64", .features = "+sse2", .matmul_ref = true},
+		{.opt_level = 0},
+	};
+	for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+		for (int op = 0; op < 9; op++) {
+			Graph *g = ir_graph_create();
+			Diag d;
+			diag_init(&d);
+			Shape s = SH(7, 129), sb = SH(7, 1), sw = SH(129, 33);
+			ValId x = in(g, "x", DT_F32, s), y = VAL_NONE;
+			uint8_t perm[2] = {1, 0};
+			switch (op) {
+			case 0: y = ir_softmax(g, ir_causal_mask(g, x, L0, &d), L0, &d); break;
+			case 1: y = ir_unary(g, OP_GELU, x, L0, &d); break;
+			case 2: y = ir_binary(g, OP_DIV, x, in(g, "b", DT_F32, sb), L0, &d); break;
+			case 3: y = ir_reduce(g, OP_SUM, x, 0, false, L0, &d); break;
+			case 4: y = ir_reduce(g, OP_MAX, x, 1, true, L0, &d); break;
+			case 5: y = ir_permute(g, x, perm, L0, &d); break;
+			case 6: y = ir_matmul(g, x, in(g, "w", DT_F32, sw), 0, L0, &d); break;
+			case 7: y = ir_unary(g, OP_LOG, ir_unary(g, OP_EXP, x, L0, &d), L0, &d); break;
+			case 8: {
+				Shape st = SH(7);
+				irange = 129;
+				y = ir_cross_entropy(g, x, in(g, "t", DT_I32, st), L0, &d);
+				break;
+			}
+			}
+			output(g, y);
+			char label[64];
+			snprintf(label, sizeof label, "target %zu op %d", t, op);
+			scale = 4;
+			check_graph_opts(g, label, &targets[t], NULL);
+			scale = 1;
+			irange = 100;
+			diag_free(&d);
+			ir_graph_destroy(g);
+		}
+	}
+}
+
 /* Every allocation the backend makes can fail: be_build_program must then
  * return an error (never crash or leak; the sanitizer build checks leaks)
  * and succeed again once allocations work. */
@@ -946,6 +994,7 @@ int main(void)
 	RUN(test_emit_text);
 	RUN(test_slots);
 	RUN(test_out_of_memory);
+	RUN(test_other_targets);
 	printf("%d graphs checked\n", ncase);
 	return check_report();
 }
