@@ -113,9 +113,11 @@ typedef struct be_Loop {
 LLVMValueRef be_loop_begin(be_Ctx *c, be_Loop *l, LLVMValueRef from, LLVMValueRef to,
 			   int64_t step);
 void be_loop_end(be_Ctx *c, be_Loop *l);
-/* After be_loop_end: tell LLVM not to vectorise or unroll this loop (a
- * scalar tail of fewer than vec_lanes iterations; vectorising it again
- * only adds code). */
+/* After be_loop_end: tell LLVM not to vectorise or unroll this loop. For
+ * scalar tails (fewer than vec_lanes iterations: vectorising them again
+ * only adds code) and for loops over task units and rows, whose bodies are
+ * already vector code: with constant trip counts LLVM would otherwise
+ * unroll them fully, multiplying code size and compile time for no speed. */
 void be_loop_scalar(be_Ctx *c, be_Loop *l);
 /* if (cond) { ... }: be_if_begin returns the join block for be_if_end. */
 LLVMBasicBlockRef be_if_begin(be_Ctx *c, LLVMValueRef cond);

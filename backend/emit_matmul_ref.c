@@ -157,6 +157,7 @@ int be_emit_matmul_ref(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d
 	else
 		axpy_row(c, &mm, out, o, A, ab, m, B, bb);
 	be_loop_end(c, &lu);
+	be_loop_scalar(c, &lu);
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }

@@ -53,6 +53,7 @@ static LLVMValueRef row_loop(be_Ctx *c, be_Kernel *k, be_Loop *l, LLVMValueRef l
 static void finish(be_Ctx *c, be_Loop *l)
 {
 	be_loop_end(c, l);
+	be_loop_scalar(c, l);
 	LLVMBuildRetVoid(c->b);
 }
 
@@ -124,6 +125,7 @@ static void permute_rows(be_Ctx *c, be_Kernel *k, const Perm *p, int es, LLVMVal
 	offsets(c, p, axes, p->r - 1, row, &ib, &ob);
 	copy(c, bytes(c, out, ob, es), bytes(c, in, ib, es), be_i64(c, N * es), es);
 	be_loop_end(c, &l);
+	be_loop_scalar(c, &l);
 }
 
 enum { TILE_Q = 8, TILE_J = 8 };
@@ -230,6 +232,7 @@ static void permute_tiled(be_Ctx *c, be_Kernel *k, const Perm *p, int qa, LLVMTy
 	}
 	be_loop_end(c, &lj);
 	be_loop_end(c, &lu);
+	be_loop_scalar(c, &lu);
 }
 
 int be_emit_permute(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)

@@ -841,6 +841,14 @@ static void test_emit_text(void)
 			CHECK_MSG(as && strstr(as, "%zmm"), "host has avx512f but no zmm in assembly");
 		else
 			printf("note: host has no AVX-512, zmm check skipped\n");
+		/* an explicit AVX2 target: 256-bit vectors only */
+		be_Options avx2 = {.opt_level = 3, .cpu = "haswell", .features = "+avx2,+fma,+avx"};
+		be_Module *m2 = NULL;
+		CHECK(be_compile(g, &avx2, &m2, &d) == 0);
+		char *as2 = m2 ? be_emit_text(m2, BE_TEXT_ASM, &d) : NULL;
+		CHECK(as2 && strstr(as2, "%ymm") && !strstr(as2, "%zmm"));
+		mem_free(as2);
+		be_module_destroy(m2);
 		/* the module still JITs after being printed */
 		rt_Program *p = NULL;
 		CHECK(be_jit(m, g, &p, &d) == 0);
