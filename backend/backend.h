@@ -108,10 +108,17 @@ LLVMValueRef be_min64(be_Ctx *c, LLVMValueRef a, LLVMValueRef b);
 typedef struct be_Loop {
 	LLVMBasicBlockRef head, body, exit;
 	LLVMValueRef i, step;
+	LLVMValueRef latch;   /* the back edge, set by be_loop_end */
 } be_Loop;
 LLVMValueRef be_loop_begin(be_Ctx *c, be_Loop *l, LLVMValueRef from, LLVMValueRef to,
 			   int64_t step);
 void be_loop_end(be_Ctx *c, be_Loop *l);
+/* After be_loop_end: tell LLVM not to vectorise or unroll this loop. For
+ * scalar tails (fewer than vec_lanes iterations: vectorising them again
+ * only adds code) and for loops over task units and rows, whose bodies are
+ * already vector code: with constant trip counts LLVM would otherwise
+ * unroll them fully, multiplying code size and compile time for no speed. */
+void be_loop_scalar(be_Ctx *c, be_Loop *l);
 /* if (cond) { ... }: be_if_begin returns the join block for be_if_end. */
 LLVMBasicBlockRef be_if_begin(be_Ctx *c, LLVMValueRef cond);
 void be_if_end(be_Ctx *c, LLVMBasicBlockRef join);
@@ -131,6 +138,7 @@ LLVMValueRef be_intrin(be_Ctx *c, const char *name, LLVMTypeRef t, LLVMValueRef 
 LLVMValueRef be_fma(be_Ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc, int n);
 LLVMValueRef be_fmax(be_Ctx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_exp(be_Ctx *c, LLVMValueRef x, int n);   /* polynomial, ~1 ulp */
+LLVMValueRef be_log(be_Ctx *c, LLVMValueRef x, int n);   /* polynomial, ~1 ulp */
 LLVMValueRef be_tanh(be_Ctx *c, LLVMValueRef x, int n);
 LLVMValueRef be_hsum(be_Ctx *c, LLVMValueRef v, int n);  /* fixed pairwise order */
 LLVMValueRef be_hmax(be_Ctx *c, LLVMValueRef v, int n);

@@ -96,7 +96,7 @@ static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValue
 	}
 	case OP_NEG: return LLVMBuildFNeg(b, x[0], "");
 	case OP_EXP: return be_exp(c, x[0], n);
-	case OP_LOG: return be_intrin(c, "llvm.log", ft, x, 1);
+	case OP_LOG: return be_log(c, x[0], n);
 	case OP_TANH: return be_tanh(c, x[0], n);
 	case OP_SQRT: return be_intrin(c, "llvm.sqrt", ft, x, 1);
 	case OP_RSQRT: return LLVMBuildFDiv(b, K(1.0), be_intrin(c, "llvm.sqrt", ft, x, 1), "");
@@ -139,9 +139,8 @@ static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValue
 static double cost(int op)
 {
 	switch (op) {
-	case OP_EXP: case OP_TANH: case OP_SILU: return 16;
+	case OP_EXP: case OP_LOG: case OP_TANH: case OP_SILU: return 16;
 	case OP_GELU: return 24;
-	case OP_LOG: return 40;
 	case OP_SQRT: case OP_RSQRT: case OP_DIV: return 4;
 	default: return 1;
 	}
@@ -186,6 +185,7 @@ static void row_segment(be_Ctx *c, const Graph *g, const Node *nd, const Layout 
 	j = be_loop_begin(c, &ls, jv, j1, 1);
 	body(c, g, nd, l, r, j, 1);
 	be_loop_end(c, &ls);
+	be_loop_scalar(c, &ls);
 }
 
 /* Element offset of row `row` (index over the outer axes) in operand k. */
@@ -204,36 +204,12 @@ static LLVMValueRef row_offset(be_Ctx *c, const Layout *l, int k, LLVMValueRef r
 	return off;
 }
 
-int be_emit_elementwise(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+/* Elements [s, e) of the output, one row segment [col, cend) at a time:
+ *   for (pos = s; pos < e; pos += cend - col) { row = pos / N; ... } */
+static void segments(be_Ctx *c, const Graph *g, const Node *nd, const Layout *l, Row *r,
+		     LLVMValueRef s, LLVMValueRef e)
 {
-	const Node *nd = ir_node(g, v);
-	Layout l;
-	layout(g, nd, &l);
-	int64_t total = ir_numel(&nd->shape), N = l.dim[l.rank - 1];
-	int64_t per, ntask;
-	be_split(total, cost(nd->op), &per, &ntask);
-	if (ntask > 1) {   /* whole vectors per task */
-		per = (per + c->vec_lanes - 1) / c->vec_lanes * c->vec_lanes;
-		ntask = (total + per - 1) / per;
-	}
-	char name[64];
-	be_kernel_name(g, v, name, sizeof name);
-	LLVMValueRef buf, lo, hi;
-	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
-	k->ntask = ntask;
-	k->flops = (double)total * cost(nd->op);
-
-	Row r = {0};
-	r.oty = elem_type(c, nd->dtype);
-	r.out = be_kernel_arg(c, buf, 0, r.oty);
-	for (int i = 0; i < l.nop; i++) {
-		r.ity[i] = elem_type(c, ir_node(g, ir_operand(g, nd, (uint32_t)i))->dtype);
-		r.in[i] = be_kernel_arg(c, buf, i + 1, r.ity[i]);
-	}
-	LLVMValueRef s, e;
-	be_task_units(c, lo, hi, per, total, &s, &e);
-
-	/* while (pos < e): one row segment [col, cend) per iteration */
+	int64_t N = l->dim[l->rank - 1];
 	LLVMValueRef pos = be_local(c, c->t_i64, s);
 	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
 	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "rows");
@@ -244,21 +220,49 @@ int be_emit_elementwise(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	LLVMValueRef p = be_get(c, c->t_i64, pos);
 	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, p, e, ""), seg, done);
 	LLVMPositionBuilderAtEnd(c->b, seg);
-	LLVMValueRef row = l.rank == 1 ? be_i64(c, 0) : LLVMBuildUDiv(c->b, p, be_i64(c, N), "row");
-	LLVMValueRef col = LLVMBuildNSWSub(c->b, p, LLVMBuildNSWMul(c->b, row, be_i64(c, N), ""), "col");
-	LLVMValueRef cend = be_min64(c, be_i64(c, N), LLVMBuildNSWAdd(c->b, col,
-					LLVMBuildNSWSub(c->b, e, p, ""), ""));
-	r.obase = LLVMBuildNSWMul(c->b, row, be_i64(c, N), "");
-	for (int i = 0; i < l.nop; i++) {
-		r.ibase[i] = row_offset(c, &l, i, row);
-		if (l.stride[i][l.rank - 1] == 0)
-			r.bcast[i] = be_load(c, r.ity[i], r.in[i], r.ibase[i], 1);
+	LLVMValueRef row = l->rank == 1 ? be_i64(c, 0) : LLVMBuildUDiv(c->b, p, be_i64(c, N), "row");
+	r->obase = LLVMBuildNSWMul(c->b, row, be_i64(c, N), "");
+	LLVMValueRef col = LLVMBuildNSWSub(c->b, p, r->obase, "col");
+	LLVMValueRef cend = be_min64(c, be_i64(c, N),
+				     LLVMBuildNSWAdd(c->b, col, LLVMBuildNSWSub(c->b, e, p, ""), ""));
+	for (int i = 0; i < l->nop; i++) {
+		r->ibase[i] = row_offset(c, l, i, row);
+		if (l->stride[i][l->rank - 1] == 0)
+			r->bcast[i] = be_load(c, r->ity[i], r->in[i], r->ibase[i], 1);
 	}
-	row_segment(c, g, nd, &l, &r, col, cend);
+	row_segment(c, g, nd, l, r, col, cend);
 	be_set(c, pos, LLVMBuildNSWAdd(c->b, p, LLVMBuildNSWSub(c->b, cend, col, ""), ""));
 	LLVMBuildBr(c->b, head);
 	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
 	LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+int be_emit_elementwise(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	Layout l;
+	layout(g, nd, &l);
+	int64_t total = ir_numel(&nd->shape), per, ntask;
+	be_split(total, cost(nd->op), &per, &ntask);
+	if (ntask > 1) {   /* whole vectors per task */
+		per = (per + c->vec_lanes - 1) / c->vec_lanes * c->vec_lanes;
+		ntask = (total + per - 1) / per;
+	}
+	char name[64];
+	be_kernel_name(g, v, name, sizeof name);
+	LLVMValueRef buf, lo, hi, s, e;
+	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
+	k->ntask = ntask;
+	k->flops = (double)total * cost(nd->op);
+	Row r = {0};
+	r.oty = elem_type(c, nd->dtype);
+	r.out = be_kernel_arg(c, buf, 0, r.oty);
+	for (int i = 0; i < l.nop; i++) {
+		r.ity[i] = elem_type(c, ir_node(g, ir_operand(g, nd, (uint32_t)i))->dtype);
+		r.in[i] = be_kernel_arg(c, buf, i + 1, r.ity[i]);
+	}
+	be_task_units(c, lo, hi, per, total, &s, &e);
+	segments(c, g, nd, &l, &r, s, e);
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }

@@ -91,6 +91,8 @@ static void axpy_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, 
 		LLVMValueRef x = be_load(c, c->t_f32, B, add(c, brow, j), n);
 		be_store(c, be_fma(c, be_splat(c, a, n), x, y, n), c->t_f32, out, add(c, o, j), n);
 		be_loop_end(c, &l);
+		if (n == 1)
+			be_loop_scalar(c, &l);
 	}
 	be_loop_end(c, &lk);
 }
@@ -117,6 +119,7 @@ static void dot_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, L
 	y = be_load(c, c->t_f32, B, add(c, brow, k), 1);
 	be_set(c, s, be_fma(c, x, y, be_get(c, c->t_f32, s), 1));
 	be_loop_end(c, &lk);
+	be_loop_scalar(c, &lk);
 	be_store(c, be_get(c, c->t_f32, s), c->t_f32, out, add(c, o, j), 1);
 	be_loop_end(c, &lj);
 }
@@ -154,6 +157,7 @@ int be_emit_matmul_ref(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d
 	else
 		axpy_row(c, &mm, out, o, A, ab, m, B, bb);
 	be_loop_end(c, &lu);
+	be_loop_scalar(c, &lu);
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }

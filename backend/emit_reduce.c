@@ -57,12 +57,14 @@ static LLVMValueRef fold(be_Ctx *c, int is_max, LLVMValueRef p, LLVMValueRef bas
 		be_set(c, acc[u], combine(c, is_max, be_get(c, vt, acc[u]), x));
 	}
 	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
 	j = be_loop_begin(c, &lp, be_i64(c, nmain), be_i64(c, nvec), L);
 	LLVMValueRef x = be_load(c, c->t_f32, p, LLVMBuildNSWAdd(c->b, base, j, ""), L);
 	if (map)
 		x = map->fn(c, map, x, j, L);
 	be_set(c, acc[0], combine(c, is_max, be_get(c, vt, acc[0]), x));
 	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
 	LLVMValueRef a01 = combine(c, is_max, be_get(c, vt, acc[0]), be_get(c, vt, acc[1]));
 	LLVMValueRef a23 = combine(c, is_max, be_get(c, vt, acc[2]), be_get(c, vt, acc[3]));
 	LLVMValueRef a = combine(c, is_max, a01, a23);
@@ -73,6 +75,7 @@ static LLVMValueRef fold(be_Ctx *c, int is_max, LLVMValueRef p, LLVMValueRef bas
 		x = map->fn(c, map, x, j, 1);
 	be_set(c, s, combine(c, is_max, be_get(c, c->t_f32, s), x));
 	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
 	return be_get(c, c->t_f32, s);
 }
 
@@ -123,6 +126,7 @@ static void reduce_cols(be_Ctx *c, const Node *nd, LLVMValueRef out, LLVMValueRe
 		be_set(c, acc[u], combine(c, is_max, be_get(c, vt, acc[u]), x));
 	}
 	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);   /* R is a constant: full unrolling only bloats */
 	LLVMValueRef obase = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, a, be_i64(c, B), ""), j, "");
 	for (int u = 0; u < nvec; u++)
 		be_store(c, finish(c, nd, be_get(c, vt, acc[u]), R, n), c->t_f32, out,
@@ -168,6 +172,7 @@ int be_emit_reduce(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 		LLVMValueRef a = be_loop_begin(c, &lu, u0, u1, 1);
 		reduce_rows(c, nd, out, in, a, R);
 		be_loop_end(c, &lu);
+		be_loop_scalar(c, &lu);
 	} else {
 		/* Units are (row, block of CB columns). */
 		int64_t CB = 16 * (int64_t)c->vec_lanes, nbc = (B + CB - 1) / CB;
@@ -180,6 +185,7 @@ int be_emit_reduce(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 		LLVMValueRef j1 = be_min64(c, be_i64(c, B), LLVMBuildNSWAdd(c->b, j0, be_i64(c, CB), ""));
 		reduce_block(c, nd, out, in, a, j0, j1, R, B);
 		be_loop_end(c, &lu);
+		be_loop_scalar(c, &lu);
 	}
 	LLVMBuildRetVoid(c->b);
 	return 0;
@@ -207,6 +213,8 @@ static void scale_row(be_Ctx *c, LLVMValueRef p, LLVMValueRef base, int64_t len,
 		LLVMValueRef x = be_load(c, c->t_f32, p, at, n);
 		be_store(c, LLVMBuildFMul(c->b, x, be_splat(c, s, n), ""), c->t_f32, p, at, n);
 		be_loop_end(c, &l);
+		if (n == 1)
+			be_loop_scalar(c, &l);
 	}
 }
 
@@ -235,6 +243,7 @@ int be_emit_softmax(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	LLVMValueRef s = fold(c, 0, in, base, S, &map);
 	scale_row(c, out, base, S, LLVMBuildFDiv(c->b, be_f32c(c, 1.0), s, ""));
 	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }
@@ -272,6 +281,7 @@ int be_emit_cross_entropy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag
 	loss = LLVMBuildSelect(c->b, ok, loss, LLVMConstReal(f64, NAN), "");
 	be_set(c, total, LLVMBuildFAdd(c->b, be_get(c, f64, total), loss, ""));
 	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);
 	LLVMValueRef mean = LLVMBuildFDiv(c->b, be_get(c, f64, total), LLVMConstReal(f64, (double)rows), "");
 	be_store(c, LLVMBuildFPTrunc(c->b, mean, c->t_f32, ""), c->t_f32, out, be_i64(c, 0), 1);
 	be_if_end(c, skip);

@@ -6,14 +6,15 @@
  * hand-built phis), and write one loop body for a width n that serves as
  * the n = vec_lanes main loop and the n = 1 scalar tail.
  *
- * Math: exp and tanh are polynomials (Cephes expf/tanhf) built from plain
- * vector instructions, because llvm.exp lowers to a libm call per lane and
- * stops vectorisation dead; both are within ~2 ulp. sqrt and fma are
+ * Math: exp, log and tanh are polynomials (Cephes expf/logf/tanhf) built
+ * from plain vector instructions, because llvm.exp and llvm.log lower to a
+ * libm call per lane and stop vectorisation dead; all are within ~2 ulp. sqrt and fma are
  * intrinsics that map to one instruction. Horizontal reductions halve the
  * vector in a fixed order, so results never depend on anything but the
  * data. */
 #include "backend.h"
 
+#include <llvm-c/DebugInfo.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,12 +147,30 @@ void be_loop_end(be_Ctx *c, be_Loop *l)
 {
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->i, l->step, "");
-	LLVMBuildBr(c->b, l->head);
+	l->latch = LLVMBuildBr(c->b, l->head);
 	LLVMAddIncoming(l->i, &next, &latch, 1);
 	/* Blocks were appended in creation order; keep the exit after the
 	 * blocks the body added, so the printed IR reads top to bottom. */
 	LLVMMoveBasicBlockAfter(l->exit, latch);
 	LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+/* !llvm.loop !{self, !{"llvm.loop.vectorize.enable", false},
+ *               !{"llvm.loop.unroll.disable"}}: the self reference goes
+ * through a temporary node, which the C API's replace-all-uses deletes. */
+void be_loop_scalar(be_Ctx *c, be_Loop *l)
+{
+	static const char vec[] = "llvm.loop.vectorize.enable", unroll[] = "llvm.loop.unroll.disable";
+	LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+	LLVMMetadataRef v[2] = {LLVMMDStringInContext2(c->ctx, vec, sizeof vec - 1),
+				LLVMValueAsMetadata(LLVMConstInt(c->t_i1, 0, 0))};
+	LLVMMetadataRef u = LLVMMDStringInContext2(c->ctx, unroll, sizeof unroll - 1);
+	LLVMMetadataRef ops[3] = {tmp, LLVMMDNodeInContext2(c->ctx, v, 2),
+				  LLVMMDNodeInContext2(c->ctx, &u, 1)};
+	LLVMMetadataRef loop = LLVMMDNodeInContext2(c->ctx, ops, 3);
+	LLVMMetadataReplaceAllUsesWith(tmp, loop);
+	unsigned kind = LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9);
+	LLVMSetMetadata(l->latch, kind, LLVMMetadataAsValue(c->ctx, loop));
 }
 
 LLVMBasicBlockRef be_if_begin(be_Ctx *c, LLVMValueRef cond)
@@ -299,6 +318,40 @@ LLVMValueRef be_exp(be_Ctx *c, LLVMValueRef x, int n)
 	y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLE, x, fk(c, -104.0, n), ""),
 			    fk(c, 0, n), y, "");
 	return LLVMBuildSelect(b, isnan, x, y, "exp");
+}
+
+/* Cephes logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by a
+ * degree-9 polynomial in m - 1, plus e ln2 in two parts. Denormals are
+ * scaled up first; 0 gives -inf, negatives NaN, +inf and NaN themselves. */
+LLVMValueRef be_log(be_Ctx *c, LLVMValueRef x, int n)
+{
+	static const double P[] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1,
+				   -1.2420140846E-1, 1.4249322787E-1, -1.6668057665E-1,
+				   2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1};
+	LLVMBuilderRef b = c->b;
+	LLVMTypeRef vi = be_vtype(c, c->t_i32, n), vf = be_vtype(c, c->t_f32, n);
+	LLVMValueRef tiny = LLVMBuildFCmp(b, LLVMRealOLT, x, fk(c, 1.17549435e-38, n), "");
+	LLVMValueRef xs = LLVMBuildSelect(b, tiny, LLVMBuildFMul(b, x, fk(c, 8388608.0, n), ""), x, "");
+	LLVMValueRef bits = LLVMBuildBitCast(b, xs, vi, "");
+	LLVMValueRef e = LLVMBuildSub(b, LLVMBuildLShr(b, bits, ik(c, 23, n), ""), ik(c, 126, n), "");
+	e = LLVMBuildSub(b, e, LLVMBuildSelect(b, tiny, ik(c, 23, n), ik(c, 0, n), ""), "");
+	LLVMValueRef mb = LLVMBuildOr(b, LLVMBuildAnd(b, bits, ik(c, 0x007fffff, n), ""),
+				      ik(c, 0x3f000000, n), "");
+	LLVMValueRef m = LLVMBuildBitCast(b, mb, vf, "");       /* [0.5, 1) */
+	LLVMValueRef lo = LLVMBuildFCmp(b, LLVMRealOLT, m, fk(c, 0.707106781186547524, n), "");
+	e = LLVMBuildSub(b, e, LLVMBuildZExt(b, lo, vi, ""), "");
+	LLVMValueRef f = LLVMBuildFSub(b, LLVMBuildSelect(b, lo, LLVMBuildFAdd(b, m, m, ""), m, ""),
+				       fk(c, 1.0, n), "");
+	LLVMValueRef ef = LLVMBuildSIToFP(b, e, vf, "");
+	LLVMValueRef z = LLVMBuildFMul(b, f, f, "");
+	LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(c, f, P, 9, n), f, ""), z, "");
+	y = be_fma(c, ef, fk(c, -2.12194440e-4, n), y, n);
+	y = be_fma(c, z, fk(c, -0.5, n), y, n);
+	y = be_fma(c, ef, fk(c, 0.693359375, n), LLVMBuildFAdd(b, f, y, ""), n);
+	/* x <= 0, inf, NaN: */
+	y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, x, fk(c, 0, n), ""), fk(c, -INFINITY, n), y, "");
+	y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealULT, x, fk(c, 0, n), ""), fk(c, NAN, n), y, "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, x, fk(c, INFINITY, n), ""), x, y, "log");
 }
 
 /* Cephes tanhf: odd polynomial below 0.625, 1 - 2/(e^2|x| + 1) above (no

@@ -112,7 +112,7 @@ static Value math1(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc, Op op)
 			return fe_error(ev, loc, "%s(%g) overflows", name, x);
 		return fe_float(r);
 	}
-	ValId x;
+	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], name, &x) || !fe_room(ev, loc))
 		return fe_err();
 	return built(ev, ir_unary(ev->g, op, x, loc, ev->d));
@@ -135,8 +135,8 @@ MATH1(b_silu, OP_SILU)
 static Value reduce(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc, Op op)
 {
 	const char *name = ir_op[op].name;
-	ValId x;
-	int64_t axis;
+	ValId x = VAL_NONE;
+	int64_t axis = 0;
 	bool keep;
 	if (arg_tensor(ev, a[0], al[0], name, &x) | arg_int(ev, a[1], al[1], name, &axis) |
 	    arg_bool(ev, a[2], al[2], name, false, &keep))
@@ -154,7 +154,7 @@ static Value b_max(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc) { return redu
 
 static Value b_matmul(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x, y;
+	ValId x = VAL_NONE, y = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "matmul", &x) | arg_tensor(ev, a[1], al[1], "matmul", &y))
 		return fe_err();
 	return built(ev, fe_matmul(ev, x, y, loc));
@@ -170,7 +170,7 @@ static Value permute(Ev *ev, ValId x, const uint8_t *perm, SrcLoc loc)
 /* transpose(x): swap the last two axes. */
 static Value b_transpose(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "transpose", &x))
 		return fe_err();
 	int r = shape_of(ev, x)->rank;
@@ -187,7 +187,7 @@ static Value b_transpose(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 
 static Value b_permute(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	int64_t p[IR_MAX_RANK];
 	int n;
 	if (arg_tensor(ev, a[0], al[0], "permute", &x) | arg_ints(ev, a[1], al[1], "permute", p, &n))
@@ -209,7 +209,7 @@ static Value b_permute(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* reshape(x, [dims]); one dim may be -1, inferred from the element count. */
 static Value b_reshape(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	int64_t dim[IR_MAX_RANK];
 	int n, infer = -1;
 	if (arg_tensor(ev, a[0], al[0], "reshape", &x) | arg_ints(ev, a[1], al[1], "reshape", dim, &n))
@@ -248,8 +248,8 @@ static Value b_reshape(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* slice(x, axis, lo, hi) keeps [lo, hi) of one axis. */
 static Value b_slice(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
-	int64_t axis, lo, hi;
+	ValId x = VAL_NONE;
+	int64_t axis = 0, lo = 0, hi = 0;
 	if (arg_tensor(ev, a[0], al[0], "slice", &x) | arg_int(ev, a[1], al[1], "slice", &axis) |
 	    arg_int(ev, a[2], al[2], "slice", &lo) | arg_int(ev, a[3], al[3], "slice", &hi))
 		return fe_err();
@@ -261,8 +261,8 @@ static Value b_slice(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* split(x, n, axis = -1): n equal slices, as a tuple. */
 static Value b_split(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
-	int64_t n, axis = -1;
+	ValId x = VAL_NONE;
+	int64_t n = 0, axis = -1;
 	if (arg_tensor(ev, a[0], al[0], "split", &x) | arg_int(ev, a[1], al[1], "split", &n) |
 	    (a[2].kind != V_NONE && arg_int(ev, a[2], al[2], "split", &axis)))
 		return fe_err();
@@ -316,7 +316,7 @@ static Value b_concat(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* gather(table, indices): rows of table[V,D] at i32 indices -> [...,D] */
 static Value b_gather(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId t, i;
+	ValId t = VAL_NONE, i = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "gather", &t) | arg_tensor(ev, a[1], al[1], "gather", &i))
 		return fe_err();
 	if (!fe_room(ev, loc))
@@ -327,7 +327,7 @@ static Value b_gather(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* positions(n): i32 [0, 1, ..., n-1] */
 static Value b_positions(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	int64_t n;
+	int64_t n = 0;
 	if (arg_int(ev, a[0], al[0], "positions", &n))
 		return fe_err();
 	if (n < 1)
@@ -340,7 +340,7 @@ static Value b_positions(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 
 static Value b_causal_mask(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "causal_mask", &x) || !fe_room(ev, loc))
 		return fe_err();
 	return built(ev, ir_causal_mask(ev->g, x, loc, ev->d));
@@ -348,7 +348,7 @@ static Value b_causal_mask(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 
 static Value b_softmax(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "softmax", &x) || !fe_room(ev, loc))
 		return fe_err();
 	return built(ev, ir_softmax(ev->g, x, loc, ev->d));
@@ -356,7 +356,7 @@ static Value b_softmax(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 
 static Value b_cross_entropy(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId l, t;
+	ValId l = VAL_NONE, t = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "cross_entropy", &l) |
 	    arg_tensor(ev, a[1], al[1], "cross_entropy", &t))
 		return fe_err();
@@ -368,7 +368,7 @@ static Value b_cross_entropy(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 /* cast(x, f32 | i32) */
 static Value b_cast(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
-	ValId x;
+	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "cast", &x))
 		return fe_err();
 	if (a[1].kind != V_DTYPE)

@@ -1,4 +1,5 @@
-/* eval.c: the staged evaluator that lowers a model to IR.
+/* eval.c: the staged evaluator that lowers a model to IR: expressions and
+ * calls (exec.c runs the statements).
  *
  * A .msw program runs at compile time: numbers, bools, lists, functions and
  * loops are ordinary values and control flow here, and only tensor
@@ -64,6 +65,12 @@ const char *fe_kind_name(Value v)
 
 void fe_fmt(Value v, char *buf, size_t n)
 {
+	/* Lists nest without bound ([a] in a loop): stop when the buffer is full. */
+	if (n <= 1) {
+		if (n)
+			buf[0] = 0;
+		return;
+	}
 	switch (v.kind) {
 	case V_INT: snprintf(buf, n, "%lld", (long long)v.i); break;
 	case V_FLOAT:
@@ -79,16 +86,17 @@ void fe_fmt(Value v, char *buf, size_t n)
 	case V_BUILTIN: snprintf(buf, n, "%s", v.bi->name); break;
 	case V_LIST:
 	case V_TUPLE: {
-		size_t at = (size_t)snprintf(buf, n, "%s", v.kind == V_LIST ? "[" : "(");
-		for (int i = 0; i < v.list.n && at < n; i++) {
+		/* Each piece is cut to fit; at never passes n - 1. */
+		snprintf(buf, n, "%s", v.kind == V_LIST ? "[" : "(");
+		for (int i = 0; i < v.list.n; i++) {
+			size_t at = strlen(buf);
 			if (i)
-				at += (size_t)snprintf(buf + at, n - at, ", ");
-			if (at < n)
-				fe_fmt(v.list.v[i], buf + at, n - at);
-			at += strlen(buf + at);
+				snprintf(buf + at, n - at, ", ");
+			at = strlen(buf);
+			fe_fmt(v.list.v[i], buf + at, n - at);
 		}
-		if (at < n)
-			snprintf(buf + at, n - at, "%s", v.kind == V_LIST ? "]" : ")");
+		size_t at = strlen(buf);
+		snprintf(buf + at, n - at, "%s", v.kind == V_LIST ? "]" : ")");
 		break;
 	}
 	default: snprintf(buf, n, "<%s>", fe_kind_name(v)); break;
@@ -126,6 +134,71 @@ void fe_bind(Ev *ev, const char *name, Value v)
 	}
 	s->name = name;
 	s->v = v;
+}
+
+/* Edit distance, capped: enough to suggest a name for a typo. */
+static int distance(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	if (na > 40 || nb > 40)
+		return 99;
+	int row[41];
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= na; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= nb; j++) {
+			int up = row[j];
+			int best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
+/* The closest of names[0..n) to `name`, or NULL if none is close. */
+static const char *closest(const char *name, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	int bd = strlen(name) <= 3 ? 1 : 2;
+	for (size_t i = 0; i < n; i++) {
+		int dd = distance(name, names[i]);
+		if (dd <= bd && dd > 0 && (!best || dd < bd)) {
+			best = names[i];
+			bd = dd;
+		}
+	}
+	return best;
+}
+
+static const char *closest_slot(const char *name, const Vec *v, const char *best, int *bd)
+{
+	for (size_t i = 0; i < v->len; i++) {
+		const Slot *sl = &VEC_AT(*v, Slot, i);
+		int dd = sl->v.kind == V_ERR ? 99 : distance(name, sl->name);
+		if (dd > 0 && dd < *bd) {
+			best = sl->name;
+			*bd = dd;
+		}
+	}
+	return best;
+}
+
+static void unknown_name(Ev *ev, Expr *e)
+{
+	int bd = strlen(e->name) <= 3 ? 2 : 3;
+	const char *best = closest_slot(e->name, &ev->frame->slot, NULL, &bd);
+	best = closest_slot(e->name, &ev->global, best, &bd);
+	if (best)
+		fe_error(ev, e->loc, "unknown name '%s'; did you mean '%s'?", e->name, best);
+	else
+		fe_error(ev, e->loc, "unknown name '%s'", e->name);
 }
 
 /* --- tensors --- */
@@ -472,7 +545,7 @@ static Value method(Ev *ev, Expr *e)
 
 /* Extends ev->prefix by a path like h.{i}.attn; returns the old length
  * (to restore), or -1 after an error. */
-static int push_path(Ev *ev, const Path *p)
+int fe_push_path(Ev *ev, const Path *p)
 {
 	int old = ev->nprefix;
 	for (int i = 0; i < p->nseg; i++) {
@@ -509,7 +582,7 @@ fail:
 	return -1;
 }
 
-static void pop_path(Ev *ev, int old)
+void fe_pop_path(Ev *ev, int old)
 {
 	ev->nprefix = old;
 	ev->prefix[old] = 0;
@@ -520,29 +593,55 @@ static Value call(Ev *ev, Expr *e)
 	if (e->a->kind == E_FIELD)
 		return method(ev, e);
 	Value f = fe_eval(ev, e->a);
-	Arg args[64];
-	if (e->nitem > (int)(sizeof args / sizeof args[0]))
-		return fe_error(ev, e->loc, "too many arguments (the limit is 64)");
+	if (e->nitem > FE_MAX_ARGS_CALL)
+		return fe_error(ev, e->loc, "too many arguments (the limit is %d)",
+				FE_MAX_ARGS_CALL);
+	/* On the heap, not the stack: calls nest deeply (see fe_enter). */
+	Arg *args = mem_alloc((size_t)(e->nitem ? e->nitem : 1) * sizeof *args);
+	if (!args) {
+		ev->stop = true;
+		return fe_error(ev, e->loc, "out of memory");
+	}
 	bool bad = f.kind == V_ERR;
 	for (int i = 0; i < e->nitem && !ev->stop; i++) {
 		args[i] = (Arg){e->kw[i], fe_eval(ev, e->item[i]), e->argloc[i]};
 		bad |= args[i].v.kind == V_ERR;
 	}
-	if (bad || ev->stop)
-		return fe_err();
+	Value r = fe_err();
 	int old = ev->nprefix;
-	if (e->as && (old = push_path(ev, e->as)) < 0)
-		return fe_err();
-	const char *what = e->a->kind == E_NAME ? e->a->name : NULL;
-	Value r = fe_call(ev, f, what, e->loc, args, e->nitem);
-	pop_path(ev, old);
+	if (!bad && !ev->stop && (!e->as || (old = fe_push_path(ev, e->as)) >= 0)) {
+		const char *what = e->a->kind == E_NAME ? e->a->name : NULL;
+		r = fe_call(ev, f, what, e->loc, args, e->nitem);
+		fe_pop_path(ev, old);
+	}
+	mem_free(args);
 	return r;
 }
+
+/* Every fe_eval and exec frame counts against one depth limit, because
+ * expression nesting (capped by the parser) multiplies with call depth. */
+bool fe_enter(Ev *ev, SrcLoc loc)
+{
+	if (++ev->edepth <= FE_MAX_EVAL_DEPTH)
+		return true;
+	fe_error(ev, loc, "evaluation nests more than %d levels deep", FE_MAX_EVAL_DEPTH);
+	ev->stop = true;
+	return false;
+}
+
+static Value eval(Ev *ev, Expr *e);
 
 Value fe_eval(Ev *ev, Expr *e)
 {
 	if (ev->stop)
 		return fe_err();
+	Value v = fe_enter(ev, e->loc) ? eval(ev, e) : fe_err();
+	ev->edepth--;
+	return v;
+}
+
+static Value eval(Ev *ev, Expr *e)
+{
 	switch ((ExprKind)e->kind) {
 	case E_INT: return fe_int(e->ival);
 	case E_FLOAT: return fe_float(e->fval);
@@ -552,7 +651,7 @@ Value fe_eval(Ev *ev, Expr *e)
 		Value *v = fe_lookup(ev, e->name);
 		if (v)
 			return *v;
-		fe_error(ev, e->loc, "unknown name '%s'", e->name);
+		unknown_name(ev, e);
 		fe_bind(ev, e->name, fe_err()); /* report each unknown name once */
 		return fe_err();
 	}
@@ -587,7 +686,7 @@ Value fe_eval(Ev *ev, Expr *e)
 
 /* --- calls --- */
 
-static bool step(Ev *ev, SrcLoc loc)
+bool fe_step(Ev *ev, SrcLoc loc)
 {
 	if (++ev->steps <= FE_MAX_STEPS)
 		return true;
@@ -610,8 +709,13 @@ static int match_args(Ev *ev, const char *fname, const char *const *pname, int n
 			for (k = 0; k < nparam && strcmp(pname[k], arg[i].kw); k++)
 				;
 			if (k == nparam) {
-				fe_error(ev, arg[i].loc, "'%s' has no parameter named '%s'", fname,
-					 arg[i].kw);
+				const char *near = closest(arg[i].kw, pname, (size_t)nparam);
+				if (near)
+					fe_error(ev, arg[i].loc, "'%s' has no parameter named '%s'; "
+						 "did you mean '%s'?", fname, arg[i].kw, near);
+				else
+					fe_error(ev, arg[i].loc, "'%s' has no parameter named '%s'",
+						 fname, arg[i].kw);
 				return -1;
 			}
 		} else if (k >= nparam) {
@@ -648,18 +752,27 @@ static Value call_builtin(Ev *ev, const Builtin *b, SrcLoc loc, Arg *arg, int na
 
 static Value call_def(Ev *ev, const Func *fn, SrcLoc loc, Arg *arg, int narg)
 {
-	Arg *slot[256];
-	if (fn->nparam > 256)
-		return fe_error(ev, fn->loc, "'%s' has more than 256 parameters", fn->name);
-	const char *pname[256];
-	for (int i = 0; i < fn->nparam; i++)
-		pname[i] = fn->param[i].name;
-	if (match_args(ev, fn->name, pname, fn->nparam, loc, arg, narg, slot))
-		return fe_err();
 	if (ev->depth >= FE_MAX_CALL_DEPTH) {
 		fe_error(ev, loc, "calls nest more than %d deep; does '%s' call itself without "
 			 "end?", FE_MAX_CALL_DEPTH, fn->name);
 		ev->stop = true;
+		return fe_err();
+	}
+	size_t n = (size_t)(fn->nparam ? fn->nparam : 1);
+	Arg **slot = mem_alloc(n * sizeof *slot);
+	const char **pname = mem_alloc(n * sizeof *pname);
+	if (!slot || !pname) {
+		mem_free(slot);
+		mem_free(pname);
+		ev->stop = true;
+		return fe_error(ev, loc, "out of memory");
+	}
+	for (int i = 0; i < fn->nparam; i++)
+		pname[i] = fn->param[i].name;
+	int m = match_args(ev, fn->name, pname, fn->nparam, loc, arg, narg, slot);
+	mem_free(pname);
+	if (m) {
+		mem_free(slot);
 		return fe_err();
 	}
 	Frame fr = {.fn = fn, .callsite = loc, .up = ev->frame, .ret = {.kind = V_NONE}};
@@ -684,6 +797,7 @@ static Value call_def(Ev *ev, const Func *fn, SrcLoc loc, Arg *arg, int narg)
 	}
 	if (ok)
 		fe_exec_block(ev, &fn->body);
+	mem_free(slot);
 	Value r = ok ? fr.ret : fe_err();
 	ev->depth--;
 	ev->frame = fr.up;
@@ -701,7 +815,7 @@ Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int 
 {
 	if (callee.kind == V_ERR || ev->stop)
 		return fe_err();
-	if (!step(ev, loc))
+	if (!fe_step(ev, loc))
 		return fe_err();
 	if (callee.kind == V_BUILTIN)
 		return call_builtin(ev, callee.bi, loc, arg, narg);
@@ -713,343 +827,4 @@ Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int 
 	if (what)
 		return fe_error(ev, loc, "'%s' is %s, not a function", what, fe_kind_name(callee));
 	return fe_error(ev, loc, "cannot call %s", fe_kind_name(callee));
-}
-
-/* --- statements --- */
-
-static int want_tensor(Ev *ev, Value v, SrcLoc loc, const char *what)
-{
-	if (v.kind == V_TENSOR)
-		return 0;
-	if (v.kind != V_ERR)
-		fe_error(ev, loc, "%s must be a tensor, got %s", what, fe_kind_name(v));
-	return -1;
-}
-
-static void exec_assign(Ev *ev, Stmt *s)
-{
-	Value vals[64];
-	if (s->nval > 64) {
-		fe_error(ev, s->loc, "too many values (the limit is 64)");
-		return;
-	}
-	bool bad = false;
-	for (int i = 0; i < s->nval; i++)
-		bad |= (vals[i] = fe_eval(ev, s->val[i])).kind == V_ERR;
-	if (bad) {
-		for (int i = 0; i < s->nname; i++)
-			fe_bind(ev, s->name[i], fe_err());
-		return;
-	}
-	Value v = vals[0];
-	if (s->nval > 1) {
-		Value *t = arena_alloc(ev->a, (size_t)s->nval * sizeof *t);
-		if (!t) {
-			fe_error(ev, s->loc, "out of memory");
-			return;
-		}
-		memcpy(t, vals, (size_t)s->nval * sizeof *t);
-		v = (Value){.kind = V_TUPLE, .list = {t, s->nval}};
-	}
-	if (s->nname == 1) {
-		fe_bind(ev, s->name[0], v);
-		return;
-	}
-	if ((v.kind != V_TUPLE && v.kind != V_LIST) || v.list.n != s->nname) {
-		char got[64];
-		if (v.kind == V_TUPLE || v.kind == V_LIST)
-			snprintf(got, sizeof got, "%d values", v.list.n);
-		else
-			snprintf(got, sizeof got, "one value (%s)", fe_kind_name(v));
-		fe_error(ev, s->val[0]->loc, "%d names on the left but %s on the right",
-			 s->nname, got);
-		for (int i = 0; i < s->nname; i++)
-			fe_bind(ev, s->name[i], fe_err());
-		return;
-	}
-	for (int i = 0; i < s->nname; i++)
-		fe_bind(ev, s->name[i], v.list.v[i]);
-}
-
-/* The int value of expression e, checked to be a usable dimension. */
-static int eval_dim(Ev *ev, Expr *e, int i, const char *what, int64_t *out)
-{
-	Value v = fe_eval(ev, e);
-	if (v.kind == V_ERR)
-		return -1;
-	if (v.kind != V_INT) {
-		fe_error(ev, e->loc, "dimension %d of %s must be an integer, got %s", i, what,
-			 fe_kind_name(v));
-		return -1;
-	}
-	if (v.i < 1 || v.i > ((int64_t)1 << 40)) {
-		fe_error(ev, e->loc, "dimension %d of %s is %lld; dimensions must be between 1 "
-			 "and 2^40", i, what, (long long)v.i);
-		return -1;
-	}
-	*out = v.i;
-	return 0;
-}
-
-static void exec_param(Ev *ev, Stmt *s)
-{
-	char name[FE_MAX_NAME + 64];
-	snprintf(name, sizeof name, "%s%s", ev->prefix, s->name[0]);
-	fe_bind(ev, s->name[0], fe_err());
-	if (strlen(name) > FE_MAX_NAME) {
-		fe_error(ev, s->nameloc[0], "parameter name '%s' is longer than %d characters",
-			 name, FE_MAX_NAME);
-		return;
-	}
-	if (s->dtype != DT_F32) {
-		fe_error(ev, s->shapeloc, "parameters are f32, not %s", ir_dtype_name[s->dtype]);
-		return;
-	}
-	Shape sh = {0};
-	if (s->ndim > IR_MAX_RANK) {
-		fe_error(ev, s->shapeloc, "parameter '%s' has rank %d; the maximum is %d", name,
-			 s->ndim, IR_MAX_RANK);
-		return;
-	}
-	char what[FE_MAX_NAME + 80];
-	snprintf(what, sizeof what, "parameter '%s'", name);
-	bool bad = false;
-	for (int i = 0; i < s->ndim; i++)
-		bad |= eval_dim(ev, s->dims[i], i, what, &sh.dim[i]) != 0;
-	sh.rank = (uint8_t)s->ndim;
-	InitKind init = INIT_NONE;
-	double std = 0;
-	if (s->e) {
-		Value v = fe_eval(ev, s->e);
-		if (v.kind == V_ERR)
-			return;
-		if (v.kind != V_INIT) {
-			fe_error(ev, s->e->loc, "a parameter's initialiser must be normal(std), zeros "
-				 "or ones, got %s", fe_kind_name(v));
-			return;
-		}
-		init = v.init.kind;
-		std = v.init.std;
-	}
-	if (bad)
-		return;
-	ValId old = ir_find_param(ev->g, name);
-	if (old != VAL_NONE) {
-		fe_error(ev, s->nameloc[0], "parameter '%s' is defined twice", name);
-		diag_note(ev->d, ir_node(ev->g, old)->loc, "the first definition is here");
-		ev->hint_as = ev->frame->fn != NULL;
-		return;
-	}
-	if (!fe_room(ev, s->loc))
-		return;
-	ValId v = ir_param(ev->g, name, &sh, init, std, s->nameloc[0], ev->d);
-	if (v == VAL_NONE)
-		return;
-	if (s->frozen)
-		ir_node(ev->g, v)->flags |= NF_FROZEN;
-	fe_bind(ev, s->name[0], fe_tensor(v));
-}
-
-static void exec_output(Ev *ev, Stmt *s)
-{
-	Value v = fe_eval(ev, s->val[0]);
-	if (want_tensor(ev, v, s->val[0]->loc, "an output"))
-		return;
-	uint32_t id = ir_find_str(ev->g, s->name[0]);
-	for (size_t i = 0; id && i < ev->g->out.len; i++)
-		if (VEC_AT(ev->g->out, Output, i).name == id) {
-			fe_error(ev, s->nameloc[0], "output '%s' is declared twice", s->name[0]);
-			return;
-		}
-	if (ir_set_output(ev->g, s->name[0], v.t))
-		fe_error(ev, s->loc, "out of memory");
-}
-
-static void exec_loss(Ev *ev, Stmt *s)
-{
-	Value v = fe_eval(ev, s->val[0]);
-	if (want_tensor(ev, v, s->val[0]->loc, "the loss"))
-		return;
-	const Node *n = ir_node(ev->g, v.t);
-	if (n->shape.rank != 0 || n->dtype != DT_F32) {
-		char buf[160];
-		ir_shape_str(&n->shape, buf, sizeof buf);
-		fe_error(ev, s->val[0]->loc, "the loss must be an f32 scalar, got %s%s",
-			 ir_dtype_name[n->dtype], buf);
-		return;
-	}
-	if (ev->g->loss != VAL_NONE) {
-		fe_error(ev, s->loc, "the model has two losses");
-		return;
-	}
-	ev->g->loss = v.t;
-}
-
-static int want_int(Ev *ev, Expr *e, int64_t *out, const char *what)
-{
-	Value v = fe_eval(ev, e);
-	if (v.kind == V_ERR)
-		return -1;
-	if (v.kind != V_INT) {
-		char buf[64];
-		fe_fmt(v, buf, sizeof buf);
-		fe_error(ev, e->loc, "%s must be an integer, got %s %s", what, fe_kind_name(v),
-			 buf);
-		return -1;
-	}
-	*out = v.i;
-	return 0;
-}
-
-/* for i in lo..hi [as path] { body }: unrolled; i takes lo, ..., hi-1. */
-static void exec_for(Ev *ev, Stmt *s)
-{
-	int64_t lo, hi;
-	int r = want_int(ev, s->e, &lo, "a loop bound");
-	if (r | want_int(ev, s->e2, &hi, "a loop bound"))
-		return;
-	if (hi > lo && (uint64_t)hi - (uint64_t)lo > FE_MAX_TRIP) {
-		fe_error(ev, s->loc, "the loop runs %llu times; the limit is %d",
-			 (unsigned long long)((uint64_t)hi - (uint64_t)lo), FE_MAX_TRIP);
-		return;
-	}
-	for (int64_t i = lo; i < hi && !ev->stop && !ev->frame->returned; i++) {
-		if (!step(ev, s->loc))
-			return;
-		fe_bind(ev, s->name[0], fe_int(i));
-		int old = ev->nprefix;
-		if (s->as && (old = push_path(ev, s->as)) < 0)
-			return;
-		fe_exec_block(ev, &s->body);
-		pop_path(ev, old);
-	}
-}
-
-static void exec_if(Ev *ev, Stmt *s)
-{
-	Value c = fe_eval(ev, s->e);
-	if (c.kind == V_ERR)
-		return;
-	if (c.kind != V_BOOL) {
-		fe_error(ev, s->e->loc, "a condition must be true or false, got %s",
-			 fe_kind_name(c));
-		return;
-	}
-	fe_exec_block(ev, c.b ? &s->body : &s->els);
-}
-
-/* Replaces {name} in an assert message by the value of name. */
-static void interpolate(Ev *ev, const char *msg, char *out, size_t n)
-{
-	size_t at = 0;
-	while (*msg && at + 1 < n) {
-		const char *close = *msg == '{' ? strchr(msg, '}') : NULL;
-		if (close && close - msg - 1 < 64) {
-			char name[64];
-			memcpy(name, msg + 1, (size_t)(close - msg - 1));
-			name[close - msg - 1] = 0;
-			Value *v = fe_lookup(ev, name);
-			if (v) {
-				fe_fmt(*v, out + at, n - at);
-				at += strlen(out + at);
-				msg = close + 1;
-				continue;
-			}
-		}
-		out[at++] = *msg++;
-	}
-	out[at] = 0;
-}
-
-static void exec_assert(Ev *ev, Stmt *s)
-{
-	Value c = fe_eval(ev, s->e);
-	if (c.kind == V_ERR)
-		return;
-	if (c.kind != V_BOOL) {
-		fe_error(ev, s->e->loc, "assert needs a condition that is true or false, got %s",
-			 fe_kind_name(c));
-		return;
-	}
-	if (c.b)
-		return;
-	char msg[512];
-	if (s->e2)
-		interpolate(ev, s->e2->name, msg, sizeof msg);
-	else
-		snprintf(msg, sizeof msg, "assertion failed");
-	fe_error(ev, s->e->loc, "%s", msg);
-}
-
-static void exec_return(Ev *ev, Stmt *s)
-{
-	Frame *f = ev->frame;
-	if (s->nval == 0) {
-		f->ret = (Value){.kind = V_NONE};
-	} else if (s->nval == 1) {
-		f->ret = fe_eval(ev, s->val[0]);
-	} else {
-		Value *t = arena_alloc(ev->a, (size_t)s->nval * sizeof *t);
-		if (!t) {
-			f->ret = fe_error(ev, s->loc, "out of memory");
-		} else {
-			f->ret = (Value){.kind = V_TUPLE, .list = {t, s->nval}};
-			for (int i = 0; i < s->nval; i++)
-				if ((t[i] = fe_eval(ev, s->val[i])).kind == V_ERR)
-					f->ret = fe_err();
-		}
-	}
-	f->returned = true;
-}
-
-static void exec(Ev *ev, Stmt *s)
-{
-	switch ((StmtKind)s->kind) {
-	case S_EXPR: fe_eval(ev, s->val[0]); break;
-	case S_ASSIGN: exec_assign(ev, s); break;
-	case S_INPUT: fe_bind_input(ev, s); break;
-	case S_PARAM: exec_param(ev, s); break;
-	case S_OUTPUT: exec_output(ev, s); break;
-	case S_LOSS: exec_loss(ev, s); break;
-	case S_FOR: exec_for(ev, s); break;
-	case S_IF: exec_if(ev, s); break;
-	case S_RETURN: exec_return(ev, s); break;
-	case S_ASSERT: exec_assert(ev, s); break;
-	}
-}
-
-/* In a def, the first error ends the call with poison: the rest of a
- * layer built on a broken step would only repeat the message. The model
- * body goes on, to report its independent mistakes. */
-int fe_exec_block(Ev *ev, const Block *b)
-{
-	Frame *f = ev->frame;
-	for (int i = 0; i < b->n && !ev->stop && !f->returned; i++) {
-		int nerr = ev->d->nerror;
-		exec(ev, b->s[i]);
-		if (f->fn && ev->d->nerror != nerr) {
-			f->ret = fe_err();
-			f->returned = true;
-		}
-	}
-	return ev->stop ? -1 : 0;
-}
-
-int fe_eval_model(Ev *ev, const Func *model)
-{
-	Frame fr = {.fn = NULL, .ret = {.kind = V_NONE}};
-	ev->frame = &fr;
-	ev->model = model;
-	int nerr = ev->d->nerror;
-	/* A bad hyperparameter is poison, not the end: the body may hold
-	 * independent mistakes worth reporting in the same run. */
-	fe_bind_hyper(ev, model);
-	fe_exec_block(ev, &model->body);
-	if (ev->d->nerror == nerr && ev->g->out.len == 0 && ev->g->loss == VAL_NONE)
-		fe_error(ev, model->loc, "model '%s' has no output and no loss", model->name);
-	if (!ev->stop)
-		fe_check_defines(ev);
-	ev->frame = NULL;
-	vec_free(&fr.slot);
-	return ev->d->nerror == nerr ? 0 : -1;
 }

@@ -15,9 +15,12 @@
 enum {
 	FE_MAX_NEST = 200,       /* parser nesting (expressions, blocks) */
 	FE_MAX_CALL_DEPTH = 100, /* compile-time call stack */
+	FE_MAX_EVAL_DEPTH = 3000,/* expressions and statements being evaluated */
+	FE_MAX_ARGS_CALL = 64,   /* arguments in one call */
 	FE_MAX_TRIP = 100000,    /* iterations of one loop */
 	FE_MAX_STEPS = 2000000,  /* calls + loop iterations in one compile */
 	FE_MAX_NODES = 1000000,  /* IR nodes in one graph */
+	FE_MAX_PARAMS = 20000,   /* parameter tensors (interning names is linear) */
 	FE_MAX_NAME = 256,       /* length of a hierarchical parameter name */
 };
 
@@ -205,19 +208,30 @@ typedef struct Ev {
 	const fe_Options *o;
 	Vec global;           /* Slot: builtins, then prelude defs, then the file's defs */
 	Frame *frame;
-	int depth;
+	int depth;            /* def calls in progress */
+	int edepth;           /* fe_eval and statement frames in progress */
 	long steps;
 	bool stop;            /* a fatal error: unwind without more messages */
 	bool hint_as;         /* a duplicate parameter: suggest 'as' at the call */
 	char prefix[FE_MAX_NAME + 1];
 	int nprefix;
 	bool *def_used;       /* per -D: did it name something? */
+	ValId *ptab;          /* parameters by name (eval.c), nptab slots */
+	size_t nptab, nparam;
 	const Func *model;
 } Ev;
 
 /* eval.c */
 Value fe_eval(Ev *ev, Expr *e);
-int fe_exec_block(Ev *ev, const Block *b);
+/* Counts one evaluation frame against FE_MAX_EVAL_DEPTH (the caller
+ * decrements ev->edepth afterwards, whatever this returns). */
+bool fe_enter(Ev *ev, SrcLoc loc);
+/* Counts one call or loop iteration against FE_MAX_STEPS. */
+bool fe_step(Ev *ev, SrcLoc loc);
+/* Extends the parameter-name prefix by a path like h.{i}.attn; returns the
+ * old length for fe_pop_path, or -1 after an error (prefix unchanged). */
+int fe_push_path(Ev *ev, const Path *p);
+void fe_pop_path(Ev *ev, int old);
 /* A call's argument: positional ones (kw == NULL) come first. */
 typedef struct Arg {
 	const char *kw;
@@ -225,6 +239,8 @@ typedef struct Arg {
 	SrcLoc loc;
 } Arg;
 Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int narg);
+/* exec.c */
+int fe_exec_block(Ev *ev, const Block *b);
 int fe_eval_model(Ev *ev, const Func *model);
 Value fe_err(void);
 Value fe_error(Ev *ev, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -181,6 +181,7 @@ done:
 	}
 	vec_free(&ev.global);
 	mem_free(ev.def_used);
+	mem_free(ev.ptab);
 	arena_free(&a);
 	return r;
 }

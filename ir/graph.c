@@ -79,18 +79,47 @@ void ir_graph_destroy(Graph *g)
 	vec_free(&g->arg);
 	vec_free(&g->out);
 	vec_free(&g->str);
+	mem_free(g->str_index);
 	vec_free(&g->bind);
 	vec_free(&g->grad);
 	arena_free(&g->arena);
 	mem_free(g);
 }
 
+/* Names are looked up by hash: a GPT-2-sized model interns tens of
+ * thousands of names, and a linear scan made compiling it quadratic. */
+static size_t str_slot(const Graph *g, const char *s)
+{
+	size_t mask = g->str_index_cap - 1;
+	size_t i = (size_t)hash64(s, strlen(s), 0) & mask;
+	while (g->str_index[i] && strcmp(VEC_AT(g->str, char *, g->str_index[i]), s))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static int str_index_grow(Graph *g)
+{
+	size_t cap = g->str_index_cap ? 2 * g->str_index_cap : 64;
+	uint32_t *old = g->str_index;
+	size_t oldcap = g->str_index_cap;
+	g->str_index = mem_calloc(cap, sizeof *g->str_index);
+	if (!g->str_index) {
+		g->str_index = old;
+		return -1;
+	}
+	g->str_index_cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i])
+			g->str_index[str_slot(g, VEC_AT(g->str, char *, old[i]))] = old[i];
+	mem_free(old);
+	return 0;
+}
+
 uint32_t ir_find_str(const Graph *g, const char *s)
 {
-	for (uint32_t i = 1; i < g->str.len; i++)
-		if (!strcmp(VEC_AT(g->str, char *, i), s))
-			return i;
-	return 0;
+	if (!*s || !g->str_index_cap)
+		return 0;
+	return g->str_index[str_slot(g, s)];
 }
 
 uint32_t ir_intern(Graph *g, const char *s)
@@ -100,12 +129,16 @@ uint32_t ir_intern(Graph *g, const char *s)
 	uint32_t id = ir_find_str(g, s);
 	if (id)
 		return id;
+	if (2 * (g->str.len + 1) > g->str_index_cap && str_index_grow(g))
+		return UINT32_MAX;
 	char *copy = arena_strdup(&g->arena, s);
 	char **slot = copy ? vec_push(&g->str, sizeof(char *)) : NULL;
 	if (!slot)
 		return UINT32_MAX;
 	*slot = copy;
-	return (uint32_t)g->str.len - 1;
+	id = (uint32_t)g->str.len - 1;
+	g->str_index[str_slot(g, s)] = id;
+	return id;
 }
 
 int64_t ir_numel(const Shape *s)

@@ -93,6 +93,8 @@ typedef struct Graph {
 	Vec arg;              /* ValId */
 	Vec out;              /* Output */
 	Vec str;              /* char *, interned names; id 0 is "" */
+	uint32_t *str_index;  /* open-addressing hash of str ids (0 = empty slot) */
+	size_t str_index_cap; /* power of two, kept at most half full */
 	Vec bind;             /* Binding */
 	ValId loss;           /* VAL_NONE when the model has no loss */
 	Vec grad;             /* GradPair, one per non-frozen param, in param

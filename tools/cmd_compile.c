@@ -2,7 +2,7 @@
  *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
  *
  * With --emit, prints the IR after the pipeline, the LLVM module or the host
- * assembly to stdout. Without it, runs everything through JIT compilation
+ * assembly to stdout; --stop-after=PASS prints the IR as that pass left it. Without it, runs everything through JIT compilation
  * and prints a short summary: ops, parameters, kernels, time per stage. */
 #include "tools.h"
 
@@ -115,7 +115,11 @@ int cmd_compile(int argc, char **argv)
 		bo.stage = !strcmp(co.emit, "ir") ? STAGE_GRAPH : STAGE_MODULE;
 	Build b;
 	int rc = build_run(&b, &bo);
-	if (rc == 0 && !b.stopped)
+	/* Like llc's -stop-after: show the IR where the pipeline stopped,
+	 * unless it was already dumped there. */
+	if (rc == 0 && b.stopped && !co.dump_after)
+		rc = emit(&b, "ir");
+	else if (rc == 0 && !b.stopped)
 		rc = co.emit ? emit(&b, co.emit) : (summary(&b), 0);
 	build_free(&b);
 	return rc;

@@ -342,15 +342,14 @@ static void test_unary(void)
 		}
 }
 
-/* exp over its whole range, including overflow, underflow and -inf. */
-static void test_exp_edges(void)
+/* Run op over xs[0..n) on one thread; y receives the results. */
+static void run_values(Op op, const float *xs, int n, float *y)
 {
 	Graph *g = ir_graph_create();
 	Diag d;
 	diag_init(&d);
-	Shape s = SH(40);
-	ValId x = in(g, "x", DT_F32, s);
-	output(g, ir_unary(g, OP_EXP, x, L0, &d));
+	Shape s = SH(n);
+	output(g, ir_unary(g, op, in(g, "x", DT_F32, s), L0, &d));
 	PassOptions po = {.alignment = 64};
 	rt_Program *p = NULL;
 	CHECK(!pass_infer_shapes(g, &po, &d) && !pass_plan_memory(g, &po, &d) &&
@@ -358,33 +357,73 @@ static void test_exp_edges(void)
 	rt_Pool *pool = rt_pool_create(1);
 	rt_Exec *e = NULL;
 	if (p && pool && !rt_exec_create(p, pool, &e, &d)) {
-		static const float xs[40] = {-INFINITY, -1000, -104.5f, -103, -100, -90, -88, -87.5f,
-			-80, -50, -20, -10, -1, -0.5f, -1e-3f, -1e-7f, 0, 1e-7f, 1e-3f, 0.5f, 1, 2.5f, 10,
-			20, 50, 80, 87, 88, 88.5f, 88.7f, 88.72f, 88.8f, 89, 100, 1000, INFINITY, NAN,
-			0.69314718f, -0.69314718f, 3};
 		rt_Tensor tx, ty;
 		rt_exec_tensor(e, "x", &tx);
 		rt_exec_tensor(e, "y", &ty);
-		memcpy(tx.data, xs, sizeof xs);
+		memcpy(tx.data, xs, (size_t)n * sizeof *xs);
 		rt_exec_run(e);
-		for (int i = 0; i < 40; i++) {
-			double r = exp((double)xs[i]), y = ((float *)ty.data)[i];
-			if (isnan(r))
-				CHECK_MSG(isnan(y), "exp(%g) = %g", xs[i], y);
-			else if (r > 3.4028234663852886e38)
-				CHECK_MSG(isinf(y) && y > 0, "exp(%g) = %g", xs[i], y);
-			else if (r < 1.2e-38)   /* denormal range: absolute error */
-				CHECK_MSG(fabs(y - r) < 1e-44, "exp(%g) = %g, want %g", xs[i], y, r);
-			else    /* within 2 ulp */
-				CHECK_MSG(fabs(y - r) <= 2.5 * 1.19e-7 * r, "exp(%g) = %.9g, want %.9g",
-					  xs[i], y, r);
-		}
+		memcpy(y, ty.data, (size_t)n * sizeof *y);
+	} else {
+		CHECK(0);
 	}
 	rt_exec_destroy(e);
 	rt_pool_destroy(pool);
 	rt_program_destroy(p);
 	diag_free(&d);
 	ir_graph_destroy(g);
+}
+
+/* y against the double result r: same NaN / infinity, 0 in the denormal
+ * range within 1e-44, otherwise within 2.5 ulp. */
+static void check_value(const char *f, float x, double r, float y)
+{
+	if (isnan(r))
+		CHECK_MSG(isnan(y), "%s(%g) = %g", f, x, y);
+	else if (fabs(r) > 3.4028234663852886e38)
+		CHECK_MSG(isinf(y) && (y > 0) == (r > 0), "%s(%g) = %g", f, x, y);
+	else if (fabs(r) < 1.2e-38)
+		CHECK_MSG(fabs(y - r) < 1e-44, "%s(%g) = %g, want %g", f, x, y, r);
+	else
+		CHECK_MSG(fabs(y - r) <= 2.5 * 1.19e-7 * fabs(r), "%s(%g) = %.9g, want %.9g", f, x, y, r);
+}
+
+/* exp and log over their whole range: overflow, underflow, denormals,
+ * zeros, infinities, NaN (the polynomial kernels handle these by hand). */
+static void test_math_edges(void)
+{
+	static const float ex[] = {-INFINITY, -1000, -104.5f, -103, -100, -90, -88, -87.5f, -80, -50,
+		-20, -10, -1, -0.5f, -1e-3f, -1e-7f, 0, 1e-7f, 1e-3f, 0.5f, 1, 2.5f, 10, 20, 50, 80,
+		87, 88, 88.5f, 88.7f, 88.72f, 88.8f, 89, 100, 1000, INFINITY, NAN, 0.69314718f,
+		-0.69314718f, 3};
+	static const float lx[] = {0, -0.0f, -1, -INFINITY, 1e-45f, 1e-40f, 1e-38f, 1.17549435e-38f,
+		1e-20f, 0.5f, 0.70710677f, 0.70710683f, 0.9999f, 1, 1.0001f, 1.5f, 2, 2.718281828f,
+		10, 1e10f, 1e30f, 3.4e38f, INFINITY, NAN};
+	enum { NE = sizeof ex / sizeof ex[0], NL = sizeof lx / sizeof lx[0] };
+	float y[64];
+	run_values(OP_EXP, ex, NE, y);
+	for (int i = 0; i < NE; i++)
+		check_value("exp", ex[i], exp((double)ex[i]), y[i]);
+	run_values(OP_LOG, lx, NL, y);
+	for (int i = 0; i < NL; i++)
+		check_value("log", lx[i], lx[i] == 0 ? -INFINITY : log((double)lx[i]), y[i]);
+	/* a dense sweep: every 1001st float in [2^-20, 2^20) for log,
+	 * [-87, 88] for exp */
+	static float xs[60000], ys[60000];
+	int n = 0;
+	for (uint32_t bits = 0x35800000u; bits < 0x49800000u && n < 60000; bits += 6007u, n++)
+		memcpy(&xs[n], &bits, 4);
+	run_values(OP_LOG, xs, n, ys);
+	int bad = 0;
+	for (int i = 0; i < n; i++)
+		bad += fabs(ys[i] - log((double)xs[i])) > 2.5 * 1.19e-7 * fabs(log((double)xs[i])) + 1e-45;
+	CHECK_MSG(bad == 0, "log: %d of %d sweep values off by more than 2.5 ulp", bad, n);
+	for (int i = 0; i < 60000; i++)
+		xs[i] = -87.0f + 175.0f * (float)i / 60000.0f;
+	run_values(OP_EXP, xs, 60000, ys);
+	bad = 0;
+	for (int i = 0; i < 60000; i++)
+		bad += fabs(ys[i] - exp((double)xs[i])) > 2.5 * 1.19e-7 * exp((double)xs[i]);
+	CHECK_MSG(bad == 0, "exp: %d of 60000 sweep values off by more than 2.5 ulp", bad);
 }
 
 static void test_binary(void)
@@ -802,6 +841,14 @@ static void test_emit_text(void)
 			CHECK_MSG(as && strstr(as, "%zmm"), "host has avx512f but no zmm in assembly");
 		else
 			printf("note: host has no AVX-512, zmm check skipped\n");
+		/* an explicit AVX2 target: 256-bit vectors only */
+		be_Options avx2 = {.opt_level = 3, .cpu = "haswell", .features = "+avx2,+fma,+avx"};
+		be_Module *m2 = NULL;
+		CHECK(be_compile(g, &avx2, &m2, &d) == 0);
+		char *as2 = m2 ? be_emit_text(m2, BE_TEXT_ASM, &d) : NULL;
+		CHECK(as2 && strstr(as2, "%ymm") && !strstr(as2, "%zmm"));
+		mem_free(as2);
+		be_module_destroy(m2);
 		/* the module still JITs after being printed */
 		rt_Program *p = NULL;
 		CHECK(be_jit(m, g, &p, &d) == 0);
@@ -850,10 +897,95 @@ static void test_slots(void)
 	ir_graph_destroy(g);
 }
 
+/* The same kernels for narrower targets (AVX2: 8 lanes; SSE2: 4 lanes, no
+ * FMA), which this host can also run: every vector width and the non-FMA
+ * path stay tested on an AVX-512 machine. */
+static void test_other_targets(void)
+{
+	static const be_Options targets[] = {
+		{.opt_level = 3, .cpu = "haswell", .features = "+avx2,+fma,+avx,+sse4.2"},
+		{.opt_level = 3, .cpu = "x86-64", .features = "+sse2"},
+		{.opt_level = 3, .cpu = "x86-64", .features = "+sse2", .matmul_ref = true},
+		{.opt_level = 0},
+	};
+	for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+		for (int op = 0; op < 9; op++) {
+			Graph *g = ir_graph_create();
+			Diag d;
+			diag_init(&d);
+			Shape s = SH(7, 129), sb = SH(7, 1), sw = SH(129, 33);
+			ValId x = in(g, "x", DT_F32, s), y = VAL_NONE;
+			uint8_t perm[2] = {1, 0};
+			switch (op) {
+			case 0: y = ir_softmax(g, ir_causal_mask(g, x, L0, &d), L0, &d); break;
+			case 1: y = ir_unary(g, OP_GELU, x, L0, &d); break;
+			case 2: y = ir_binary(g, OP_DIV, x, in(g, "b", DT_F32, sb), L0, &d); break;
+			case 3: y = ir_reduce(g, OP_SUM, x, 0, false, L0, &d); break;
+			case 4: y = ir_reduce(g, OP_MAX, x, 1, true, L0, &d); break;
+			case 5: y = ir_permute(g, x, perm, L0, &d); break;
+			case 6: y = ir_matmul(g, x, in(g, "w", DT_F32, sw), 0, L0, &d); break;
+			case 7: y = ir_unary(g, OP_LOG, ir_unary(g, OP_EXP, x, L0, &d), L0, &d); break;
+			case 8: {
+				Shape st = SH(7);
+				irange = 129;
+				y = ir_cross_entropy(g, x, in(g, "t", DT_I32, st), L0, &d);
+				break;
+			}
+			}
+			output(g, y);
+			char label[64];
+			snprintf(label, sizeof label, "target %zu op %d", t, op);
+			scale = 4;
+			check_graph_opts(g, label, &targets[t], NULL);
+			scale = 1;
+			irange = 100;
+			diag_free(&d);
+			ir_graph_destroy(g);
+		}
+	}
+}
+
+/* Every allocation the backend makes can fail: be_build_program must then
+ * return an error (never crash or leak; the sanitizer build checks leaks)
+ * and succeed again once allocations work. */
+static void test_out_of_memory(void)
+{
+	Graph *g = ir_graph_create();
+	Diag d;
+	diag_init(&d);
+	Shape s = SH(7, 129), sb = SH(129);
+	ValId x = in(g, "x", DT_F32, s);
+	ValId b = ir_param(g, "b", &sb, INIT_ZEROS, 0, L0, &d);
+	output(g, ir_softmax(g, ir_binary(g, OP_ADD, x, b, L0, &d), L0, &d));
+	PassOptions po = {.alignment = 64};
+	CHECK(!pass_infer_shapes(g, &po, &d) && !pass_plan_memory(g, &po, &d));
+	int failed = 0, k;
+	for (k = 1; k < 200; k++) {
+		rt_Program *p = NULL;
+		Diag e;
+		diag_init(&e);
+		mem_fail_after(k);
+		int rc = be_build_program(g, NULL, &p, &e);
+		mem_fail_after(0);
+		diag_free(&e);
+		if (rc) {
+			CHECK(p == NULL);
+			failed++;
+			continue;
+		}
+		CHECK(p != NULL);
+		rt_program_destroy(p);
+		break;
+	}
+	CHECK_MSG(failed > 0 && k < 200, "%d failures before success at %d", failed, k);
+	diag_free(&d);
+	ir_graph_destroy(g);
+}
+
 int main(void)
 {
 	RUN(test_unary);
-	RUN(test_exp_edges);
+	RUN(test_math_edges);
 	RUN(test_binary);
 	RUN(test_cast);
 	RUN(test_sources);
@@ -869,6 +1001,8 @@ int main(void)
 	RUN(test_multi_op);
 	RUN(test_emit_text);
 	RUN(test_slots);
+	RUN(test_out_of_memory);
+	RUN(test_other_targets);
 	printf("%d graphs checked\n", ncase);
 	return check_report();
 }

@@ -432,6 +432,32 @@ static void test_robust(void)
 		diag_free(&d);
 		free(deep);
 	}
+	/* Nesting below the parser's limit, multiplied by recursion: the
+	 * evaluator's own depth limit must stop it before the C stack ends. */
+	const char *shapes[][3] = {
+		{"f(", "n + 1", ")"},
+		{"-(1 + ", "f(n + 1)", ")"},  /* three parser levels each */
+		{"[", "f(n + 1)", "]"},
+	};
+	const int reps[] = {190, 60, 190};
+	for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+		char *text = malloc(16384);
+		if (!text)
+			break;
+		strcpy(text, "def f(n) {\n  return ");
+		for (int i = 0; i < reps[k]; i++)
+			strcat(text, shapes[k][0]);
+		strcat(text, shapes[k][1]);
+		for (int i = 0; i < reps[k]; i++)
+			strcat(text, shapes[k][2]);
+		strcat(text, "\n}\nmodel m() {\n  input x: f32[2]\n  y = f(3)\n  output x\n}\n");
+		Diag d;
+		Graph *g = compile(s, text, NULL, &d);
+		CHECK_MSG(!g && (has(&d, "levels deep") || has(&d, "calls nest")), "shape %zu: %s",
+			  k, diag_text(&d));
+		diag_free(&d);
+		free(text);
+	}
 	fe_session_destroy(s);
 }
 

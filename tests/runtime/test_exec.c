@@ -6,6 +6,7 @@
 #include "../check.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "runtime/rt.h"
 
@@ -51,7 +52,9 @@ static rt_Program *build(void)
 	CHECK(rt_program_add_slot(p, &s) == 0);
 	s = slot("y", RT_SLOT_OUTPUT, y);
 	CHECK(rt_program_add_slot(p, &s) == 0);
-	CHECK(rt_program_add_slot(p, &s) == -1); /* duplicate name */
+	CHECK(rt_program_add_slot(p, &s) == 0);  /* same name, same tensor: an alias */
+	s.offset = t;
+	CHECK(rt_program_add_slot(p, &s) == -1); /* same name, another tensor */
 	int64_t a1[] = {t, x, w}, a2[] = {u, t}, a3[] = {y, u, x};
 	CHECK(rt_program_add_step(p, k_add, N, a1, 3, "add", N) == 0);
 	CHECK(rt_program_add_step(p, k_scale, N, a2, 2, "scale", N) == 0);
@@ -169,6 +172,40 @@ static void test_bad_programs(void)
 	diag_free(&d);
 }
 
+static void k_nothing(void *const *buf, int64_t lo, int64_t hi)
+{
+}
+
+/* Executor overhead: 200 empty steps of 64 tasks, printed per step. */
+static void test_overhead(void)
+{
+	rt_Program *p = rt_program_create();
+	p->arena_size = 64;
+	int64_t off[1] = {0};
+	for (int i = 0; i < 200; i++)
+		CHECK(rt_program_add_step(p, k_nothing, 64, off, 1, "nothing", 0) == 0);
+	for (int nt = 1; nt <= 2; nt++) {
+		rt_Pool *pool = rt_pool_create(nt);
+		rt_Exec *e;
+		Diag d;
+		diag_init(&d);
+		CHECK(rt_exec_create(p, pool, &e, &d) == 0);
+		rt_exec_run(e);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int r = 0; r < 20; r++)
+			rt_exec_run(e);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+			     (double)(t1.tv_nsec - t0.tv_nsec) * 1e-3) / (20 * 200);
+		printf("exec: %d thread%s, %.2f us per empty step\n", nt, nt > 1 ? "s" : "", us);
+		rt_exec_destroy(e);
+		rt_pool_destroy(pool);
+		diag_free(&d);
+	}
+	rt_program_destroy(p);
+}
+
 static int released;
 static void release(void *owner)
 {
@@ -191,5 +228,6 @@ int main(void)
 	RUN(test_run_without_pool);
 	RUN(test_bad_programs);
 	RUN(test_code_release);
+	RUN(test_overhead);
 	return check_report();
 }

@@ -183,7 +183,10 @@ static void test_malformed(void)
 		{"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,4), }",
 		 "more than 6"},
 		{"{'descr': '<f4', 'fortran_order': False, 'shape': "
-		 "(4294967296, 4294967296, 4294967296), }", "too few for the shape"},
+		 "(4294967296, 4294967296, 4294967296), }", "too large"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': "
+		 "(4294967296, 4294967296, 0), }", "too large"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (5, 2), }", "need 40"},
 		{"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }",
 		 "too large"},
 		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "need 8"},

@@ -75,6 +75,26 @@ static void test_deterministic(void)
 	}
 }
 
+/* Calls spaced out so workers park between them: the wake-up path. */
+static void test_parked_wakeup(void)
+{
+	static atomic_int hit[64];
+	rt_Pool *pool = rt_pool_create(3);
+	int bad = 0;
+	for (int rep = 0; rep < 20; rep++) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		for (int i = 0; i < 64; i++)
+			atomic_store(&hit[i], 0);
+		void *buf[1] = {hit};
+		rt_pool_run(pool, count_tasks, buf, 64);
+		for (int i = 0; i < 64; i++)
+			bad += atomic_load(&hit[i]) != 1;
+	}
+	rt_pool_destroy(pool);
+	CHECK(bad == 0);
+}
+
 static void test_default_size(void)
 {
 	rt_Pool *pool = rt_pool_create(0);
@@ -126,6 +146,7 @@ int main(void)
 {
 	RUN(test_exactly_once);
 	RUN(test_deterministic);
+	RUN(test_parked_wakeup);
 	RUN(test_default_size);
 	RUN(test_oom);
 	RUN(test_overhead);

@@ -280,6 +280,8 @@ static void test_malformed(void)
 		      "\"data_offsets\":[0,8]}}", 8, "7 dimensions");
 	reject_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
 		      "\"data_offsets\":[0,8]}}", 8, "too large");
+	reject_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,0],"
+		      "\"data_offsets\":[0,0]}}", 0, "too large");
 	reject_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,8]}}", 8,
 		      "non-negative integers");
 	reject_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
