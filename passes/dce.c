@@ -1,8 +1,9 @@
 /* dce.c: drop the nodes whose values reach no output.
  *
  * A node is live if an output reads it, directly or through other nodes;
- * when training, the loss counts as an output too. Outside training the
- * loss is dropped unless an output also needs it, and g->loss becomes
+ * when training or asked to keep the loss (o->keep_loss, for evaluation),
+ * the loss counts as an output too. Otherwise the loss is dropped unless an
+ * output also needs it, and g->loss becomes
  * VAL_NONE so it never names a removed node. Gradients (g->grad, built by
  * autodiff) are roots like the loss when training; outside training the
  * backward part is of no use, so the gradient list is emptied and its nodes
@@ -29,7 +30,7 @@ static void mark_live(const Graph *g, const PassOptions *o, bool *live)
 {
 	for (size_t i = 0; i < g->out.len; i++)
 		live[VEC_AT(g->out, Output, i).val] = true;
-	if (o->training && g->loss != VAL_NONE)
+	if ((o->training || o->keep_loss) && g->loss != VAL_NONE)
 		live[g->loss] = true;
 	if (o->training)
 		for (size_t i = 0; i < g->grad.len; i++)

@@ -11,6 +11,7 @@
 #include "../ir/ir.h"
 
 typedef struct PassOptions {
+	bool keep_loss;      /* keep the loss (evaluation: `mswc run` with targets) */
 	bool training;       /* keep the loss and build the backward graph */
 	bool verify;         /* run ir_verify after every pass (default in debug) */
 	int64_t alignment;   /* plan_memory: byte alignment of every buffer (64) */

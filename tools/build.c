@@ -24,11 +24,11 @@ static int report(Build *b, int status)
 	return status;
 }
 
-/* With auto_training, keep the loss only when the caller supplied every
+/* With auto_loss, keep the loss only when the caller supplied every
  * input the model declares (e.g. tokens and targets for `mswc run`). */
 static bool wants_loss(const Graph *g, const BuildOptions *o)
 {
-	if (!o->auto_training)
+	if (!o->auto_loss)
 		return o->training;
 	if (g->loss == VAL_NONE)
 		return false;
@@ -64,7 +64,8 @@ static int run_frontend(Build *b, const BuildOptions *o)
 
 static int run_passes(Build *b, const BuildOptions *o)
 {
-	PassOptions po = {.training = wants_loss(b->g, o), .alignment = RT_ALIGN};
+	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
+			  .alignment = RT_ALIGN};
 #ifndef NDEBUG
 	po.verify = true;
 #endif

@@ -193,7 +193,7 @@ int cmd_run(int argc, char **argv)
 		fputs(diag_text(&d), stderr);
 		goto done;
 	}
-	BuildOptions bo = {.args = &a, .input = shape, .ninput = ro.nin, .auto_training = true,
+	BuildOptions bo = {.args = &a, .input = shape, .ninput = ro.nin, .auto_loss = true,
 			   .stage = STAGE_PROGRAM};
 	Build b;
 	rc = build_run(&b, &bo);

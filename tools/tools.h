@@ -52,8 +52,8 @@ typedef struct BuildOptions {
 	const Args *args;
 	const fe_InputShape *input;
 	int ninput;
-	bool training;            /* keep the loss */
-	bool auto_training;       /* keep the loss iff every model input is supplied */
+	bool training;            /* build the backward graph (implies the loss) */
+	bool auto_loss;           /* keep the loss iff every model input is supplied */
 	const char *dump_after, *stop_after;
 	Stage stage;
 } BuildOptions;

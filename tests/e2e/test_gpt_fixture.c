@@ -7,7 +7,7 @@
  * the reference's logits and mean cross-entropy computed in float64. For each
  * case (batch 2 x seq 16, and batch 1 x seq 64 = the full context) the test
  *   - compiles the model from source with those hyperparameters and the
- *     inputs' shapes, keeping the loss (training), through the whole pass
+ *     inputs' shapes, keeping the loss (keep_loss), through the whole pass
  *     pipeline and the LLVM backend;
  *   - does the same with GPT-2 built by hand here from the IR builders, which
  *     needs no frontend: if it passes and the .msw model fails, the fault is
@@ -122,7 +122,7 @@ static Graph *compile_model(fe_Session *s, const Fixture *f)
 		in[1].dim[i] = f->targets.dim[i];
 	}
 	fe_Options fo = {.def = defs, .ndef = 5, .input = in, .ninput = 2};
-	PassOptions po = {.training = true, .verify = true, .alignment = 64};
+	PassOptions po = {.keep_loss = true, .verify = true, .alignment = 64};
 	Graph *g = NULL;
 	Diag d;
 	diag_init(&d);
@@ -134,7 +134,7 @@ static Graph *compile_model(fe_Session *s, const Fixture *f)
 	rc = pass_run_pipeline(g, &po, NULL, &d);
 	CHECK_MSG(rc == 0, "pass_run_pipeline returned %d", rc);
 	show_diag("passes", &d);
-	CHECK_MSG(g->loss != VAL_NONE, "the graph has no loss (training = true)");
+	CHECK_MSG(g->loss != VAL_NONE, "the graph has no loss (keep_loss = true)");
 	if (rc) {
 		ir_graph_destroy(g);
 		return NULL;
@@ -289,7 +289,7 @@ static ValId gbuild(Gpt *m, int64_t B, int64_t T)
 
 static Graph *build_ir_model(const Fixture *f)
 {
-	PassOptions po = {.training = true, .verify = true, .alignment = 64};
+	PassOptions po = {.keep_loss = true, .verify = true, .alignment = 64};
 	Diag d;
 	diag_init(&d);
 	Graph *g = ir_graph_create();
