@@ -150,7 +150,7 @@ typedef struct Row {
 	LLVMValueRef out, in[2];      /* typed base pointers */
 	LLVMTypeRef oty, ity[2];
 	LLVMValueRef obase, ibase[2]; /* i64 element offsets of the row */
-	LLVMValueRef bcast[2];        /* splatted scalar for stride-0 operands, per width */
+	LLVMValueRef bcast[2];        /* stride-0 operands: their one value in this row */
 } Row;
 
 /* out[obase + j .. +n) = op(operands at j) */
@@ -174,7 +174,7 @@ static void row_segment(be_Ctx *c, const Graph *g, const Node *nd, const Layout 
 			LLVMValueRef j0, LLVMValueRef j1)
 {
 	int L = c->vec_lanes;
-	/* u8 operands or results: still f32 lanes wide; LLVM widens i8 vectors fine. */
+	/* i8 (u8) vectors use the same lane count: LLVM legalises them. */
 	LLVMValueRef len = LLVMBuildNSWSub(c->b, j1, j0, "");
 	LLVMValueRef jv = LLVMBuildNSWAdd(c->b, j0,
 					  LLVMBuildAnd(c->b, len, be_i64(c, ~(int64_t)(L - 1)), ""), "");

@@ -174,8 +174,13 @@ int be_emit_reduce(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 		be_loop_end(c, &lu);
 		be_loop_scalar(c, &lu);
 	} else {
-		/* Units are (row, block of CB columns). */
-		int64_t CB = 16 * (int64_t)c->vec_lanes, nbc = (B + CB - 1) / CB;
+		/* Units are (row, block of CB columns); narrower blocks when
+		 * there are few rows, so a [K, N] -> [N] reduction still
+		 * splits into tasks. */
+		int64_t CB = 16 * (int64_t)c->vec_lanes;
+		while (CB > UNROLL * c->vec_lanes && A * ((B + CB - 1) / CB) < 8)
+			CB /= 2;
+		int64_t nbc = (B + CB - 1) / CB;
 		be_split(A * nbc, (double)R * (B < CB ? B : CB), &per, &k->ntask);
 		be_task_units(c, lo, hi, per, A * nbc, &u0, &u1);
 		LLVMValueRef t = be_loop_begin(c, &lu, u0, u1, 1);

@@ -897,6 +897,31 @@ static void test_slots(void)
 	ir_graph_destroy(g);
 }
 
+/* A graph with no kernel at all (an input passed through a reshape): an
+ * empty module still JITs, and the output slot aliases the input. */
+static void test_no_kernels(void)
+{
+	Graph *g = ir_graph_create();
+	Diag d;
+	diag_init(&d);
+	Shape s = SH(3, 4), r = SH(12);
+	ValId x = in(g, "x", DT_I32, s);
+	output(g, ir_reshape(g, x, &r, L0, &d));
+	PassOptions po = {.alignment = 64};
+	rt_Program *p = NULL;
+	CHECK(!pass_infer_shapes(g, &po, &d) && !pass_plan_memory(g, &po, &d) &&
+	      !be_build_program(g, NULL, &p, &d));
+	if (p) {
+		CHECK(p->step.len == 0);
+		const rt_Slot *sx = rt_program_find(p, "x"), *sy = rt_program_find(p, "y");
+		CHECK(sx && sy && sx->offset == sy->offset && sy->rank == 1 && sy->dim[0] == 12);
+	}
+	check_graph(g, "reshape only");
+	rt_program_destroy(p);
+	diag_free(&d);
+	ir_graph_destroy(g);
+}
+
 /* The same kernels for narrower targets (AVX2: 8 lanes; SSE2: 4 lanes, no
  * FMA), which this host can also run: every vector width and the non-FMA
  * path stay tested on an AVX-512 machine. */
@@ -1003,6 +1028,7 @@ int main(void)
 	RUN(test_slots);
 	RUN(test_out_of_memory);
 	RUN(test_other_targets);
+	RUN(test_no_kernels);
 	printf("%d graphs checked\n", ncase);
 	return check_report();
 }

@@ -1,0 +1,211 @@
+/* exec.c: a program bound to one arena and a thread pool.
+ *
+ * rt_exec_create checks the program against its own arena size (every
+ * operand offset and every slot inside the arena, slot sizes matching their
+ * shapes), allocates the arena once (RT_ALIGN-aligned, zeroed so a fresh
+ * exec is deterministic), and precomputes for every step the array of
+ * operand pointers (arena + offset) a kernel receives. rt_exec_run then
+ * only walks the steps and hands each to the pool: no allocation, no
+ * lookups. The program must outlive the exec.
+ *
+ * Profiling, when on, wraps each step in clock_gettime(CLOCK_MONOTONIC) and
+ * accumulates per-step time over the runs since it was switched on; the
+ * table printed by rt_exec_print_profile is sorted by time and shows the
+ * mean per run. The buffers for it are allocated at creation, so turning
+ * profiling on allocates nothing either. */
+#include "rt.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+struct rt_Exec {
+	const rt_Program *p;
+	rt_Pool *pool;
+	uint8_t *arena;
+	void **ptr;        /* p->argoff.len operand pointers, steps' arrays back to back */
+	bool profile;
+	int64_t nrun;      /* runs since profiling was switched on */
+	double *seconds;   /* per step, summed over nrun runs */
+	uint32_t *order;   /* scratch for sorting the profile */
+};
+
+static int check_program(const rt_Program *p, Diag *d)
+{
+	if (p->arena_size < 0)
+		return diag_error(d, (SrcLoc){0}, "program: negative arena size");
+	for (size_t i = 0; i < p->step.len; i++) {
+		const rt_Step *st = &VEC_AT(p->step, rt_Step, i);
+		if ((size_t)st->arg0 + st->narg > p->argoff.len)
+			return diag_error(d, (SrcLoc){0}, "program: step %zu (%s) has operands "
+					  "outside the offset table", i, st->name);
+		for (uint32_t a = 0; a < st->narg; a++) {
+			int64_t off = VEC_AT(p->argoff, int64_t, st->arg0 + a);
+			if (off < 0 || off > p->arena_size)
+				return diag_error(d, (SrcLoc){0}, "program: step %zu (%s) operand %u "
+						  "at offset %" PRId64 " is outside the arena of %"
+						  PRId64 " bytes", i, st->name, a, off, p->arena_size);
+		}
+	}
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		rt_Tensor t = {.dtype = s->dtype, .rank = s->rank};
+		memcpy(t.dim, s->dim, sizeof t.dim);
+		if (s->offset < 0 || s->nbytes != rt_nbytes(&t) || s->nbytes > p->arena_size ||
+		    s->offset > p->arena_size - s->nbytes)
+			return diag_error(d, (SrcLoc){0}, "program: slot %s (%" PRId64 " bytes at %"
+					  PRId64 ") does not fit its shape or the arena of %"
+					  PRId64 " bytes", s->name, s->nbytes, s->offset,
+					  p->arena_size);
+	}
+	return 0;
+}
+
+int rt_exec_create(const rt_Program *p, rt_Pool *pool, rt_Exec **out, Diag *d)
+{
+	*out = NULL;
+	if (check_program(p, d))
+		return -1;
+	rt_Exec *e = mem_calloc(1, sizeof *e);
+	if (!e)
+		goto oom;
+	e->p = p;
+	e->pool = pool;
+	size_t nstep = p->step.len ? p->step.len : 1;
+	e->arena = mem_aligned(p->arena_size ? (size_t)p->arena_size : 1, RT_ALIGN);
+	e->ptr = mem_calloc(p->argoff.len ? p->argoff.len : 1, sizeof *e->ptr);
+	e->seconds = mem_calloc(nstep, sizeof *e->seconds);
+	e->order = mem_calloc(nstep, sizeof *e->order);
+	if (!e->arena || !e->ptr || !e->seconds || !e->order)
+		goto oom;
+	memset(e->arena, 0, p->arena_size ? (size_t)p->arena_size : 1);
+	for (size_t i = 0; i < p->argoff.len; i++)
+		e->ptr[i] = e->arena + VEC_AT(p->argoff, int64_t, i);
+	*out = e;
+	return 0;
+oom:
+	rt_exec_destroy(e);
+	return diag_error(d, (SrcLoc){0}, "out of memory creating an executor (arena of %" PRId64
+			  " bytes)", p->arena_size);
+}
+
+void rt_exec_destroy(rt_Exec *e)
+{
+	if (!e)
+		return;
+	mem_aligned_free(e->arena);
+	mem_free(e->ptr);
+	mem_free(e->seconds);
+	mem_free(e->order);
+	mem_free(e);
+}
+
+const rt_Program *rt_exec_program(const rt_Exec *e)
+{
+	return e->p;
+}
+
+void *rt_exec_arena(rt_Exec *e)
+{
+	return e->arena;
+}
+
+rt_Pool *rt_exec_pool(rt_Exec *e)
+{
+	return e->pool;
+}
+
+static void slot_tensor(rt_Exec *e, const rt_Slot *s, rt_Tensor *out)
+{
+	memset(out, 0, sizeof *out);
+	out->dtype = s->dtype;
+	out->rank = s->rank;
+	memcpy(out->dim, s->dim, sizeof out->dim);
+	out->data = e->arena + s->offset;
+}
+
+int rt_exec_tensor(rt_Exec *e, const char *name, rt_Tensor *out)
+{
+	const rt_Slot *s = rt_program_find(e->p, name);
+	if (!s)
+		return -1;
+	slot_tensor(e, s, out);
+	return 0;
+}
+
+int rt_exec_slot_tensor(rt_Exec *e, const rt_Slot *s, rt_Tensor *out)
+{
+	slot_tensor(e, s, out);
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void rt_exec_run(rt_Exec *e)
+{
+	const rt_Program *p = e->p;
+	const rt_Step *st = p->step.data;
+	for (size_t i = 0; i < p->step.len; i++) {
+		double t0 = e->profile ? now() : 0;
+		rt_pool_run(e->pool, st[i].fn, e->ptr + st[i].arg0, st[i].ntask);
+		if (e->profile)
+			e->seconds[i] += now() - t0;
+	}
+	if (e->profile)
+		e->nrun++;
+}
+
+void rt_exec_profile(rt_Exec *e, bool on)
+{
+	e->profile = on;
+	if (on) {
+		e->nrun = 0;
+		memset(e->seconds, 0, (e->p->step.len ? e->p->step.len : 1) * sizeof *e->seconds);
+	}
+}
+
+/* Insertion sort by time, descending: profiles are printed rarely and the
+ * order array was allocated up front, so printing needs no memory. */
+static void sort_steps(const rt_Exec *e, uint32_t *order, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t k = (uint32_t)i;
+		size_t j = i;
+		for (; j > 0 && e->seconds[order[j - 1]] < e->seconds[k]; j--)
+			order[j] = order[j - 1];
+		order[j] = k;
+	}
+}
+
+void rt_exec_print_profile(const rt_Exec *e, FILE *f)
+{
+	const rt_Program *p = e->p;
+	size_t n = p->step.len;
+	if (e->nrun == 0) {
+		fprintf(f, "no profile: switch profiling on and run first\n");
+		return;
+	}
+	sort_steps(e, e->order, n);
+	double total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += e->seconds[i];
+	double runs = (double)e->nrun;
+	fprintf(f, "%-5s %-32s %10s %6s %10s %9s\n", "step", "kernel", "ms/run", "%", "GFLOP/s",
+		"tasks");
+	for (size_t r = 0; r < n; r++) {
+		uint32_t i = e->order[r];
+		const rt_Step *st = &VEC_AT(p->step, rt_Step, i);
+		double sec = e->seconds[i] / runs;
+		double gflops = sec > 0 && st->flops > 0 ? st->flops / sec * 1e-9 : 0;
+		fprintf(f, "%-5u %-32.32s %10.4f %6.2f %10.3f %9" PRId64 "\n", i, st->name,
+			sec * 1e3, total > 0 ? 100 * e->seconds[i] / total : 0, gflops, st->ntask);
+	}
+	fprintf(f, "total %.4f ms/run over %" PRId64 " run%s, %zu steps, %d thread%s\n",
+		total / runs * 1e3, e->nrun, e->nrun == 1 ? "" : "s", n,
+		rt_pool_size(e->pool), rt_pool_size(e->pool) == 1 ? "" : "s");
+}

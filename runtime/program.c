@@ -1,0 +1,96 @@
+/* program.c: building and releasing an rt_Program.
+ *
+ * A program is plain data: steps (kernel, task count, operand offsets),
+ * named slots, and the arena size. The backend fills it from compiled code;
+ * tests fill it by hand with C kernels. Adding a step or slot copies every
+ * string and array handed in, so callers may pass temporaries. Malformed
+ * additions (no kernel, no output operand, rank too large, a slot name
+ * already used for a different tensor) are refused with -1 and leave the
+ * program unchanged; rt_exec_create checks the rest
+ * (offsets inside the arena) against the final arena size. */
+#include "rt.h"
+
+#include <string.h>
+
+rt_Program *rt_program_create(void)
+{
+	return mem_calloc(1, sizeof(rt_Program));
+}
+
+void rt_program_destroy(rt_Program *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->step.len; i++)
+		mem_free(VEC_AT(p->step, rt_Step, i).name);
+	for (size_t i = 0; i < p->slot.len; i++)
+		mem_free(VEC_AT(p->slot, rt_Slot, i).name);
+	vec_free(&p->step);
+	vec_free(&p->argoff);
+	vec_free(&p->slot);
+	if (p->code_release)
+		p->code_release(p->code_owner);
+	mem_free(p);
+}
+
+/* Two slots may share a name only if they are the same tensor (the loss
+ * also listed as an output called "loss"): then a lookup by name cannot
+ * pick the wrong one. */
+static int same_tensor(const rt_Slot *a, const rt_Slot *b)
+{
+	return a->offset == b->offset && a->nbytes == b->nbytes && a->dtype == b->dtype &&
+	       a->rank == b->rank && !memcmp(a->dim, b->dim, a->rank * sizeof a->dim[0]);
+}
+
+int rt_program_add_slot(rt_Program *p, const rt_Slot *s)
+{
+	const rt_Slot *old = s->name ? rt_program_find(p, s->name) : NULL;
+	if (!s->name || s->rank > RT_MAX_RANK || s->dtype >= RT_DTYPE_COUNT ||
+	    (old && !same_tensor(old, s)))
+		return -1;
+	char *name = mem_strdup(s->name);
+	rt_Slot *slot = name ? vec_push(&p->slot, sizeof *slot) : NULL;
+	if (!slot) {
+		mem_free(name);
+		return -1;
+	}
+	*slot = *s;
+	slot->name = name;
+	return 0;
+}
+
+int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
+			uint32_t narg, const char *name, double flops)
+{
+	if (!fn || narg == 0 || ntask < 0)
+		return -1;
+	size_t nargoff = p->argoff.len;
+	char *copy = mem_strdup(name ? name : "?");
+	if (!copy || vec_reserve(&p->argoff, nargoff + narg, sizeof(int64_t)))
+		goto fail;
+	rt_Step *st = vec_push(&p->step, sizeof *st);
+	if (!st)
+		goto fail;
+	memcpy((int64_t *)p->argoff.data + nargoff, argoff, narg * sizeof(int64_t));
+	p->argoff.len = nargoff + narg;
+	st->fn = fn;
+	st->ntask = ntask;
+	st->arg0 = (uint32_t)nargoff;
+	st->narg = narg;
+	st->name = copy;
+	st->flops = flops;
+	return 0;
+fail:
+	mem_free(copy);
+	return -1;
+}
+
+const rt_Slot *rt_program_find(const rt_Program *p, const char *name)
+{
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		if (!strcmp(s->name, name))
+			return s;
+	}
+	return NULL;
+}

@@ -1,0 +1,297 @@
+/* rt.h: the runtime. No LLVM, no frontend, no IR: a program that embeds an
+ * ahead-of-time compiled model links this folder and support/ alone.
+ *
+ * A compiled model is an rt_Program: a list of steps, each a native kernel
+ * with the byte offsets of its operands in one arena, plus the named slots
+ * (parameters, inputs, outputs) a caller reads and writes. The memory plan is
+ * made once at compile time; running a step allocates nothing.
+ *
+ * Kernel contract (every backend obeys it, the executor relies on it):
+ *   void fn(void *const *buf, int64_t lo, int64_t hi)
+ *   buf[0] is the output, buf[1..] the operands, all arena pointers;
+ *   the kernel computes tasks [lo, hi) of its ntask tasks. Tasks write
+ *   disjoint parts of the output and a task's result does not depend on how
+ *   tasks are grouped, so any split over threads gives bitwise-identical
+ *   results (determinism for training comes from this rule). */
+#ifndef MSW_RT_H
+#define MSW_RT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../support/support.h"
+
+enum { RT_MAX_RANK = 6, RT_ALIGN = 64 };
+
+/* Same numbering as the IR's DType (the backend checks this). */
+typedef enum rt_DType { RT_F32, RT_I32, RT_U8, RT_DTYPE_COUNT } rt_DType;
+int rt_dtype_size(rt_DType t);
+const char *rt_dtype_name(rt_DType t);
+
+typedef struct rt_Tensor {
+	rt_DType dtype;
+	int rank;
+	int64_t dim[RT_MAX_RANK];
+	void *data;
+} rt_Tensor;
+int64_t rt_numel(const rt_Tensor *t);
+int64_t rt_nbytes(const rt_Tensor *t);
+
+typedef void (*rt_KernelFn)(void *const *buf, int64_t lo, int64_t hi);
+
+typedef enum rt_SlotKind { RT_SLOT_PARAM, RT_SLOT_INPUT, RT_SLOT_OUTPUT, RT_SLOT_LOSS } rt_SlotKind;
+
+/* A named tensor living in the arena. */
+typedef struct rt_Slot {
+	char *name;
+	uint8_t kind;     /* rt_SlotKind */
+	uint8_t dtype;    /* rt_DType */
+	uint8_t rank;
+	uint8_t init;     /* params: 0 none, 1 normal(0, init_std), 2 zeros, 3 ones */
+	bool frozen;
+	double init_std;
+	int64_t dim[RT_MAX_RANK];
+	int64_t offset, nbytes;
+} rt_Slot;
+
+typedef struct rt_Step {
+	rt_KernelFn fn;
+	int64_t ntask;
+	uint32_t arg0, narg;  /* p->argoff[arg0 .. arg0+narg): byte offsets; [0] is the output */
+	char *name;           /* kernel name, for profiles and errors */
+	double flops;         /* estimated work, for profiles and thread splitting */
+} rt_Step;
+
+typedef struct rt_Program {
+	int64_t arena_size;
+	Vec step;             /* rt_Step */
+	Vec argoff;           /* int64_t */
+	Vec slot;             /* rt_Slot */
+	/* Whoever owns the code (a JIT session, a loaded object) keeps it alive
+	 * until the program is destroyed. */
+	void *code_owner;
+	void (*code_release)(void *owner);
+} rt_Program;
+
+/* program.c */
+rt_Program *rt_program_create(void);
+void rt_program_destroy(rt_Program *p);
+int rt_program_add_slot(rt_Program *p, const rt_Slot *s); /* copies s->name */
+int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
+			uint32_t narg, const char *name, double flops);
+const rt_Slot *rt_program_find(const rt_Program *p, const char *name);
+
+/* pool.c: a fixed set of worker threads; nthreads <= 0 means all cores. */
+typedef struct rt_Pool rt_Pool;
+rt_Pool *rt_pool_create(int nthreads);
+void rt_pool_destroy(rt_Pool *pool);
+int rt_pool_size(const rt_Pool *pool);
+/* Run fn over [0, ntask), split into contiguous ranges, one per thread
+ * (fewer when there is little work). Returns when all are done. */
+void rt_pool_run(rt_Pool *pool, rt_KernelFn fn, void *const *buf, int64_t ntask);
+
+/* exec.c: a program bound to an arena and a pool. */
+typedef struct rt_Exec rt_Exec;
+int rt_exec_create(const rt_Program *p, rt_Pool *pool, rt_Exec **out, Diag *d);
+void rt_exec_destroy(rt_Exec *e);
+/* A tensor view of a slot's memory in the arena (valid while e lives). */
+int rt_exec_tensor(rt_Exec *e, const char *name, rt_Tensor *out);
+void rt_exec_run(rt_Exec *e);
+/* Per-step wall time (clock_gettime), summed over the runs since profiling
+ * was switched on (which resets it); the table shows the mean per run,
+ * sorted by time. Buffers are allocated by rt_exec_create. */
+void rt_exec_profile(rt_Exec *e, bool on);
+void rt_exec_print_profile(const rt_Exec *e, FILE *f);
+/* For the trainer and tools: the bound program, the raw arena (slot offsets
+ * index it), the pool, and a view of a slot already looked up. */
+const rt_Program *rt_exec_program(const rt_Exec *e);
+void *rt_exec_arena(rt_Exec *e);
+rt_Pool *rt_exec_pool(rt_Exec *e);
+int rt_exec_slot_tensor(rt_Exec *e, const rt_Slot *s, rt_Tensor *out);
+
+/* init.c: parameter initialisation from the slots' initialisers. The stream
+ * is a counter-based generator keyed by (seed, parameter name), so adding a
+ * parameter does not change the others' values. */
+int rt_init_params(rt_Exec *e, uint64_t seed);
+/* The generator itself, for tools and tests: the key of (seed, name), and
+ * pairs [lo, hi) of a normal(0, std) fill of x[0 .. n). */
+uint64_t rt_init_key(uint64_t seed, const char *name);
+void rt_init_normal(float *x, int64_t n, uint64_t key, double std, int64_t lo, int64_t hi);
+
+/* file.c: byte plumbing for the readers and writers below. An rt_Reader
+ * reads ranges of a file or a memory buffer whose size it knows; a short
+ * read is an error naming the file. rt_AtomicFile writes "<path>.tmp.<pid>",
+ * then fflush + fsync + rename + fsync(folder); abort removes the temporary. */
+typedef struct rt_Reader {
+	const char *name;
+	FILE *f;
+	const uint8_t *mem;
+	uint64_t size, pos;
+} rt_Reader;
+int rt_reader_open(rt_Reader *r, const char *path, Diag *d);
+void rt_reader_mem(rt_Reader *r, const char *name, const void *data, size_t len);
+int rt_reader_read(rt_Reader *r, uint64_t off, void *buf, size_t n, Diag *d);
+void rt_reader_close(rt_Reader *r);
+typedef struct rt_AtomicFile {
+	const char *path;
+	char *tmp;
+	FILE *f;
+} rt_AtomicFile;
+int rt_atomic_begin(rt_AtomicFile *a, const char *path, Diag *d);
+int rt_atomic_write(rt_AtomicFile *a, const void *p, size_t n, Diag *d);
+int rt_atomic_commit(rt_AtomicFile *a, Diag *d);   /* aborts on failure */
+void rt_atomic_abort(rt_AtomicFile *a);
+/* "path: error: message" */
+int rt_file_error(Diag *d, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* npy.c: NumPy .npy v1/v2/v3, little-endian f32 / i32 / u8 / f64->f32,
+ * C order. Every header field is validated; errors name the file. */
+int rt_npy_read(const char *path, rt_Tensor *out, Diag *d);      /* data: mem_aligned */
+int rt_npy_write(const char *path, const rt_Tensor *t, Diag *d);
+/* The same reader over bytes in memory (fuzzing); name is used in errors. */
+int rt_npy_read_mem(const char *name, const void *data, size_t len, rt_Tensor *out, Diag *d);
+void rt_tensor_free(rt_Tensor *t);                                /* frees data */
+
+/* safetensors.c: the Hugging Face format. Reading validates the header JSON,
+ * every dtype, shape, and that offsets are in bounds, sorted, non-overlapping
+ * and cover the data exactly. Writing goes to a temporary file in the same
+ * folder, is fsync'd, then renamed, so a crash never leaves a half file. */
+typedef struct rt_NamedTensor {
+	char *name;
+	rt_Tensor t;
+} rt_NamedTensor;
+typedef struct rt_TensorFile {
+	rt_NamedTensor *tensor;
+	int ntensor;
+	char *metadata_json;  /* the "__metadata__" object as text, or NULL */
+	void *blob;           /* owns all tensor data */
+} rt_TensorFile;
+int rt_safetensors_read(const char *path, rt_TensorFile *out, Diag *d);
+int rt_safetensors_write(const char *path, const rt_NamedTensor *t, int n,
+			 const char *metadata_json, Diag *d);
+void rt_tensorfile_free(rt_TensorFile *f);
+/* The same reader over bytes in memory (fuzzing); name is used in errors. */
+int rt_safetensors_read_mem(const char *name, const void *data, size_t len,
+			    rt_TensorFile *out, Diag *d);
+const rt_NamedTensor *rt_tensorfile_find(const rt_TensorFile *f, const char *name);
+
+/* weights.c: move parameters between an exec's arena and a safetensors file.
+ * Loading checks that every parameter is present with the right dtype and
+ * shape, and reports unknown tensors in the file as errors. */
+int rt_load_params(rt_Exec *e, const char *path, Diag *d);
+int rt_save_params(rt_Exec *e, const char *path, Diag *d);
+
+/* --- Training data, checkpoints, sampling, metrics (docs/runtime.md,
+ * "Training data, checkpoints, sampling"). --- */
+
+/* sample.c (generator part): the counter-based generator of init.c, for
+ * everything else that needs randomness without hidden state. bits depends
+ * only on (key, counter): mix(key ^ mix(counter)), mix being splitmix64's
+ * finaliser; keys come from rt_init_key(seed, "<purpose>"). */
+uint64_t rt_mix64(uint64_t z);
+uint64_t rt_rng_bits(uint64_t key, uint64_t counter);
+double rt_rng_uniform(uint64_t key, uint64_t counter); /* (bits >> 11) * 2^-53, in [0, 1) */
+
+/* data.c: a token stream split into a training head and a validation tail,
+ * and the windows the trainer reads from it. Byte-level tokens (token = byte
+ * value, vocabulary 256). A window is seq + 1 consecutive tokens; a batch row
+ * is tokens = window[0:seq], targets = window[1:seq+1]. */
+typedef enum rt_Order { RT_ORDER_RANDOM, RT_ORDER_SEQUENTIAL } rt_Order;
+typedef struct rt_Data {
+	int32_t *tok;         /* ntok tokens: training part, then validation part */
+	int64_t ntok;
+	int64_t ntrain;       /* tok[0 .. ntrain) trains, tok[ntrain .. ntok) validates */
+	int nfile;            /* files concatenated */
+} rt_Data;
+/* path: a file, or a folder read recursively (regular files, names not
+ * starting with '.', sorted by relative path bytewise, concatenated).
+ * nval = floor(ntok * val_fraction), 0 <= val_fraction < 1. */
+int rt_data_load(const char *path, double val_fraction, rt_Data *out, Diag *d);
+/* The same split over bytes already in memory (tests, other front ends). */
+int rt_data_from_bytes(const void *bytes, size_t n, double val_fraction, rt_Data *out, Diag *d);
+void rt_data_free(rt_Data *dt);
+/* Start (index into tok) of training window (step, row):
+ *   sequential: ((step * batch + row) mod W) * seq, W = (ntrain - 1) / seq
+ *   random:     rt_rng_bits(rt_rng_bits(rt_init_key(seed, "data.train"), step), row)
+ *               mod (ntrain - seq)
+ * -1 if the training part holds no window (ntrain < seq + 1) or an argument
+ * is out of range. */
+int64_t rt_data_window(const rt_Data *dt, rt_Order order, uint64_t seed, int64_t step,
+		       int64_t row, int64_t batch, int64_t seq);
+/* tokens and targets: int32 [batch, seq] each, filled for training step `step`. */
+int rt_data_batch(const rt_Data *dt, rt_Order order, uint64_t seed, int64_t step, int64_t batch,
+		  int64_t seq, int32_t *tokens, int32_t *targets, Diag *d);
+/* Validation: window j starts at ntrain + j * seq (targets never overlap);
+ * batch b holds windows b*batch .. b*batch + batch-1; only whole batches. */
+int64_t rt_data_val_batches(const rt_Data *dt, int64_t batch, int64_t seq);
+int rt_data_val_batch(const rt_Data *dt, int64_t index, int64_t batch, int64_t seq,
+		      int32_t *tokens, int32_t *targets, Diag *d);
+
+/* checkpoint.c: crash-safe checkpoints in a run folder.
+ *   run/ckpt-<step>/{model.safetensors, optim.safetensors, state.json}
+ *   run/last.safetensors   the newest weights (a hard link or a copy)
+ *   run/LATEST             "ckpt-<step>\n", for people and tools
+ * A checkpoint is written as run/.ckpt-tmp-<pid>/, every file fsync'd, then
+ * renamed into place and run/ fsync'd: that rename is the commit. state.json
+ * is the caller's JSON object plus "step" and "files" (byte size and xxh3-128
+ * of both tensor files). Older folders beyond `keep` (and any with a step
+ * above the new one: an abandoned future) go only after the commit. One
+ * writer per run folder. */
+typedef struct rt_Checkpoint {
+	int64_t step;
+	char *dir;            /* the folder it was loaded from */
+	rt_TensorFile model;  /* the model's parameters, by name */
+	rt_TensorFile optim;  /* "<param>.exp_avg", "<param>.exp_avg_sq" */
+	char *state_json;     /* state.json as written */
+	char *warning;        /* newer checkpoints skipped and why, or NULL */
+} rt_Checkpoint;
+int rt_checkpoint_save(const char *run_dir, int64_t step, const rt_NamedTensor *model, int nmodel,
+		       const rt_NamedTensor *optim, int noptim, const char *state_json, int keep,
+		       Diag *d);
+/* The newest checkpoint whose files verify (sizes, checksums, formats):
+ * 0 found, 1 none at all (no folder, or no checkpoint in it), -1 error
+ * (checkpoints exist but none verifies; each problem is in d). */
+int rt_checkpoint_load_latest(const char *run_dir, rt_Checkpoint *out, Diag *d);
+/* One checkpoint folder, verified the same way. */
+int rt_checkpoint_load(const char *ckpt_dir, rt_Checkpoint *out, Diag *d);
+void rt_checkpoint_free(rt_Checkpoint *c);
+
+/* sample.c: the next token from a row of logits. temperature <= 0 is greedy
+ * (argmax, lowest index on ties). Otherwise p ~ exp((logit - max) / T),
+ * restricted to the top_k largest (0: all), then to the smallest prefix of
+ * those, by decreasing probability, whose renormalised mass reaches top_p
+ * (>= 1: all), and drawn with u = rt_rng_uniform(rt_init_key(seed,
+ * "sample"), counter). NaN logits never win; returns -1 if no logit is
+ * finite or one is +inf. scratch holds rt_sample_scratch_size(n) bytes;
+ * nothing is allocated. */
+typedef struct rt_SampleOpts {
+	double temperature;
+	int top_k;
+	double top_p;
+	uint64_t seed;
+} rt_SampleOpts;
+size_t rt_sample_scratch_size(int n);
+int rt_sample(const float *logits, int n, const rt_SampleOpts *o, uint64_t counter,
+	      void *scratch);
+
+/* metrics.c: run/metrics.csv, one row per call, flushed (not fsync'd) per
+ * row. Header step,loss,lr,grad_norm,tokens_per_s,val_loss,elapsed_s; a NaN
+ * field is written empty. Opening keeps the rows with step <= keep_through
+ * (rewriting the file atomically; a cut-off last line is dropped) and drops
+ * the rest, so a resumed run's file reads as an uninterrupted one;
+ * keep_through < 0 starts a fresh file. */
+typedef struct rt_MetricsRow {
+	int64_t step;
+	double loss, lr, grad_norm, tokens_per_s, val_loss, elapsed_s;  /* NAN: absent */
+} rt_MetricsRow;
+typedef struct rt_Metrics {
+	char *path;
+	FILE *f;
+} rt_Metrics;
+int rt_metrics_open(rt_Metrics *m, const char *run_dir, int64_t keep_through, Diag *d);
+int rt_metrics_append(rt_Metrics *m, const rt_MetricsRow *r, Diag *d);
+int rt_metrics_close(rt_Metrics *m, Diag *d);
+
+#endif

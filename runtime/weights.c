@@ -1,0 +1,116 @@
+/* weights.c: parameters between an exec's arena and a safetensors file.
+ *
+ * Loading is all or nothing: the whole file is read and checked first (every
+ * parameter present with the same dtype and shape, no tensor the program
+ * does not know), every problem is reported, not just the first, and only
+ * then are the parameters copied into the arena; on error the arena is
+ * untouched. Hugging Face GPT-2 files carry two non-parameter buffers per
+ * layer, "*.attn.bias" (the causal mask) and "*.attn.masked_bias"; those
+ * are skipped silently. Saving writes every parameter slot, with the
+ * metadata {"format":"pt"} that Hugging Face loaders expect. */
+#include "rt.h"
+
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Known buffers in Hugging Face GPT-2 checkpoints that are not parameters. */
+static int hf_buffer(const char *name)
+{
+	return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias");
+}
+
+static void shape_str(const rt_Tensor *t, char *buf, size_t n)
+{
+	size_t at = (size_t)snprintf(buf, n, "[");
+	for (int i = 0; i < t->rank && at < n; i++)
+		at += (size_t)snprintf(buf + at, n - at, i ? ",%lld" : "%lld", (long long)t->dim[i]);
+	if (at < n)
+		snprintf(buf + at, n - at, "]");
+}
+
+static int same_shape(const rt_Tensor *a, const rt_Tensor *b)
+{
+	if (a->dtype != b->dtype || a->rank != b->rank)
+		return 0;
+	for (int i = 0; i < a->rank; i++)
+		if (a->dim[i] != b->dim[i])
+			return 0;
+	return 1;
+}
+
+static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Diag *d)
+{
+	const rt_Program *p = rt_exec_program(e);
+	int bad = 0;
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		if (s->kind != RT_SLOT_PARAM)
+			continue;
+		const rt_NamedTensor *nt = rt_tensorfile_find(f, s->name);
+		rt_Tensor want;
+		rt_exec_slot_tensor(e, s, &want);
+		if (!nt) {
+			bad = rt_file_error(d, path, "parameter '%s' is missing", s->name);
+			continue;
+		}
+		if (!same_shape(&want, &nt->t)) {
+			char sw[160], sf[160];
+			shape_str(&want, sw, sizeof sw);
+			shape_str(&nt->t, sf, sizeof sf);
+			bad = rt_file_error(d, path, "parameter '%s' is %s%s in the file, the model "
+					    "wants %s%s", s->name, rt_dtype_name(nt->t.dtype), sf,
+					    rt_dtype_name(want.dtype), sw);
+		}
+	}
+	for (int i = 0; i < f->ntensor; i++) {
+		const rt_Slot *s = rt_program_find(p, f->tensor[i].name);
+		if ((!s || s->kind != RT_SLOT_PARAM) && !hf_buffer(f->tensor[i].name))
+			bad = rt_file_error(d, path, "unknown tensor '%s' (not a parameter of this "
+					    "model)", f->tensor[i].name);
+	}
+	return bad;
+}
+
+int rt_load_params(rt_Exec *e, const char *path, Diag *d)
+{
+	rt_TensorFile f;
+	if (rt_safetensors_read(path, &f, d))
+		return -1;
+	int rc = check_params(e, &f, path, d);
+	const rt_Program *p = rt_exec_program(e);
+	for (size_t i = 0; i < p->slot.len && rc == 0; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		if (s->kind != RT_SLOT_PARAM)
+			continue;
+		rt_Tensor t;
+		rt_exec_slot_tensor(e, s, &t);
+		memcpy(t.data, rt_tensorfile_find(&f, s->name)->t.data, (size_t)s->nbytes);
+	}
+	rt_tensorfile_free(&f);
+	return rc;
+}
+
+int rt_save_params(rt_Exec *e, const char *path, Diag *d)
+{
+	const rt_Program *p = rt_exec_program(e);
+	rt_NamedTensor *t = mem_calloc(p->slot.len ? p->slot.len : 1, sizeof *t);
+	if (!t)
+		return rt_file_error(d, path, "out of memory");
+	int n = 0;
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		if (s->kind != RT_SLOT_PARAM)
+			continue;
+		t[n].name = s->name;
+		rt_exec_slot_tensor(e, s, &t[n].t);
+		n++;
+	}
+	int rc = rt_safetensors_write(path, t, n, "{\"format\":\"pt\"}", d);
+	mem_free(t);
+	return rc;
+}
