@@ -16,6 +16,11 @@ typedef struct be_Options {
 	const char *cpu;      /* NULL: the host CPU and its features */
 	const char *features; /* NULL: the host's, from LLVMGetHostCPUFeatures */
 	bool matmul_ref;      /* use the simple reference matmul (a baseline) */
+	/* Training: when the graph has gradients (autodiff ran), append the
+	 * update phase: global grad norm, clipping, AdamW on every non-frozen
+	 * param, moments in RT_SLOT_OPTIM slots, scalars in "optim.hparams". */
+	bool optimizer;
+	bool decay_all;       /* weight decay on every param, not only rank>=2 non-embeddings */
 } be_Options;
 
 typedef struct be_Module be_Module;

@@ -16,6 +16,7 @@
 #include "rt.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -146,18 +147,69 @@ static double now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void rt_exec_run(rt_Exec *e)
+/* Steps [lo, hi) of phase `ph`. A program that never set its phases
+ * (phase_start all zero) is all forward. */
+static void phase_range(const rt_Program *p, rt_Phase ph, size_t *lo, size_t *hi)
 {
-	const rt_Program *p = e->p;
-	const rt_Step *st = p->step.data;
-	for (size_t i = 0; i < p->step.len; i++) {
+	if (p->phase_start[RT_PHASE_COUNT] == 0) {
+		*lo = 0;
+		*hi = ph == RT_PHASE_FORWARD ? p->step.len : 0;
+		return;
+	}
+	*lo = p->phase_start[ph];
+	*hi = p->phase_start[ph + 1];
+}
+
+static void run_steps(rt_Exec *e, size_t lo, size_t hi)
+{
+	const rt_Step *st = e->p->step.data;
+	for (size_t i = lo; i < hi; i++) {
 		double t0 = e->profile ? now() : 0;
 		rt_pool_run(e->pool, st[i].fn, e->ptr + st[i].arg0, st[i].ntask);
 		if (e->profile)
 			e->seconds[i] += now() - t0;
 	}
+}
+
+void rt_exec_run(rt_Exec *e)
+{
+	run_steps(e, 0, e->p->step.len);
 	if (e->profile)
 		e->nrun++;
+}
+
+void rt_exec_run_phase(rt_Exec *e, rt_Phase ph)
+{
+	size_t lo, hi;
+	phase_range(e->p, ph, &lo, &hi);
+	run_steps(e, lo, hi);
+	if (e->profile && ph == RT_PHASE_FORWARD)
+		e->nrun++;
+}
+
+/* A NaN anywhere, or an infinity where the step is not a mask that writes
+ * -inf on purpose. */
+static bool bad_output(const rt_Step *st, const float *x)
+{
+	if (st->out_dtype != RT_F32)
+		return false;
+	for (int64_t i = 0; i < st->out_nbytes / 4; i++)
+		if (isnan(x[i]) || (isinf(x[i]) && !st->out_masks))
+			return true;
+	return false;
+}
+
+int64_t rt_exec_first_nonfinite(rt_Exec *e)
+{
+	const rt_Program *p = e->p;
+	const rt_Step *st = p->step.data;
+	const int64_t *off = p->argoff.data;
+	for (size_t i = 0; i < p->step.len; i++) {
+		run_steps(e, i, i + 1);
+		if (bad_output(&st[i], (const float *)((char *)e->arena + off[st[i].arg0])))
+			return (int64_t)i;
+	}
+	return -1;
 }
 
 void rt_exec_profile(rt_Exec *e, bool on)

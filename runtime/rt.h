@@ -40,7 +40,37 @@ int64_t rt_nbytes(const rt_Tensor *t);
 
 typedef void (*rt_KernelFn)(void *const *buf, int64_t lo, int64_t hi);
 
-typedef enum rt_SlotKind { RT_SLOT_PARAM, RT_SLOT_INPUT, RT_SLOT_OUTPUT, RT_SLOT_LOSS } rt_SlotKind;
+typedef enum rt_SlotKind {
+	RT_SLOT_PARAM,
+	RT_SLOT_INPUT,
+	RT_SLOT_OUTPUT,
+	RT_SLOT_LOSS,
+	RT_SLOT_GRAD,         /* "<param>.grad": d loss / d param, written by the backward phase */
+	RT_SLOT_OPTIM,        /* "<param>.exp_avg", "<param>.exp_avg_sq": AdamW moments */
+	RT_SLOT_HPARAMS,      /* "optim.hparams": f32[RT_HP_COUNT], see rt_HParam */
+	RT_SLOT_STATE,        /* persistent across runs, not trained or saved (e.g. a KV cache) */
+} rt_SlotKind;
+
+/* The optimiser's scalars, one f32 each in the "optim.hparams" slot. The
+ * trainer writes the inputs before every step; the update phase writes
+ * RT_HP_GRAD_NORM (the global L2 norm of all gradients, before clipping). */
+typedef enum rt_HParam {
+	RT_HP_LR,             /* learning rate of this step (schedule applied) */
+	RT_HP_BETA1,
+	RT_HP_BETA2,
+	RT_HP_EPS,
+	RT_HP_WEIGHT_DECAY,   /* decoupled: p -= lr * wd * p, on params with rt_Slot.decay */
+	RT_HP_BIAS_CORR1,     /* 1 - beta1^t, t = 1-based step */
+	RT_HP_BIAS_CORR2,     /* 1 - beta2^t */
+	RT_HP_CLIP,           /* max global grad norm; 0 = no clipping */
+	RT_HP_GRAD_NORM,      /* output */
+	RT_HP_COUNT
+} rt_HParam;
+
+/* Steps of a training program come in phases, in this order: the forward
+ * pass (and loss), the backward pass, the optimiser update. A program
+ * without training has only the forward phase. */
+typedef enum rt_Phase { RT_PHASE_FORWARD, RT_PHASE_BACKWARD, RT_PHASE_UPDATE, RT_PHASE_COUNT } rt_Phase;
 
 /* A named tensor living in the arena. */
 typedef struct rt_Slot {
@@ -50,6 +80,8 @@ typedef struct rt_Slot {
 	uint8_t rank;
 	uint8_t init;     /* params: 0 none, 1 normal(0, init_std), 2 zeros, 3 ones */
 	bool frozen;
+	bool decay;       /* params: AdamW applies weight decay (rank >= 2, not an embedding) */
+	int32_t param;    /* grad and optimiser slots: index of their param's slot (else unused) */
 	double init_std;
 	int64_t dim[RT_MAX_RANK];
 	int64_t offset, nbytes;
@@ -61,6 +93,9 @@ typedef struct rt_Step {
 	uint32_t arg0, narg;  /* p->argoff[arg0 .. arg0+narg): byte offsets; [0] is the output */
 	char *name;           /* kernel name, for profiles and errors */
 	double flops;         /* estimated work, for profiles and thread splitting */
+	int64_t out_nbytes;   /* size of the output (buf[0]); 0 = unknown */
+	uint8_t out_dtype;    /* rt_DType of the output */
+	bool out_masks;       /* the output may hold -inf by design (causal masks) */
 } rt_Step;
 
 typedef struct rt_Program {
@@ -68,6 +103,9 @@ typedef struct rt_Program {
 	Vec step;             /* rt_Step */
 	Vec argoff;           /* int64_t */
 	Vec slot;             /* rt_Slot */
+	/* Steps [phase_start[p], phase_start[p+1]) form phase p; set by whoever
+	 * builds the program (all zero = every step is forward, see exec.c). */
+	uint32_t phase_start[RT_PHASE_COUNT + 1];
 	/* Whoever owns the code (a JIT session, a loaded object) keeps it alive
 	 * until the program is destroyed. */
 	void *code_owner;
@@ -98,6 +136,13 @@ void rt_exec_destroy(rt_Exec *e);
 /* A tensor view of a slot's memory in the arena (valid while e lives). */
 int rt_exec_tensor(rt_Exec *e, const char *name, rt_Tensor *out);
 void rt_exec_run(rt_Exec *e);
+/* Run one phase only (e.g. the forward phase of a training program gives
+ * the validation loss without touching gradients or weights). */
+void rt_exec_run_phase(rt_Exec *e, rt_Phase phase);
+/* Debugging aid for NaN hunts: run the program step by step and return the
+ * index of the first step whose output holds a NaN or infinity (f32
+ * outputs), or -1 if none. Slow; for diagnostics only. */
+int64_t rt_exec_first_nonfinite(rt_Exec *e);
 /* Per-step wall time (clock_gettime), summed over the runs since profiling
  * was switched on (which resets it); the table shows the mean per run,
  * sorted by time. Buffers are allocated by rt_exec_create. */
