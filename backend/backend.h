@@ -33,7 +33,7 @@ int be_nkernel(const be_Module *m);
 /* The module as LLVM IR or host assembly; mem_free the result. */
 char *be_emit_text(be_Module *m, be_TextKind kind, Diag *d);
 /* JIT the module (ORC LLJIT) and build the program: steps in graph order,
- * slots for params, inputs, outputs and the loss. The program owns the JIT;
+ * slots for params, inputs, states, outputs and the loss. The program owns the JIT;
  * the module is consumed (destroy it anyway; it is then empty). */
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
 
@@ -159,6 +159,8 @@ int be_emit_slice(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_concat(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_gather(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_cache_write(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_copy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d); /* reshape not aliased */
 
 /* compile.c: the kernel name of node v ("k12_matmul"). */

@@ -36,10 +36,12 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_CONCAT] = be_emit_concat, [OP_GATHER] = be_emit_gather,
 	[OP_CAUSAL_MASK] = be_emit_causal_mask, [OP_SOFTMAX] = be_emit_softmax,
 	[OP_CROSS_ENTROPY] = be_emit_cross_entropy,
+	[OP_STATE] = NULL, [OP_CACHE_WRITE] = be_emit_cache_write,
+	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
 };
 /* The backward kernels (gelu_grad ... broadcast) have no emitter yet: emit_all
  * reports "the backend has no kernel for ..." until they do. */
-static_assert(OP_COUNT == 39, "emitter table: add the new op above");
+static_assert(OP_COUNT == 43, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
 {

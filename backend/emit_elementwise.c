@@ -1,4 +1,6 @@
-/* emit_elementwise.c: unary and binary elementwise ops, cast, const, iota.
+/* emit_elementwise.c: unary and binary elementwise ops, cast, const, iota,
+ * iota_offset (an iota whose i32 scalar operand is broadcast like any
+ * stride-0 operand and added to every element).
  *
  * Layout first, code second. The output is contiguous; each operand is
  * described by a stride per output axis (0 where numpy broadcasting repeats
@@ -92,6 +94,12 @@ static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValue
 	case OP_IOTA: {
 		LLVMValueRef i = LLVMBuildTrunc(b, col, c->t_i32, "");
 		i = LLVMBuildAdd(b, be_splat(c, i, n), be_lane_ids(c, c->t_i32, n), "");
+		return nd->dtype == DT_F32 ? LLVMBuildSIToFP(b, i, ft, "") : i;
+	}
+	case OP_IOTA_OFFSET: {
+		LLVMValueRef i = LLVMBuildTrunc(b, col, c->t_i32, "");
+		i = LLVMBuildAdd(b, be_splat(c, i, n), be_lane_ids(c, c->t_i32, n), "");
+		i = LLVMBuildAdd(b, i, x[0], "");
 		return nd->dtype == DT_F32 ? LLVMBuildSIToFP(b, i, ft, "") : i;
 	}
 	case OP_NEG: return LLVMBuildFNeg(b, x[0], "");

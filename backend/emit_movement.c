@@ -1,4 +1,5 @@
-/* emit_movement.c: permute, slice, concat, gather, causal_mask.
+/* emit_movement.c: permute, slice, concat, gather, causal_mask,
+ * causal_mask_offset, cache_write.
  *
  * Data movement works on bytes, so one emitter serves f32, i32 and u8 (an
  * element is ir_dtype_size bytes). Every op here is reduced to copies of
@@ -14,6 +15,14 @@
  *                row with NaN (never a silent out-of-bounds read).
  *   causal_mask: row i of each [T,S] block keeps columns j <= i + S - T
  *                (one memcpy) and fills the rest with -inf (vector stores).
+ *   causal_mask_offset: the same with S - T replaced by the i32 offset
+ *                read at run time, the count of kept columns clamped to
+ *                [0, S].
+ *   cache_write: the output is the cache itself (plan_memory aliases them),
+ *                so the kernel copies only x's rows, one memcpy per
+ *                [T,D] block, to rows [pos, pos+T) of the block's [C,D]
+ *                cache; pos is read at run time and a pos outside
+ *                [0, C-T] writes nothing (callers check positions).
  * Tasks are groups of output rows; rows are independent, so any split gives
  * the same bytes. */
 #include "backend.h"
@@ -390,6 +399,73 @@ int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	     LLVMBuildNSWMul(c->b, keep, be_i64(c, 4), ""), 4);
 	fill(c, out, base, keep, be_i64(c, S), -INFINITY);
 	finish(c, &l);
+	return 0;
+}
+
+int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	int64_t T = nd->shape.dim[nd->shape.rank - 2], S = nd->shape.dim[nd->shape.rank - 1];
+	int64_t rows = ir_numel(&nd->shape) / S;
+	LLVMValueRef buf, lo, hi;
+	begin(c, g, v, k, &buf, &lo, &hi);
+	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32), in = be_kernel_arg(c, buf, 1, c->t_f32);
+	LLVMValueRef offp = be_kernel_arg(c, buf, 2, c->t_i32);
+	LLVMValueRef off = LLVMBuildSExt(c->b, be_load(c, c->t_i32, offp, be_i64(c, 0), 1), c->t_i64, "");
+	be_Loop l;
+	LLVMValueRef r = row_loop(c, k, &l, lo, hi, rows, S * 4);
+	LLVMValueRef i = LLVMBuildURem(c->b, r, be_i64(c, T), "");
+	/* keep = clamp(i + off + 1, 0, S); off is data, so clamp both ends. */
+	LLVMValueRef keep = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, i, off, ""), be_i64(c, 1), "keep");
+	keep = be_min64(c, keep, be_i64(c, S));
+	keep = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, keep, be_i64(c, 0), ""),
+			       be_i64(c, 0), keep, "");
+	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, S), "");
+	LLVMValueRef o8 = LLVMBuildBitCast(c->b, out, c->t_ptr, "");
+	LLVMValueRef i8 = LLVMBuildBitCast(c->b, in, c->t_ptr, "");
+	copy(c, bytes(c, o8, base, 4), bytes(c, i8, base, 4),
+	     LLVMBuildNSWMul(c->b, keep, be_i64(c, 4), ""), 4);
+	fill(c, out, base, keep, be_i64(c, S), -INFINITY);
+	finish(c, &l);
+	return 0;
+}
+
+/* Tasks are the [T,D] blocks (one per leading index): each writes its own
+ * rows of the cache, so any split gives the same bytes. */
+int be_emit_cache_write(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v), *x = ir_node(g, ir_operand(g, nd, 1));
+	if (nd->offset != ir_node(g, ir_operand(g, nd, 0))->offset)
+		return diag_error(d, nd->loc, "internal: cache_write %u does not alias its cache "
+				  "(plan_memory gives it the cache's offset)", v);
+	int r = nd->shape.rank;
+	int64_t C = nd->shape.dim[r - 2], D = nd->shape.dim[r - 1], T = x->shape.dim[r - 2];
+	int64_t blocks = ir_numel(&x->shape) / (T * D > 0 ? T * D : 1);
+	LLVMValueRef buf, lo, hi;
+	begin(c, g, v, k, &buf, &lo, &hi);
+	k->flops = (double)ir_nbytes(g, ir_operand(g, nd, 1)) / 4;
+	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_i8), src = be_kernel_arg(c, buf, 2, c->t_i8);
+	LLVMValueRef posp = be_kernel_arg(c, buf, 3, c->t_i32);
+	LLVMValueRef pos = LLVMBuildSExt(c->b, be_load(c, c->t_i32, posp, be_i64(c, 0), 1), c->t_i64, "pos");
+	LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, pos, be_i64(c, 0), ""),
+				       LLVMBuildICmp(c->b, LLVMIntSLE, pos, be_i64(c, C - T), ""), "");
+	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+	LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, fn, "fits");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
+	LLVMBuildCondBr(c->b, ok, yes, done);
+	LLVMPositionBuilderAtEnd(c->b, yes);
+	be_Loop l;
+	LLVMValueRef b = row_loop(c, k, &l, lo, hi, blocks, T * D * 4);
+	LLVMValueRef dst = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, b, be_i64(c, C), ""), pos, "");
+	copy(c, bytes(c, out, LLVMBuildNSWMul(c->b, dst, be_i64(c, D), ""), 4),
+	     bytes(c, src, LLVMBuildNSWMul(c->b, b, be_i64(c, T * D), ""), 4),
+	     be_i64(c, T * D * 4), 4);
+	be_loop_end(c, &l);
+	be_loop_scalar(c, &l);
+	LLVMBuildBr(c->b, done);
+	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, done);
+	LLVMBuildRetVoid(c->b);
 	return 0;
 }
 

@@ -117,6 +117,8 @@ static int add_slots(rt_Program *p, const Graph *g, Diag *d)
 			return -1;
 		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, d))
 			return -1;
+		if (n->op == OP_STATE && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_STATE, d))
+			return -1;
 	}
 	for (size_t i = 0; i < g->out.len; i++) {
 		const Output *o = &VEC_AT(g->out, Output, i);

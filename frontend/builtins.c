@@ -324,7 +324,20 @@ static Value b_gather(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 	return built(ev, ir_gather(ev->g, t, i, loc, ev->d));
 }
 
-/* positions(n): i32 [0, 1, ..., n-1] */
+/* Decode mode's implicit input `pos: i32[]`, the position of the first new
+ * token, made by whichever builtin needs it first. */
+static ValId decode_pos(Ev *ev, SrcLoc loc)
+{
+	ValId p = ir_find_input(ev->g, "pos");
+	if (p != VAL_NONE)
+		return p;
+	if (!fe_room(ev, loc))
+		return VAL_NONE;
+	Shape scalar = {0};
+	return ir_input(ev->g, "pos", DT_I32, &scalar, loc, ev->d);
+}
+
+/* positions(n): i32 [0, 1, ..., n-1]; in decode mode [pos, ..., pos+n-1] */
 static Value b_positions(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
 	int64_t n = 0;
@@ -335,15 +348,93 @@ static Value b_positions(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 				(long long)n);
 	if (!fe_room(ev, loc))
 		return fe_err();
+	if (ev->o->decode) {
+		ValId pos = decode_pos(ev, loc);
+		if (pos == VAL_NONE)
+			return fe_err();
+		return built(ev, ir_iota_offset(ev->g, pos, n, DT_I32, loc, ev->d));
+	}
 	return built(ev, ir_iota(ev->g, n, DT_I32, loc, ev->d));
 }
 
+/* causal_mask(s): in decode mode the queries sit at pos, pos+1, ... and
+ * the keys are the whole cache, so the mask follows pos, not the shape. */
 static Value b_causal_mask(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 {
 	ValId x = VAL_NONE;
 	if (arg_tensor(ev, a[0], al[0], "causal_mask", &x) || !fe_room(ev, loc))
 		return fe_err();
+	if (ev->o->decode) {
+		ValId pos = decode_pos(ev, loc);
+		if (pos == VAL_NONE || !fe_room(ev, loc))
+			return fe_err();
+		return built(ev, ir_causal_mask_offset(ev->g, x, pos, loc, ev->d));
+	}
 	return built(ev, ir_causal_mask(ev->g, x, loc, ev->d));
+}
+
+/* kv_cache(k, v, ctx): the keys and values attention should use.
+ * Normally the identity, so training graphs are exactly as without it. In
+ * decode mode each of k, v [..., T, D] gets a state "<prefix>k" / "<prefix>v"
+ * of [..., ctx, D] (zero when the program is bound), the new rows are
+ * written at [pos, pos+T), and the whole caches are returned: rows past
+ * pos+T-1 are zeros or stale, which the decode causal mask hides. */
+static Value b_kv_cache(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
+{
+	ValId kv[2] = {VAL_NONE, VAL_NONE};
+	int64_t ctx = 0;
+	if (arg_tensor(ev, a[0], al[0], "kv_cache", &kv[0]) |
+	    arg_tensor(ev, a[1], al[1], "kv_cache", &kv[1]) | arg_int(ev, a[2], al[2], "kv_cache", &ctx))
+		return fe_err();
+	const Shape *sk = shape_of(ev, kv[0]), *sv = shape_of(ev, kv[1]);
+	char bk[160], bv[160];
+	ir_shape_str(sk, bk, sizeof bk);
+	ir_shape_str(sv, bv, sizeof bv);
+	bool same = sk->rank == sv->rank && sk->rank >= 2;
+	for (int i = 0; same && i < sk->rank - 1; i++)
+		same = sk->dim[i] == sv->dim[i];
+	if (!same)
+		return fe_error(ev, loc, "kv_cache: k %s and v %s must be [..., T, D] with the same "
+			       "leading dims and T", bk, bv);
+	Value *r = arena_alloc(ev->a, 2 * sizeof *r);
+	if (!r)
+		return fe_error(ev, loc, "out of memory");
+	r[0] = fe_tensor(kv[0]);
+	r[1] = fe_tensor(kv[1]);
+	if (!ev->o->decode)
+		return (Value){.kind = V_TUPLE, .list = {r, 2}};
+	int64_t t = sk->dim[sk->rank - 2];
+	if (ctx < 1)
+		return fe_error(ev, al[2], "kv_cache: decoding needs the context length (ctx = %lld); "
+			       "pass ctx to attention", (long long)ctx);
+	if (ctx < t)
+		return fe_error(ev, al[2], "kv_cache: the context ctx = %lld is shorter than the %lld "
+			       "new positions", (long long)ctx, (long long)t);
+	ValId pos = decode_pos(ev, loc);
+	if (pos == VAL_NONE)
+		return fe_err();
+	static const char *const suffix[2] = {"k", "v"};
+	for (int i = 0; i < 2; i++) {
+		char name[FE_MAX_NAME + 8];
+		snprintf(name, sizeof name, "%s%s", ev->prefix, suffix[i]);
+		if (strlen(name) > FE_MAX_NAME)
+			return fe_error(ev, loc, "kv_cache: the name '%s' is longer than %d characters",
+					name, FE_MAX_NAME);
+		if (ir_find_state(ev->g, name) != VAL_NONE)
+			return fe_error(ev, loc, "kv_cache: the cache '%s' is made twice; give each call "
+				       "its own name with 'as', like kv_cache(k, v, ctx) as cache", name);
+		Shape s = *shape_of(ev, kv[i]);
+		s.dim[s.rank - 2] = ctx;
+		if (!fe_room(ev, loc))
+			return fe_err();
+		ValId st = ir_state(ev->g, name, DT_F32, &s, loc, ev->d);
+		if (st == VAL_NONE || !fe_room(ev, loc))
+			return fe_err();
+		r[i] = built(ev, ir_cache_write(ev->g, st, kv[i], pos, loc, ev->d));
+		if (r[i].kind == V_ERR)
+			return r[i];
+	}
+	return (Value){.kind = V_TUPLE, .list = {r, 2}};
 }
 
 static Value b_softmax(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
@@ -454,6 +545,7 @@ static const Builtin builtin[] = {
 	{"gather", 2, 2, {"table", "indices"}, b_gather},
 	{"positions", 1, 1, {"n"}, b_positions},
 	{"causal_mask", 1, 1, {"x"}, b_causal_mask},
+	{"kv_cache", 3, 3, {"k", "v", "ctx"}, b_kv_cache},
 	{"softmax", 1, 1, {"x"}, b_softmax},
 	{"cross_entropy", 2, 2, {"logits", "targets"}, b_cross_entropy},
 	{"cast", 2, 2, {"x", "dtype"}, b_cast},

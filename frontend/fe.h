@@ -30,6 +30,11 @@ typedef struct fe_Options {
 	const fe_InputShape *input;
 	int ninput;
 	bool no_prelude;      /* don't load the shipped prelude (tests) */
+	/* Decode mode (docs/generation.md): kv_cache keeps persistent caches
+	 * (STATE + CACHE_WRITE) instead of being the identity, the model gets
+	 * an implicit input `pos: i32[]` (the position of the first new token),
+	 * positions(n) counts from pos and causal_mask masks key j > i + pos. */
+	bool decode;
 } fe_Options;
 
 /* A session owns the loaded sources; graphs built from it point into them

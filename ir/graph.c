@@ -32,7 +32,8 @@ unsigned ir_attrs(const Node *n)
 		return IRA_NAME | IRA_DTYPE | IRA_SHAPE | IRA_INIT |
 		       (n->init == INIT_NORMAL ? IRA_VALUE : 0);
 	case OP_CONST: return IRA_DTYPE | IRA_SHAPE | IRA_VALUE;
-	case OP_IOTA: return IRA_DTYPE | IRA_SHAPE;
+	case OP_IOTA: case OP_IOTA_OFFSET: return IRA_DTYPE | IRA_SHAPE;
+	case OP_STATE: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
 	case OP_CAST: return IRA_DTYPE;
 	case OP_SUM: case OP_MEAN: case OP_MAX: return IRA_AXIS;
 	case OP_RESHAPE: return IRA_SHAPE;
@@ -198,6 +199,11 @@ ValId ir_find_input(const Graph *g, const char *name)
 	return find_named(g, OP_INPUT, name);
 }
 
+ValId ir_find_state(const Graph *g, const char *name)
+{
+	return find_named(g, OP_STATE, name);
+}
+
 int ir_set_output(Graph *g, const char *name, ValId v)
 {
 	uint32_t id = ir_intern(g, name);
@@ -310,6 +316,35 @@ ValId ir_iota(Graph *g, int64_t len, DType t, SrcLoc loc, Diag *d)
 	n.shape.rank = 1;
 	n.shape.dim[0] = len;
 	return ir_add(g, &n, NULL, 0, d);
+}
+
+ValId ir_state(Graph *g, const char *name, DType t, const Shape *s, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_STATE, t, loc);
+	n.shape = *s;
+	return named_source(g, &n, name, d);
+}
+
+ValId ir_cache_write(Graph *g, ValId cache, ValId x, ValId pos, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CACHE_WRITE, DT_F32, loc);
+	ValId args[3] = {cache, x, pos};
+	return ir_add(g, &n, args, 3, d);
+}
+
+ValId ir_iota_offset(Graph *g, ValId off, int64_t len, DType t, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_IOTA_OFFSET, t, loc);
+	n.shape.rank = 1;
+	n.shape.dim[0] = len;
+	return ir_add(g, &n, &off, 1, d);
+}
+
+ValId ir_causal_mask_offset(Graph *g, ValId x, ValId off, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_CAUSAL_MASK_OFFSET, DT_F32, loc);
+	ValId args[2] = {x, off};
+	return ir_add(g, &n, args, 2, d);
 }
 
 ValId ir_unary(Graph *g, Op op, ValId x, SrcLoc loc, Diag *d)

@@ -20,7 +20,7 @@
 
 static bool caller_owned(const Node *n)
 {
-	return n->op == OP_INPUT || n->op == OP_PARAM;
+	return n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE;
 }
 
 /* Coordinates of linear index i in shape s (row-major). */
@@ -252,6 +252,44 @@ static void run_causal_mask(const Ctx *x, const Node *n, double *out)
 	}
 }
 
+/* The decode mask: query i sits at position off + i, off read at run time. */
+static void run_causal_mask_offset(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0);
+	double off = in(x, n, 1)[0];
+	int r = n->shape.rank;
+	int64_t c[IR_MAX_RANK];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		unravel(&n->shape, i, c);
+		out[i] = (double)c[r - 1] > (double)c[r - 2] + off ? -INFINITY : v[i];
+	}
+}
+
+/* The write goes into the buffer of the state at the root of the chain of
+ * writes (the caller's), which is what makes it persist from one ir_interp
+ * call to the next, as the compiled program's in-place write does; the
+ * result is a copy of the new cache, as the interpreter never aliases. */
+static int run_cache_write(const Ctx *x, const Node *n, double *out)
+{
+	ValId root = ir_operand(x->g, n, 0);
+	while (ir_node(x->g, root)->op == OP_CACHE_WRITE)
+		root = ir_operand(x->g, ir_node(x->g, root), 0);
+	double *cache = x->val[root];
+	const double *v = in(x, n, 1);
+	double pos = in(x, n, 2)[0];
+	const Shape *cs = &n->shape, *xs = &opnd(x, n, 1)->shape;
+	int r = cs->rank;
+	int64_t C = cs->dim[r - 2], T = xs->dim[r - 2], D = cs->dim[r - 1];
+	if (!(pos >= 0 && pos + (double)T <= (double)C))
+		return diag_error(x->d, n->loc, "cache_write at position %g of %lld rows does not "
+				  "fit a cache of %lld", pos, (long long)T, (long long)C);
+	int64_t p = (int64_t)pos, outer = ir_numel(xs) / (T * D);
+	for (int64_t o = 0; o < outer; o++)
+		memcpy(cache + (o * C + p) * D, v + o * T * D, (size_t)(T * D) * sizeof *v);
+	memcpy(out, cache, (size_t)ir_numel(cs) * sizeof *out);
+	return 0;
+}
+
 /* Subtracting the row maximum keeps exp from overflowing; it cancels out. */
 static void run_softmax(const Ctx *x, const Node *n, double *out)
 {
@@ -443,6 +481,12 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 	case OP_CAUSAL_MASK_GRAD: run_causal_mask_grad(x, n, out); return 0;
 	case OP_MAX_GRAD: run_max_grad(x, n, out); return 0;
 	case OP_BROADCAST: run_broadcast(x, n, out); return 0;
+	case OP_CACHE_WRITE: return run_cache_write(x, n, out);
+	case OP_IOTA_OFFSET:
+		for (int64_t i = 0; i < numel; i++)
+			out[i] = in(x, n, 0)[0] + (double)i;
+		return 0;
+	case OP_CAUSAL_MASK_OFFSET: run_causal_mask_offset(x, n, out); return 0;
 	}
 	return diag_error(x->d, n->loc, "internal: the interpreter has no rule for %s",
 			  ir_op[n->op].name);

@@ -121,7 +121,7 @@ int ir_dtype_size(DType t);
  * covers exactly these, so a field an op ignores can never make two equal
  * graphs differ. Param `value` counts only for the normal initialiser. */
 enum {
-	IRA_NAME = 1 << 0,    /* name: input, param */
+	IRA_NAME = 1 << 0,    /* name: input, param, state */
 	IRA_DTYPE = 1 << 1,   /* dtype chosen by the builder: sources, cast */
 	IRA_SHAPE = 1 << 2,   /* shape given by the builder: sources, reshape,
 	                       * broadcast, gather_grad */
@@ -162,6 +162,7 @@ int ir_shape_eq(const Shape *a, const Shape *b);
 void ir_shape_str(const Shape *s, char *buf, size_t n); /* "[2,3]" */
 ValId ir_find_param(const Graph *g, const char *name);  /* VAL_NONE if absent */
 ValId ir_find_input(const Graph *g, const char *name);
+ValId ir_find_state(const Graph *g, const char *name);
 int ir_set_output(Graph *g, const char *name, ValId v);
 int ir_bind(Graph *g, const char *name, int64_t value);
 
@@ -190,6 +191,13 @@ ValId ir_gather(Graph *g, ValId table, ValId idx, SrcLoc loc, Diag *d);
 ValId ir_causal_mask(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_softmax(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *d);
+/* Decoding (ops.h has the exact meanings): a named persistent state; x
+ * written into cache at the i32 scalar pos along axis -2; off, off+1, ...;
+ * the causal mask with key j > query i + off masked. */
+ValId ir_state(Graph *g, const char *name, DType t, const Shape *s, SrcLoc loc, Diag *d);
+ValId ir_cache_write(Graph *g, ValId cache, ValId x, ValId pos, SrcLoc loc, Diag *d);
+ValId ir_iota_offset(Graph *g, ValId off, int64_t n, DType t, SrcLoc loc, Diag *d);
+ValId ir_causal_mask_offset(Graph *g, ValId x, ValId off, SrcLoc loc, Diag *d);
 /* broadcast: x repeated to shape s by numpy broadcasting. */
 ValId ir_broadcast_to(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d);
 ValId ir_max_grad(Graph *g, ValId x, ValId dy, int64_t axis, SrcLoc loc, Diag *d);
@@ -222,9 +230,12 @@ Hash128 ir_hash(const Graph *g);
 
 /* interp.c: the reference interpreter, plain C, slow, obviously correct.
  * Computes in double for every dtype (integers are exact below 2^53).
- * val[v] for each INPUT and PARAM node must be filled by the caller with
- * ir_numel doubles; every other val[v] is allocated here (mem_alloc) and
- * released by ir_interp_free (which leaves caller-owned inputs alone).
+ * val[v] for each INPUT, PARAM and STATE node must be filled by the caller
+ * with ir_numel doubles; every other val[v] is allocated here (mem_alloc)
+ * and released by ir_interp_free (which leaves caller-owned inputs alone).
+ * A CACHE_WRITE also updates its cache operand's buffer in place, so a
+ * caller who keeps STATE buffers between calls runs decode steps as the
+ * compiled program does.
  * Returns 0, or -1 with an error (e.g. a gather index out of range). */
 int ir_interp(const Graph *g, double **val, Diag *d);
 void ir_interp_free(const Graph *g, double **val);

@@ -37,7 +37,28 @@
  *                          element of x gets the row's dy, the others 0; dy
  *                          has max's result shape, with or without keepdim
  *   broadcast x            x repeated to the node's shape (IRA_SHAPE) by
- *                          numpy broadcasting */
+ *                          numpy broadcasting
+ *
+ * The last four serve decoding with a KV cache (frontend decode mode):
+ *   state "name"           a named tensor that lives across runs: zero when
+ *                          the program is bound, then whatever the last run
+ *                          left (RT_SLOT_STATE, never saved in checkpoints)
+ *   cache_write cache, x, pos
+ *                          cache [...,C,D], x [...,T,D] (the same leading
+ *                          dims), pos an i32 scalar: the result is cache
+ *                          with rows [pos, pos+T) of axis -2 replaced by x.
+ *                          It aliases the cache's memory (plan_memory), so
+ *                          the write is in place and persists when cache is
+ *                          a state; readers use the result, which orders
+ *                          them after the write. cache must be a state or
+ *                          another cache_write. pos + T > C or pos < 0 is
+ *                          an error in the interpreter; kernels write
+ *                          nothing then (callers check positions first)
+ *   iota_offset off        [n]: off, off+1, ..., off+n-1 (IRA_DTYPE,
+ *                          IRA_SHAPE as iota; off an i32 scalar)
+ *   causal_mask_offset x, off
+ *                          x[...,T,S] with -inf where key j > query i + off,
+ *                          off an i32 scalar (causal_mask is off = S - T) */
 #define IR_OPS(X)                                                                             \
 	/* sources: no operands */                                                            \
 	X(INPUT, "input", 0, OPF_SOURCE, "graph input, bound by name at run time")             \
@@ -85,7 +106,12 @@
 	X(GATHER_GRAD, "gather_grad", 2, 0, "scatter-add of dy[...,D] rows into [V,D]")        \
 	X(CAUSAL_MASK_GRAD, "causal_mask_grad", 1, 0, "dy with 0 where the mask is -inf")      \
 	X(MAX_GRAD, "max_grad", 2, 0, "dy to the first maximal x of each row along axis")      \
-	X(BROADCAST, "broadcast", 1, 0, "x broadcast to the node's shape")
+	X(BROADCAST, "broadcast", 1, 0, "x broadcast to the node's shape")                    \
+	/* decoding with a KV cache (docs/generation.md) */                                   \
+	X(STATE, "state", 0, OPF_SOURCE, "persistent tensor kept across runs, zero at start") \
+	X(CACHE_WRITE, "cache_write", 3, 0, "cache with x written at pos along axis -2")      \
+	X(IOTA_OFFSET, "iota_offset", 1, 0, "off, off+1, ..., off+n-1 (off an i32 scalar)")   \
+	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, "x[...,T,S], -inf where j > i+off")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */

@@ -530,7 +530,7 @@ static int parse_node(Parser *P)
 	Node n = {.op = (uint16_t)op};
 	if (next(P))
 		return -1;
-	if (op == OP_INPUT || op == OP_PARAM) {
+	if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE) {
 		if (parse_string(P, &n.name))
 			return -1;
 	} else if (op == OP_CONST) {

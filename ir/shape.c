@@ -129,7 +129,7 @@ static int rule_source(Graph *g, Node *n, Diag *d)
 		n->axis = 0;
 		break;
 	}
-	if ((n->op == OP_INPUT || n->op == OP_PARAM) &&
+	if ((n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) &&
 	    (n->name == 0 || n->name >= g->str.len))
 		return fail(d, n, "%s needs a name", opname(n));
 	return 0;
@@ -516,6 +516,77 @@ static int rule_broadcast(Graph *g, Node *n, Diag *d)
 	return 0;
 }
 
+/* An i32 scalar operand: the position operands of the decoding ops. */
+static int need_i32_scalar(Diag *d, const Node *n, const Node *x, const char *what)
+{
+	if (x->dtype != DT_I32 || x->shape.rank != 0) {
+		char sx[SHAPE_BUF];
+		ir_shape_str(&x->shape, sx, sizeof sx);
+		return fail(d, n, "%s: %s must be an i32 scalar, got %s%s", opname(n), what,
+			    ir_dtype_name[x->dtype], sx);
+	}
+	return 0;
+}
+
+/* cache_write cache [...,C,D], x [...,T,D], pos i32[] -> cache's shape.
+ * The cache must be a state or an earlier write to one: the result aliases
+ * the cache's memory, which is only sound for memory nobody else reads
+ * after the write except through the result. */
+static int rule_cache_write(Graph *g, Node *n, Diag *d)
+{
+	const Node *c = arg(g, n, 0), *x = arg(g, n, 1);
+	char sc[SHAPE_BUF], sx[SHAPE_BUF];
+	ir_shape_str(&c->shape, sc, sizeof sc);
+	ir_shape_str(&x->shape, sx, sizeof sx);
+	if (c->op != OP_STATE && c->op != OP_CACHE_WRITE)
+		return fail(d, n, "cache_write needs a state (or a cache_write of one) as its "
+			    "cache, got %s", ir_op[c->op].name);
+	if (need_f32(d, n, c, "cache") || need_f32(d, n, x, "x") ||
+	    need_i32_scalar(d, n, arg(g, n, 2), "pos"))
+		return -1;
+	int r = c->shape.rank;
+	bool ok = r >= 2 && x->shape.rank == r && x->shape.dim[r - 2] <= c->shape.dim[r - 2];
+	for (int i = 0; ok && i < r; i++)
+		ok = i == r - 2 || x->shape.dim[i] == c->shape.dim[i];
+	if (!ok)
+		return fail(d, n, "cache_write of %s into the cache %s: x must be the cache's shape "
+			    "with at most as many rows on axis -2", sx, sc);
+	n->shape = c->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
+/* iota_offset off -> [n], the node's shape, f32 or i32 */
+static int rule_iota_offset(Graph *g, Node *n, Diag *d)
+{
+	if (need_i32_scalar(d, n, arg(g, n, 0), "the offset"))
+		return -1;
+	if (n->dtype != DT_F32 && n->dtype != DT_I32)
+		return fail(d, n, "iota_offset must be f32 or i32, got %s", ir_dtype_name[n->dtype]);
+	if (n->shape.rank != 1)
+		return fail(d, n, "iota_offset must have rank 1, got rank %d", n->shape.rank);
+	return check_shape(d, n, &n->shape);
+}
+
+/* causal_mask_offset x [...,T,S], off i32[] -> x's shape. Unlike
+ * causal_mask, T > S is allowed: which rows are fully masked depends on
+ * the offset, known only at run time. */
+static int rule_causal_mask_offset(Graph *g, Node *n, Diag *d)
+{
+	const Node *x = arg(g, n, 0);
+	if (need_f32(d, n, x, "input") || need_i32_scalar(d, n, arg(g, n, 1), "the offset"))
+		return -1;
+	if (x->shape.rank < 2) {
+		char sx[SHAPE_BUF];
+		ir_shape_str(&x->shape, sx, sizeof sx);
+		return fail(d, n, "causal_mask_offset needs [...,T,S] scores of rank 2 or more, "
+			    "got %s", sx);
+	}
+	n->shape = x->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
 typedef int (*Rule)(Graph *g, Node *n, Diag *d);
 
 static const Rule rule[] = {
@@ -558,8 +629,12 @@ static const Rule rule[] = {
 	[OP_CAUSAL_MASK_GRAD] = rule_causal_mask,
 	[OP_MAX_GRAD] = rule_max_grad,
 	[OP_BROADCAST] = rule_broadcast,
+	[OP_STATE] = rule_source,
+	[OP_CACHE_WRITE] = rule_cache_write,
+	[OP_IOTA_OFFSET] = rule_iota_offset,
+	[OP_CAUSAL_MASK_OFFSET] = rule_causal_mask_offset,
 };
-static_assert(OP_COUNT == 39, "add the new op's shape rule to rule[]");
+static_assert(OP_COUNT == 43, "add the new op's shape rule to rule[]");
 static_assert(sizeof rule / sizeof rule[0] == OP_COUNT, "rule[] covers every op");
 
 int ir_infer_node(Graph *g, Node *n, Diag *d)

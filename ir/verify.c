@@ -75,7 +75,7 @@ static int check_types(const Graph *g, ValId v, const Node *n, Diag *d)
 /* Quadratic, but graphs have thousands of nodes, not millions. */
 static int check_unique_name(const Graph *g, ValId v, const Node *n, Diag *d)
 {
-	if (n->op != OP_INPUT && n->op != OP_PARAM)
+	if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE)
 		return 0;
 	for (ValId u = 0; u < v; u++) {
 		const Node *m = ir_node(g, u);

@@ -16,6 +16,10 @@
  * dropped like any other dead node; binding a value to an input that no
  * longer exists is the runtime's to report.
  *
+ * A STATE and the CACHE_WRITEs into it live or die like any value: the
+ * writes matter only to later runs through the outputs that read the
+ * cache, so when no output depends on a cache, its writes go too.
+ *
  * Survivors keep their order and are renumbered densely; the operand list,
  * outputs, loss and gradients are rewritten to the new ids. Everything new is built
  * before the graph is touched, so on failure (out of memory) it is

@@ -13,7 +13,11 @@
  * kernel ever sees its output overlap an input.
  *
  * Views (OPF_VIEW, i.e. RESHAPE) allocate nothing: they take their operand's
- * offset, and the operand stays live until the view's last reader. Aliases
+ * offset, and the operand stays live until the view's last reader. A
+ * CACHE_WRITE is an alias of its cache (operand 0) in the same way: its
+ * kernel writes rows of the cache in place, the one place where an output
+ * overlaps an input by design. States (STATE) are persistent like params,
+ * so a cache keeps its contents from one run to the next. Aliases
  * form a tree whose root is the one value that owns memory; if any member of
  * the tree is persistent (an output that is a reshape of a temporary), the
  * root becomes persistent.
@@ -73,7 +77,7 @@ static int64_t value_size(const Plan *p, ValId v)
 
 static int is_view(const Graph *g, const Node *nd)
 {
-	return (ir_op[nd->op].flags & OPF_VIEW) && nd->narg == 1;
+	return ((ir_op[nd->op].flags & OPF_VIEW) && nd->narg == 1) || nd->op == OP_CACHE_WRITE;
 }
 
 /* Alias roots, lifetimes and persistence; nodes are in topological order,
@@ -85,7 +89,7 @@ static void liveness(Plan *p)
 		const Node *nd = ir_node(g, v);
 		p->root[v] = is_view(g, nd) ? p->root[ir_operand(g, nd, 0)] : v;
 		p->end[v] = v;
-		p->persist[v] = nd->op == OP_PARAM || nd->op == OP_INPUT;
+		p->persist[v] = nd->op == OP_PARAM || nd->op == OP_INPUT || nd->op == OP_STATE;
 	}
 	for (uint32_t v = 0; v < p->n; v++) {
 		const Node *nd = ir_node(g, v);

@@ -321,6 +321,45 @@ size_t rt_sample_scratch_size(int n);
 int rt_sample(const float *logits, int n, const rt_SampleOpts *o, uint64_t counter,
 	      void *scratch);
 
+/* generate.c: generation over a program compiled in decode mode: inputs
+ * `tokens` (one i32) and `pos` (i32[]), output `logits` (one f32 row of
+ * vocab), and RT_SLOT_STATE KV caches of ctx rows (docs/generation.md).
+ * rt_Decoder feeds one token at one position per run: init finds the slots
+ * (an error if the program is not a decode program), reset zeroes the
+ * caches, step runs the program and returns the logits row (valid until
+ * the next step), or NULL with an error if pos is outside [0, ctx) or the
+ * token outside [0, vocab). Nothing is allocated. */
+typedef struct rt_Decoder {
+	rt_Exec *e;
+	int32_t *tok, *pos;   /* the input slots in the arena */
+	const float *logits;  /* the output slot */
+	int64_t vocab, ctx;   /* ctx: the fewest rows of any cache */
+	int nstate;
+} rt_Decoder;
+int rt_decoder_init(rt_Decoder *dc, rt_Exec *e, Diag *d);
+void rt_decoder_reset(rt_Decoder *dc);
+const float *rt_decoder_step(rt_Decoder *dc, int32_t token, int64_t pos, Diag *d);
+/* rt_generate: reset the caches, feed prompt[0 .. nprompt) at positions
+ * 0, 1, ..., then choose max_new tokens into out[], token i drawn by
+ * rt_sample(logits, vocab, &sample, counter = i) and fed back at position
+ * nprompt + i. nprompt must be in [1, ctx] and max_new in [0, ctx - nprompt]
+ * (callers clamp; this checks). on_token, if set, sees each token as it is
+ * chosen. Stats: prompt_s is the time to feed the prompt, gen_s the time
+ * from then to the last new token. One scratch buffer for sampling is
+ * allocated before the loop, none inside it. */
+typedef struct rt_GenOpts {
+	rt_SampleOpts sample;
+	int64_t max_new;
+	void (*on_token)(void *user, int32_t token);
+	void *user;
+} rt_GenOpts;
+typedef struct rt_GenStats {
+	int64_t nprompt, ngen;
+	double prompt_s, gen_s;
+} rt_GenStats;
+int rt_generate(rt_Exec *e, const int32_t *prompt, int64_t nprompt, const rt_GenOpts *o,
+		int32_t *out, rt_GenStats *st, Diag *d);
+
 /* metrics.c: run/metrics.csv, one row per call, flushed (not fsync'd) per
  * row. Header step,loss,lr,grad_norm,tokens_per_s,val_loss,elapsed_s; a NaN
  * field is written empty. Opening keeps the rows with step <= keep_through

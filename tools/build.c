@@ -56,6 +56,7 @@ static int run_frontend(Build *b, const BuildOptions *o)
 		.ndef = o->args->ndef,
 		.input = o->input,
 		.ninput = o->ninput,
+		.decode = o->decode,
 	};
 	int rc = fe_compile_file(b->fe, o->args->model, &fo, &b->g, &b->diag);
 	b->t_frontend = now_seconds() - t0;

@@ -1,4 +1,4 @@
-/* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train]
+/* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train | --decode]
  *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
  *
  * With --emit, prints the IR after the pipeline, the LLVM module or the host
@@ -13,6 +13,7 @@ typedef struct CompileOpts {
 	const char *emit;
 	const char *dump_after, *stop_after;
 	bool train;
+	bool decode;   /* decode mode: KV caches, input pos (docs/generation.md) */
 } CompileOpts;
 
 static int check_pass_name(const char *opt, const char *name, bool allow_all)
@@ -47,6 +48,8 @@ static int compile_option(Args *a, int argc, char **argv, int i)
 		co->stop_after = v;
 	} else if (!strcmp(argv[i], "--train")) {
 		co->train = true;
+	} else if (!strcmp(argv[i], "--decode")) {
+		co->decode = true;
 	} else {
 		return 0;
 	}
@@ -104,9 +107,13 @@ int cmd_compile(int argc, char **argv)
 	Args a = {.cmd = "compile", .user = &co};
 	if (args_parse(&a, argc, argv, compile_option))
 		return EXIT_USER;
+	if (co.train && co.decode)
+		return usage_error("compile", "--train and --decode do not go together: a decode "
+				   "program only runs forward");
 	BuildOptions bo = {
 		.args = &a,
 		.training = co.train,
+		.decode = co.decode,
 		.dump_after = co.dump_after,
 		.stop_after = co.stop_after,
 		.stage = STAGE_PROGRAM,

@@ -13,12 +13,15 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{"compile", cmd_compile, "compile MODEL.msw [--emit=ir|llvm|asm] [--dump-after=PASS] "
-				 "[--stop-after=PASS] [--train]"},
+				 "[--stop-after=PASS] [--train | --decode]"},
 	{"init", cmd_init, "init MODEL.msw -o WEIGHTS.safetensors [--seed N]"},
 	{"run", cmd_run, "run MODEL.msw --weights W.safetensors --input NAME=FILE.npy... "
 			 "[--out OUT.safetensors] [--repeat N] [--profile]"},
 	{"encode", cmd_encode, "encode TEXT -o TOKENS.npy [--targets T.npy] [--batch B] [--seq T] "
 			       "[--offset O]"},
+	{"generate", cmd_generate, "generate MODEL.msw --weights W.safetensors (--prompt TEXT | "
+				   "--prompt-file F) [-n N] [--temperature T] [--top-k K] [--top-p P] "
+				   "[--seed S] [--greedy]"},
 	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...]"},
 };
 

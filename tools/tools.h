@@ -54,6 +54,7 @@ typedef struct BuildOptions {
 	int ninput;
 	bool training;            /* build the backward graph (implies the loss) */
 	bool auto_loss;           /* keep the loss iff every model input is supplied */
+	bool decode;              /* frontend decode mode: KV caches, input pos */
 	const char *dump_after, *stop_after;
 	Stage stage;
 } BuildOptions;
@@ -66,6 +67,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]` and later benchmarks. */
 int cmd_bench(int argc, char **argv);
 

@@ -99,6 +99,14 @@ static Graph *build_all(const Source *src)
 	GradPair *gp = vec_push(&g->grad, sizeof *gp);
 	if (gp)
 		*gp = (GradPair){wte, dwte};
+	/* decoding: a state, a write into it at an input position, iota and
+	 * causal mask with an offset */
+	Shape ks = S(4, 2, 2, 6, 4), scalar = S(0, 0, 0, 0, 0);
+	ValId at = ir_input(g, "pos", DT_I32, &scalar, L, &d);
+	ValId cache = ir_state(g, "h.0.attn.cache.k", DT_F32, &ks, L, &d);
+	ValId w = ir_cache_write(g, cache, ph, at, L, &d);   /* [2,2,6,4] */
+	ir_iota_offset(g, at, 4, DT_I32, L, &d);
+	ir_causal_mask_offset(g, w, at, L, &d);
 #undef L
 	if (d.nerror) {
 		fprintf(stderr, "%s", diag_text(&d));
