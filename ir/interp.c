@@ -298,7 +298,7 @@ static int run_cross_entropy(const Ctx *x, const Node *n, double *out)
 	double total = 0;
 	for (int64_t r = 0; r < rows; r++) {
 		const double *row = logits + r * v;
-		double mx, sum;
+		double mx = 0, sum = 0;
 		if (ce_row(x, n, row, v, target[r], r, &mx, &sum))
 			return -1;
 		total += mx + log(sum) - row[(int64_t)target[r]];
@@ -331,7 +331,7 @@ static int run_cross_entropy_grad(const Ctx *x, const Node *n, double *out)
 	double scale = dl[0] / (double)rows;
 	for (int64_t r = 0; r < rows; r++) {
 		const double *row = logits + r * v;
-		double mx, sum;
+		double mx = 0, sum = 0;
 		if (ce_row(x, n, row, v, target[r], r, &mx, &sum))
 			return -1;
 		for (int64_t k = 0; k < v; k++)
