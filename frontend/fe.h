@@ -30,6 +30,11 @@ typedef struct fe_Options {
 	const fe_InputShape *input;
 	int ninput;
 	bool no_prelude;      /* don't load the shipped prelude (tests) */
+	/* Glob patterns (fnmatch, '*' crosses dots) over parameter names:
+	 * matching parameters are frozen as if declared 'frozen param'. A
+	 * pattern that matches no parameter is an error. */
+	const char *const *freeze;
+	int nfreeze;
 } fe_Options;
 
 /* A session owns the loaded sources; graphs built from it point into them

@@ -366,7 +366,7 @@ typedef struct rt_TrainConfig {
 	double val_fraction;      /* recorded for the tools (they load the data) */
 	int64_t eval_every;       /* validation every N steps (and at the end); 0 = never */
 	int64_t eval_batches;     /* validation batches per evaluation; 0 = all */
-	int64_t save_every;       /* checkpoint every N steps (and at the end); 0 = end only */
+	int64_t save_every;       /* checkpoint every N steps (and at the end); 0 = end only; default 500 */
 	int keep;                 /* checkpoints kept in the run folder (>= 1) */
 	const char *run_dir;      /* checkpoints and metrics.csv; NULL = none */
 } rt_TrainConfig;

@@ -19,7 +19,11 @@ static const struct {
 			 "[--out OUT.safetensors] [--repeat N] [--profile]"},
 	{"encode", cmd_encode, "encode TEXT -o TOKENS.npy [--targets T.npy] [--batch B] [--seq T] "
 			       "[--offset O]"},
-	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...]"},
+	{"train", cmd_train, "train MODEL.msw --data PATH [--batch B] [--seq T] [--steps N] "
+			     "[--lr X] [--out DIR | --resume DIR] ... (docs/training.md)"},
+	{"eval", cmd_eval, "eval MODEL.msw --weights W.safetensors --data PATH [--batch B] "
+			   "[--seq T] [--all]"},
+	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...] [--reps R] [--cpu-clock]"},
 };
 
 static void usage(FILE *f)

@@ -56,6 +56,11 @@ typedef struct BuildOptions {
 	bool auto_loss;           /* keep the loss iff every model input is supplied */
 	const char *dump_after, *stop_after;
 	Stage stage;
+	/* Training (cmd_train): the optimiser's update phase, weight decay on
+	 * every param, parameters frozen by glob (fe_Options.freeze). */
+	bool optimizer, decay_all;
+	const char *const *freeze;
+	int nfreeze;
 } BuildOptions;
 /* 0 ok; otherwise an exit status after printing the diagnostics. */
 int build_run(Build *b, const BuildOptions *o);
@@ -66,6 +71,9 @@ int cmd_compile(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+/* cmd_train.c, cmd_eval.c: training and held-out evaluation (docs/training.md). */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]` and later benchmarks. */
 int cmd_bench(int argc, char **argv);
 
