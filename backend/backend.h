@@ -1,9 +1,11 @@
 /* backend.h: native code from the IR through the LLVM C API.
  *
  * be_compile takes a graph after plan_memory (every Node.offset set) and
- * builds one LLVM module with a kernel per op (the rt.h kernel contract),
- * optimised for the host CPU. The module can be printed (LLVM IR or
+ * builds one LLVM module with a kernel per op (the rt.h kernel contract;
+ * identical kernels only once), plus the optimizer's update phase when
+ * asked, optimised for the host CPU. The module can be printed (LLVM IR or
  * assembly) or JIT-compiled into an rt_Program the runtime executes.
+ * docs/backend.md describes the emitters, deduplication, phases and slots.
  * Every `#if LLVM_VERSION_MAJOR` lives in llvm_compat.h. */
 #ifndef MSW_BACKEND_H
 #define MSW_BACKEND_H
@@ -29,12 +31,15 @@ typedef enum be_TextKind { BE_TEXT_LLVM, BE_TEXT_ASM } be_TextKind;
 
 int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d);
 void be_module_destroy(be_Module *m);
-int be_nkernel(const be_Module *m);
+int be_nkernel(const be_Module *m);   /* distinct kernels */
 /* The module as LLVM IR or host assembly; mem_free the result. */
 char *be_emit_text(be_Module *m, be_TextKind kind, Diag *d);
-/* JIT the module (ORC LLJIT) and build the program: steps in graph order,
- * slots for params, inputs, states, outputs and the loss. The program owns the JIT;
- * the module is consumed (destroy it anyway; it is then empty). */
+/* JIT the module (ORC LLJIT) and build the program: steps in graph order
+ * (then the update phase), with phase_start and each step's output
+ * metadata; slots for params, inputs, states, outputs, the loss,
+ * "<param>.grad", and with the optimizer "<param>.exp_avg",
+ * "<param>.exp_avg_sq" and "optim.hparams". The program owns the JIT; the
+ * module is consumed (destroy it anyway; it is then empty). */
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
 
 /* Convenience: be_compile + be_jit. */
@@ -162,25 +167,89 @@ int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_cache_write(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 int be_emit_copy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d); /* reshape not aliased */
+/* The backward kernels: gelu_grad, silu_grad, relu_grad and broadcast go
+ * through be_emit_elementwise; the rest have their own. */
+int be_emit_softmax_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_cross_entropy_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_max_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_causal_mask_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+/* emit_scatter.c: gather_grad, split over column blocks (deterministic). */
+int be_emit_gather_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 
 /* compile.c: the kernel name of node v ("k12_matmul"). */
 void be_kernel_name(const Graph *g, ValId v, char *buf, size_t n);
 
-/* compile.c / jit.c: the compiled module. One entry per kernel, in node
- * order; nodes without a kernel (input, param, aliasing reshape) have none. */
+/* compile.c / jit.c: the compiled module. One entry per step, in program
+ * order: the kernels of the graph's nodes in node order (nodes without a
+ * kernel, i.e. input, param, aliasing reshape, have none), then the update
+ * phase's kernels (emit_optim.c). Identical kernels are emitted once:
+ * entries of equal kernels share one LLVM function (fname). */
 #include "llvm_compat.h"
+enum { BE_MAX_ENTRY_ARGS = 8 };
 typedef struct be_Entry {
-	ValId v;
+	ValId v;              /* the node, or VAL_NONE for an update kernel */
 	int64_t ntask;
 	double flops;
-	char name[48];
+	char name[48];        /* the step's name ("k12_matmul", "adamw.wte") */
+	char fname[48];       /* the LLVM function it calls */
+	uint8_t phase;        /* rt_Phase */
+	/* Update kernels only (v == VAL_NONE): operand offsets, [0] the
+	 * output, and what the output is (rt_Step.out_*). */
+	uint32_t narg;
+	int64_t argoff[BE_MAX_ENTRY_ARGS];
+	int64_t out_nbytes;
+	uint8_t out_dtype;
 } be_Entry;
+
+/* compile.c: kernel deduplication. A kernel is keyed by the bytes that
+ * determine its code (node_key in compile.c for graph kernels; the update
+ * kernels build their own); be_kernel_find returns the function already
+ * emitted for an equal key, or NULL, and be_kernel_add records a new one. */
+typedef struct be_KernelRec {
+	Hash128 h;
+	uint32_t klen;
+	uint8_t *key;         /* m->keys arena */
+	char fname[48];
+	int64_t ntask;
+	double flops;
+} be_KernelRec;
+const be_KernelRec *be_kernel_find(be_Module *m, const void *key, size_t klen);
+int be_kernel_add(be_Module *m, const void *key, size_t klen, const char *fname,
+		  const be_Kernel *k);
+
+/* emit_optim.c: the update phase's memory, planned by be_emit_update past
+ * the graph's arena (arena_size grows to hold it):
+ *   "optim.hparams"      f32[RT_HP_COUNT]
+ *   "<p>.exp_avg", "<p>.exp_avg_sq"  f32, the param's shape, per GradPair
+ *   scratch              the clip factor (f32) and per-chunk partial sums
+ *                        of squares (f64), in gradient order. */
+typedef struct be_OptParam {
+	ValId param, grad;
+	bool decay;
+	int64_t m_off, v_off; /* moments */
+	int64_t part0, npart; /* partial sums [part0, part0 + npart) */
+} be_OptParam;
+typedef struct be_Update {
+	Vec param;            /* be_OptParam, in g->grad order */
+	int64_t hp_off, clip_off, part_off, npart;
+	int64_t arena_size;   /* the program's arena, update memory included */
+} be_Update;
+/* Plans the update memory and appends its kernels (phase RT_PHASE_UPDATE)
+ * to m->entry: sums of squares, the global norm and clip factor, AdamW. */
+int be_emit_update(be_Module *m, const Graph *g, Diag *d);
+/* rt_Slot.decay of param v: rank >= 2 and not read by a gather (an
+ * embedding table), or every param when o->decay_all. */
+bool be_param_decays(const Graph *g, ValId v, bool decay_all);
+
 struct be_Module {
 	be_CompatCtx cc;
 	be_Ctx c;             /* c.mod is NULL once the JIT owns the module */
 	Vec entry;            /* be_Entry */
 	be_Options opt;       /* cpu/features point at our own copies */
 	char *cpu, *features;
+	Vec kernel;           /* be_KernelRec: the distinct kernels */
+	Arena keys;           /* their keys */
+	be_Update upd;        /* update phase (empty without be_Options.optimizer) */
 };
 
 #endif

@@ -9,6 +9,18 @@
  * manager ("default<O3>") for the target machine, so the loop and SLP
  * vectorisers see the real vector width.
  *
+ * Identical kernels are emitted once. A kernel's code depends only on its
+ * op, dtypes, attributes and the shapes of its output and operands, never
+ * on memory offsets (operands arrive as pointers in buf[]), so node_key
+ * serialises exactly those, and a node whose key was seen before reuses
+ * that LLVM function (its entry names the first node's function). A GPT's
+ * identical layers then cost one layer's optimisation and code generation.
+ * be_nkernel counts the distinct kernels.
+ *
+ * Each entry also gets its phase: the forward phase ends with the last
+ * kernel whose value the loss or an output needs; the backward kernels
+ * autodiff appended follow; be_emit_update adds the update phase last.
+ *
  * Assumes: the graph passed plan_memory (every Node.offset is set). On
  * failure nothing is returned and everything built so far is released. */
 #include "backend.h"
@@ -36,11 +48,14 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_CONCAT] = be_emit_concat, [OP_GATHER] = be_emit_gather,
 	[OP_CAUSAL_MASK] = be_emit_causal_mask, [OP_SOFTMAX] = be_emit_softmax,
 	[OP_CROSS_ENTROPY] = be_emit_cross_entropy,
+	[OP_GELU_GRAD] = be_emit_elementwise, [OP_SILU_GRAD] = be_emit_elementwise,
+	[OP_RELU_GRAD] = be_emit_elementwise, [OP_SOFTMAX_GRAD] = be_emit_softmax_grad,
+	[OP_CROSS_ENTROPY_GRAD] = be_emit_cross_entropy_grad,
+	[OP_GATHER_GRAD] = be_emit_gather_grad, [OP_CAUSAL_MASK_GRAD] = be_emit_causal_mask_grad,
+	[OP_MAX_GRAD] = be_emit_max_grad, [OP_BROADCAST] = be_emit_elementwise,
 	[OP_STATE] = NULL, [OP_CACHE_WRITE] = be_emit_cache_write,
 	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
 };
-/* The backward kernels (gelu_grad ... broadcast) have no emitter yet: emit_all
- * reports "the backend has no kernel for ..." until they do. */
 static_assert(OP_COUNT == 43, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
@@ -64,32 +79,159 @@ static int needs_kernel(const Graph *g, ValId v)
 	return 1;
 }
 
+/* ---- kernel deduplication ---- */
+
+static int put(Vec *key, const void *p, size_t n)
+{
+	if (vec_reserve(key, key->len + n, 1))
+		return -1;
+	memcpy((char *)key->data + key->len, p, n);
+	key->len += n;
+	return 0;
+}
+
+static int put_i64(Vec *key, int64_t x)
+{
+	return put(key, &x, sizeof x);
+}
+
+static int put_shape(Vec *key, const Shape *s)
+{
+	int rc = put_i64(key, s->rank);
+	for (int i = 0; i < s->rank; i++)
+		rc |= put_i64(key, s->dim[i]);
+	return rc;
+}
+
+/* Everything the emitters read: op, dtype, the flags and attributes the op
+ * has (ir_attrs, the same selection the structural hash uses, so a field
+ * an op ignores cannot split equal kernels), the output's shape, and each
+ * operand's dtype and shape. Field by field, so no padding gets in. */
+static int node_key(const Graph *g, ValId v, Vec *key)
+{
+	const Node *n = ir_node(g, v);
+	unsigned at = ir_attrs(n);
+	int rc = put_i64(key, n->op) | put_i64(key, n->dtype) |
+		 put_i64(key, n->flags & ir_flag_mask((Op)n->op)) | put_shape(key, &n->shape);
+	if (at & IRA_AXIS)
+		rc |= put_i64(key, n->axis);
+	if (at & IRA_LOHI)
+		rc |= put_i64(key, n->lo) | put_i64(key, n->hi);
+	if (at & IRA_PERM)
+		rc |= put(key, n->perm, n->shape.rank);
+	if (at & IRA_VALUE)
+		rc |= put(key, &n->value, sizeof n->value);
+	rc |= put_i64(key, n->narg);
+	for (uint32_t i = 0; i < n->narg; i++) {
+		const Node *a = ir_node(g, ir_operand(g, n, i));
+		rc |= put_i64(key, a->dtype) | put_shape(key, &a->shape);
+	}
+	return rc;
+}
+
+const be_KernelRec *be_kernel_find(be_Module *m, const void *key, size_t klen)
+{
+	Hash128 h = hash128(key, klen);
+	for (size_t i = 0; i < m->kernel.len; i++) {
+		const be_KernelRec *r = &VEC_AT(m->kernel, be_KernelRec, i);
+		if (r->h.lo == h.lo && r->h.hi == h.hi && r->klen == klen && !memcmp(r->key, key, klen))
+			return r;
+	}
+	return NULL;
+}
+
+int be_kernel_add(be_Module *m, const void *key, size_t klen, const char *fname,
+		  const be_Kernel *k)
+{
+	uint8_t *copy = arena_alloc(&m->keys, klen ? klen : 1);
+	be_KernelRec *r = copy ? vec_push(&m->kernel, sizeof *r) : NULL;
+	if (!r)
+		return -1;
+	memcpy(copy, key, klen);
+	r->h = hash128(key, klen);
+	r->klen = (uint32_t)klen;
+	r->key = copy;
+	snprintf(r->fname, sizeof r->fname, "%s", fname);
+	r->ntask = k->ntask < 1 ? 1 : k->ntask;
+	r->flops = k->flops;
+	return 0;
+}
+
+/* fwd[v]: the loss or an output needs v (the forward phase). */
+static bool *forward_values(const Graph *g)
+{
+	bool *fwd = mem_calloc(ir_nnode(g) ? ir_nnode(g) : 1, sizeof *fwd);
+	if (!fwd)
+		return NULL;
+	for (size_t i = 0; i < g->out.len; i++)
+		fwd[VEC_AT(g->out, Output, i).val] = true;
+	if (g->loss != VAL_NONE)
+		fwd[g->loss] = true;
+	for (ValId v = ir_nnode(g); v-- > 0;) {
+		const Node *n = ir_node(g, v);
+		for (uint32_t i = 0; fwd[v] && i < n->narg; i++)
+			fwd[ir_operand(g, n, i)] = true;
+	}
+	return fwd;
+}
+
 static int emit_all(be_Module *m, const Graph *g, Diag *d)
 {
+	Vec key = {0};
+	bool *fwd = forward_values(g);
+	size_t last_fwd = 0;   /* entries [0, last_fwd) are the forward phase */
+	if (!fwd)
+		return diag_error(d, noloc(), "out of memory");
 	for (ValId v = 0; v < ir_nnode(g); v++) {
 		const Node *n = ir_node(g, v);
-		if (n->offset < 0)
-			return diag_error(d, n->loc, "internal: %s node %u has no memory (run plan_memory "
-					  "before the backend)", ir_op[n->op].name, v);
+		if (n->offset < 0) {
+			diag_error(d, n->loc, "internal: %s node %u has no memory (run plan_memory "
+				   "before the backend)", ir_op[n->op].name, v);
+			goto fail;
+		}
 		if (!needs_kernel(g, v))
 			continue;
-		be_Kernel k = {0};
-		if (!emitter[n->op])
-			return diag_error(d, n->loc, "the backend has no kernel for %s", ir_op[n->op].name);
-		be_EmitFn emit = emitter[n->op];
-		if (n->op == OP_MATMUL && m->opt.matmul_ref)
-			emit = be_emit_matmul_ref;
-		if (emit(&m->c, g, v, &k, d))
-			return -1;
+		if (!emitter[n->op]) {
+			diag_error(d, n->loc, "the backend has no kernel for %s", ir_op[n->op].name);
+			goto fail;
+		}
 		be_Entry *e = vec_push(&m->entry, sizeof *e);
-		if (!e)
-			return diag_error(d, n->loc, "out of memory");
+		key.len = 0;
+		if (!e || node_key(g, v, &key))
+			goto oom;
 		e->v = v;
-		e->ntask = k.ntask < 1 ? 1 : k.ntask;
-		e->flops = k.flops;
 		be_kernel_name(g, v, e->name, sizeof e->name);
+		const be_KernelRec *r = be_kernel_find(m, key.data, key.len);
+		if (!r) {
+			be_Kernel k = {0};
+			be_EmitFn emit = emitter[n->op];
+			if (n->op == OP_MATMUL && m->opt.matmul_ref)
+				emit = be_emit_matmul_ref;
+			if (emit(&m->c, g, v, &k, d))
+				goto fail;
+			if (be_kernel_add(m, key.data, key.len, e->name, &k))
+				goto oom;
+			r = &VEC_AT(m->kernel, be_KernelRec, m->kernel.len - 1);
+		}
+		snprintf(e->fname, sizeof e->fname, "%s", r->fname);
+		e->ntask = r->ntask;
+		e->flops = r->flops;
+		if (fwd[v])
+			last_fwd = m->entry.len;
 	}
+	/* Without gradients every kernel is forward (an unused value included). */
+	for (size_t i = 0; i < m->entry.len; i++)
+		VEC_AT(m->entry, be_Entry, i).phase =
+			i < last_fwd || g->grad.len == 0 ? RT_PHASE_FORWARD : RT_PHASE_BACKWARD;
+	vec_free(&key);
+	mem_free(fwd);
 	return 0;
+oom:
+	diag_error(d, noloc(), "out of memory");
+fail:
+	vec_free(&key);
+	mem_free(fwd);
+	return -1;
 }
 
 static int optimise(be_Module *m, Diag *d)
@@ -127,6 +269,9 @@ int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d)
 		return diag_error(d, noloc(), "out of memory");
 	m->opt.opt_level = o ? o->opt_level : 3;
 	m->opt.matmul_ref = o && o->matmul_ref;
+	m->opt.optimizer = o && o->optimizer;
+	m->opt.decay_all = o && o->decay_all;
+	arena_init(&m->keys);
 	if (o && ((o->cpu && !(m->cpu = mem_strdup(o->cpu))) ||
 		  (o->features && !(m->features = mem_strdup(o->features))))) {
 		diag_error(d, noloc(), "out of memory");
@@ -140,7 +285,11 @@ int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d)
 	}
 	if (be_ctx_init(&m->c, m->cc.ctx, &m->opt, d))
 		goto fail;
-	if (emit_all(m, g, d) || optimise(m, d))
+	if (emit_all(m, g, d))
+		goto fail;
+	if (m->opt.optimizer && g->grad.len > 0 && be_emit_update(m, g, d))
+		goto fail;
+	if (optimise(m, d))
 		goto fail;
 	*out = m;
 	return 0;
@@ -156,6 +305,9 @@ void be_module_destroy(be_Module *m)
 	be_ctx_dispose(&m->c);              /* the module before its context */
 	be_compat_context_dispose(&m->cc);
 	vec_free(&m->entry);
+	vec_free(&m->kernel);
+	arena_free(&m->keys);
+	vec_free(&m->upd.param);
 	mem_free(m->cpu);
 	mem_free(m->features);
 	mem_free(m);
@@ -163,7 +315,7 @@ void be_module_destroy(be_Module *m)
 
 int be_nkernel(const be_Module *m)
 {
-	return (int)m->entry.len;
+	return (int)m->kernel.len;
 }
 
 static char *copy_text(const char *s, size_t n, Diag *d)

@@ -1,5 +1,7 @@
 /* emit_elementwise.c: unary and binary elementwise ops, cast, const, iota,
- * iota_offset (an iota whose i32 scalar operand is broadcast like any
+ * broadcast, and the elementwise backward kernels (gelu_grad, silu_grad,
+ * relu_grad: binary ops of x and dy, broadcasting like add),
+ * and iota_offset (an iota whose i32 scalar operand is broadcast like any
  * stride-0 operand and added to every element).
  *
  * Layout first, code second. The output is contiguous; each operand is
@@ -15,7 +17,12 @@
  * [t*per, (t+1)*per) (per a multiple of the vector width), and the kernel
  * walks that range one row segment at a time. So a [1,1e6] op and a
  * [1e6,3] op both split evenly, and every element is computed by the same
- * instructions whatever the split: results are bitwise independent of it. */
+ * instructions whatever the split: results are bitwise independent of it.
+ *
+ * Broadcast is the one-operand case of the same machinery (its operand's
+ * strides are 0 along the repeated axes), for any dtype: loads and stores
+ * are typed by the dtype, so it is a strided copy that splats a repeated
+ * innermost value instead of gathering. */
 #include "backend.h"
 
 #include <math.h>
@@ -78,6 +85,17 @@ static LLVMTypeRef elem_type(be_Ctx *c, int dtype)
 	return dtype == DT_F32 ? c->t_f32 : dtype == DT_I32 ? c->t_i32 : c->t_i8;
 }
 
+/* 1 - s for s = 1 / (1 + e): e * s when e <= 1 (s >= 1/2, where 1 - s
+ * would cancel), 1 - s otherwise (s < 1/2: exact enough, and e * s would be
+ * inf * 0 once e overflows). */
+static LLVMValueRef one_minus_sigmoid(be_Ctx *c, LLVMValueRef e, LLVMValueRef s, int n)
+{
+	LLVMValueRef one = be_splat(c, be_f32c(c, 1.0), n);
+	LLVMValueRef big = LLVMBuildFCmp(c->b, LLVMRealOGT, e, one, "");
+	return LLVMBuildSelect(c->b, big, LLVMBuildFSub(c->b, one, s, ""),
+			       LLVMBuildFMul(c->b, e, s, ""), "");
+}
+
 /* The op on n-lane values x[] (already loaded); col is the i64 index of
  * lane 0 along the innermost axis (for iota). */
 static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValueRef *x,
@@ -138,6 +156,36 @@ static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValue
 	case OP_SUB: return LLVMBuildFSub(b, x[0], x[1], "");
 	case OP_MUL: return LLVMBuildFMul(b, x[0], x[1], "");
 	case OP_DIV: return LLVMBuildFDiv(b, x[0], x[1], "");
+	case OP_BROADCAST: return x[0];
+	case OP_RELU_GRAD:
+		/* NaN x gives 0, as in the interpreter (x > 0 is false) */
+		return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], K(0.0), ""), x[1],
+				       K(0.0), "");
+	case OP_SILU_GRAD: {
+		/* dy * s (1 + x (1 - s)), s = 1 / (1 + e), e = exp(-x) */
+		LLVMValueRef e = be_exp(c, LLVMBuildFNeg(b, x[0], ""), n);
+		LLVMValueRef s = LLVMBuildFDiv(b, K(1.0), LLVMBuildFAdd(b, e, K(1.0), ""), "");
+		LLVMValueRef oms = one_minus_sigmoid(c, e, s, n);
+		LLVMValueRef t = be_fma(c, x[0], oms, K(1.0), n);
+		return LLVMBuildFMul(b, x[1], LLVMBuildFMul(b, s, t, ""), "");
+	}
+	case OP_GELU_GRAD: {
+		/* gelu' = 0.5 (1 + t) + 0.5 x (1 - t^2) u', t = tanh u. With
+		 * s = 1 / (1 + e^(-2u)): 0.5 (1 + t) = s and 0.5 (1 - t^2) =
+		 * 2 s (1 - s), so gelu' = s + 2 x s (1 - s) u', free of the
+		 * cancellation in 1 + t for negative x. */
+		const double k = sqrt(2.0 / M_PI);
+		LLVMValueRef x2 = LLVMBuildFMul(b, x[0], x[0], "");
+		LLVMValueRef u = LLVMBuildFMul(b, be_fma(c, LLVMBuildFMul(b, x2, x[0], ""), K(0.044715),
+							 x[0], n), K(k), "");
+		LLVMValueRef du = be_fma(c, x2, K(3 * 0.044715 * k), K(k), n);
+		LLVMValueRef e = be_exp(c, LLVMBuildFMul(b, u, K(-2.0), ""), n);
+		LLVMValueRef s = LLVMBuildFDiv(b, K(1.0), LLVMBuildFAdd(b, e, K(1.0), ""), "");
+		LLVMValueRef oms = one_minus_sigmoid(c, e, s, n);
+		LLVMValueRef t = LLVMBuildFMul(b, LLVMBuildFMul(b, s, oms, ""),
+					       LLVMBuildFMul(b, x[0], du, ""), "");
+		return LLVMBuildFMul(b, x[1], be_fma(c, t, K(2.0), s, n), "");
+	}
 	}
 #undef K
 	return NULL;
@@ -149,6 +197,8 @@ static double cost(int op)
 	switch (op) {
 	case OP_EXP: case OP_LOG: case OP_TANH: case OP_SILU: return 16;
 	case OP_GELU: return 24;
+	case OP_SILU_GRAD: return 24;
+	case OP_GELU_GRAD: return 32;
 	case OP_SQRT: case OP_RSQRT: case OP_DIV: return 4;
 	default: return 1;
 	}

@@ -27,15 +27,18 @@
  * micro-kernel always reads whole vectors of B and only its loads and
  * stores of C are masked at the N edge; the M edge is a micro-kernel with
  * fewer rows. A is never packed: the micro-kernel reads it through two
- * constant strides, which makes NF_TRANS_A free. Bp is an alloca of at most
- * KC*NC floats (512 KiB of stack), so nothing is allocated at run time.
+ * constant strides, which makes NF_TRANS_A free. When M <= MR a packed
+ * panel would be read only once, so B is read in place instead (M = 1 in
+ * generation). Each micro-kernel call prefetches the next call's C tile.
+ * Bp is an alloca of at most KC*NC floats (512 KiB of stack; glibc gives
+ * threads 8 MiB), so nothing is allocated at run time.
  *
- * Determinism: a task is MR rows (or, when M is small, also a slice of
- * columns) of one batch and computes its part of C with the whole K
- * reduction in a fixed order (K blocks in order, each element one FMA
- * chain), so the result is bitwise independent of how tasks are grouped
- * over threads. Consecutive tasks of one call share a packed B block; that
- * is only an optimisation, since packing copies values. */
+ * Determinism: a task is MR rows of one column block of one batch and
+ * computes its part of C with the whole K reduction in a fixed order (K
+ * blocks in order, each element one FMA chain), so the result is bitwise
+ * independent of how tasks are grouped over threads. Consecutive tasks of
+ * one call share a packed B block; that is only an optimisation, since
+ * packing copies values. */
 #include "backend.h"
 
 #include <stdio.h>
@@ -57,16 +60,51 @@ typedef struct MMPlan {
 	int64_t M, N, K;
 	int64_t sam, sak;     /* A(m, k) at m*sam + k*sak */
 	int trans_b;          /* B(k, n) at n*K + k, else k*N + n */
+	int direct_b;         /* micro-kernels read B in place, unpacked */
+	int64_t ldp;          /* row stride of the B panel a micro-kernel reads */
 	int64_t nbatch;       /* after folding */
 	int nbdim;            /* batch dims of C, with A's and B's strides (0: broadcast) */
 	int64_t bdim[IR_MAX_RANK], bsa[IR_MAX_RANK], bsb[IR_MAX_RANK];
 	int vl, mr, nv, nr;   /* vector lanes; micro tile MR x NR = MR x NV*VL */
 	int64_t kc, nc;
-	int64_t nmt, nnb, nt; /* row tasks per batch (MR rows each), column blocks of nt */
+	int64_t nmt, nnb, nt; /* row tiles (MR rows) x column blocks (nt columns) per batch */
 	int64_t ntask;
 } MMPlan;
 
 /* ---- small emission helpers ---- */
+
+/* i64 arithmetic, short enough to read an address computation at a glance */
+static LLVMValueRef mm_add(be_Ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildAdd(c->b, a, b, "");
+}
+
+static LLVMValueRef mm_sub(be_Ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSub(c->b, a, b, "");
+}
+
+static LLVMValueRef mm_mul(be_Ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildMul(c->b, a, b, "");
+}
+
+static LLVMValueRef mm_addk(be_Ctx *c, LLVMValueRef a, int64_t k)
+{
+	return mm_add(c, a, be_i64(c, k));
+}
+
+static LLVMValueRef mm_mulk(be_Ctx *c, LLVMValueRef a, int64_t k)
+{
+	return mm_mul(c, a, be_i64(c, k));
+}
+
+/* Packed panels are vector-aligned: Bp is, and every panel, row and
+ * vector offset in it is a multiple of the vector size. */
+static unsigned mm_valign(const MMPlan *p)
+{
+	return (unsigned)p->vl * 4;
+}
 
 static LLVMTypeRef mm_vt(be_Ctx *c, int lanes)
 {
@@ -144,9 +182,10 @@ static void mm_store(be_Ctx *c, LLVMValueRef v, LLVMValueRef p, int lanes, int n
 	mm_call(c, fty, fn, a, 4);
 }
 
-/* A counted loop `for (i = lo; i < hi; i += step)` with the test at the top.
- * Values live across iterations only through memory or the caller's own
- * phis (the micro-kernel builds its loops by hand for that reason). */
+/* A counted loop `for (i = lo; i < hi; i += step)`, like be_loop_begin
+ * but with the step a value given at the end: the task loop jumps to the
+ * end of a run of tasks. (The micro-kernel's k loop carries accumulators
+ * in phis and is built by hand in mm_kloop.) */
 typedef struct MMLoop {
 	LLVMBasicBlockRef head, body, exit;
 	LLVMValueRef i;
@@ -173,7 +212,7 @@ static void mm_loop_begin(be_Ctx *c, MMLoop *l, LLVMValueRef lo, LLVMValueRef hi
 
 static void mm_loop_end(be_Ctx *c, MMLoop *l, LLVMValueRef step)
 {
-	LLVMValueRef next = LLVMBuildAdd(c->b, l->i, step, "");
+	LLVMValueRef next = mm_add(c, l->i, step);
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	LLVMAddIncoming(l->i, &next, &latch, 1);
 	LLVMBuildBr(c->b, l->head);
@@ -208,9 +247,15 @@ static LLVMValueRef mm_helper(be_Ctx *c, const char *name, LLVMTypeRef fty, int 
 			(unsigned)strlen(attr[i].v));
 		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
 	}
-	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
-	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-				LLVMCreateEnumAttribute(c->ctx, nounwind, 0));
+	/* noinline: a micro-kernel is called from up to four places, and
+	 * every inlined copy of its unrolled body would be optimised and
+	 * compiled again (a third of the compile time, no speed gained) */
+	const char *kind[] = {"nounwind", "noinline"};
+	for (int i = 0; i < 2; i++) {
+		unsigned id = LLVMGetEnumAttributeKindForName(kind[i], strlen(kind[i]));
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+					LLVMCreateEnumAttribute(c->ctx, id, 0));
+	}
 	LLVMDisposeMessage(cpu);
 	LLVMDisposeMessage(feat);
 	return fn;
@@ -218,20 +263,24 @@ static LLVMValueRef mm_helper(be_Ctx *c, const char *name, LLVMTypeRef fty, int 
 
 /* ---- the micro-kernel ---- */
 
-/* One k step: acc[i][j] += A(i, k) * Bp[k][j*VL ..]. */
-static void mm_kstep(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a, LLVMValueRef bp,
-		     LLVMValueRef k, LLVMValueRef *acc, LLVMTypeRef fmaty, LLVMValueRef fma)
+/* One k step: acc[i][j] += A(i, k) * Bp[k][j*VL ..]. Packed panels are
+ * aligned and zero-padded; B read in place is neither, so its last vector
+ * is masked at the N edge. */
+static void mm_kstep(be_Ctx *c, const MMPlan *p, int mr, int nv, int ncol, LLVMValueRef a,
+		     LLVMValueRef bp, LLVMValueRef k, LLVMValueRef *acc, LLVMTypeRef fmaty,
+		     LLVMValueRef fma)
 {
 	LLVMTypeRef vt = mm_vt(c, p->vl);
 	LLVMValueRef bv[8];
-	LLVMValueRef kb = LLVMBuildMul(c->b, k, be_i64(c, p->nr), "");
+	LLVMValueRef kb = mm_mulk(c, k, p->ldp);
 	for (int j = 0; j < nv; j++)
-		bv[j] = mm_load(c, mm_at(c, bp, LLVMBuildAdd(c->b, kb, be_i64(c, j * p->vl), "")),
-				p->vl, p->vl, 64);
-	LLVMValueRef ka = LLVMBuildMul(c->b, k, be_i64(c, p->sak), "");
+		bv[j] = mm_load(c, mm_at(c, bp, mm_addk(c, kb, j * p->vl)),
+				p->vl, p->direct_b ? ncol - j * p->vl : p->vl,
+				p->direct_b ? 4 : mm_valign(p));
+	LLVMValueRef ka = mm_mulk(c, k, p->sak);
 	LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->t_i32, (unsigned)p->vl));
 	for (int i = 0; i < mr; i++) {
-		LLVMValueRef ai = LLVMBuildAdd(c->b, ka, be_i64(c, i * p->sam), "");
+		LLVMValueRef ai = mm_addk(c, ka, i * p->sam);
 		LLVMValueRef s = LLVMBuildLoad2(c->b, c->t_f32, mm_at(c, a, ai), "");
 		LLVMSetAlignment(s, 4);
 		LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), s,
@@ -248,8 +297,8 @@ static void mm_kstep(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a,
  * accumulators in phis; entered from the current block, which must
  * already know k0 < k1 is possible. Leaves the builder in the exit block
  * with acc[] and *kout holding the values after the loop. */
-static void mm_kloop(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a, LLVMValueRef bp,
-		     LLVMValueRef k0, LLVMValueRef k1, int step, LLVMValueRef *acc,
+static void mm_kloop(be_Ctx *c, const MMPlan *p, int mr, int nv, int ncol, LLVMValueRef a,
+		     LLVMValueRef bp, LLVMValueRef k0, LLVMValueRef k1, int step, LLVMValueRef *acc,
 		     LLVMValueRef *kout, LLVMTypeRef fmaty, LLVMValueRef fma, const char *name)
 {
 	int nacc = mr * nv;
@@ -267,9 +316,8 @@ static void mm_kloop(be_Ctx *c, const MMPlan *p, int mr, int nv, LLVMValueRef a,
 		cur[i] = phi[i];
 	}
 	for (int s = 0; s < step; s++)
-		mm_kstep(c, p, mr, nv, a, bp, LLVMBuildAdd(c->b, kphi, be_i64(c, s), ""), cur,
-			 fmaty, fma);
-	LLVMValueRef knext = LLVMBuildAdd(c->b, kphi, be_i64(c, step), "");
+		mm_kstep(c, p, mr, nv, ncol, a, bp, mm_addk(c, kphi, s), cur, fmaty, fma);
+	LLVMValueRef knext = mm_addk(c, kphi, step);
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, knext, k1, ""), body, exit);
 	LLVMAddIncoming(kphi, &k0, &pre, 1);
@@ -311,16 +359,19 @@ static void mm_prefetch_tile(be_Ctx *c, const MMPlan *p, LLVMValueRef pf, int mr
 }
 
 /* micro(a, bp, cp, kc, first, pf): C[0..mr, 0..ncol) (+)= A[0..mr, 0..kc) @ Bp,
- * where a points at A(row0, k0), bp at a packed kc x NR panel and cp at
+ * where a points at A(row0, k0), bp at a kc x NR panel (packed, or B itself
+ * when direct_b) and cp at
  * C(row0, col0). first: start from zero instead of C (the first K block).
  * pf: the C tile the caller will work on next, to prefetch.
  * ncol < NR only for the last column panel: those C accesses are masked. */
 static LLVMValueRef mm_micro(be_Ctx *c, const MMPlan *p, int mr, int ncol)
 {
 	int nv = (ncol + p->vl - 1) / p->vl;
+	assert(mr * nv <= MM_MAXACC);
 	char name[160];
-	snprintf(name, sizeof name, "mm.micro.%dx%d.sa%lld.%lld.ldc%lld.vl%d", mr, ncol,
-		 (long long)p->sam, (long long)p->sak, (long long)p->N, p->vl);
+	snprintf(name, sizeof name, "mm.micro.%dx%d.sa%lld.%lld.ldb%lld%s.ldc%lld.vl%d", mr, ncol,
+		 (long long)p->sam, (long long)p->sak, (long long)p->ldp, p->direct_b ? "d" : "p",
+		 (long long)p->N, p->vl);
 	LLVMTypeRef par[6] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i1, mm_fptr(c)};
 	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 6, 0);
 	int exists;
@@ -331,8 +382,8 @@ static LLVMValueRef mm_micro(be_Ctx *c, const MMPlan *p, int mr, int ncol)
 	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
 	LLVMValueRef a = LLVMGetParam(fn, 0), bp = LLVMGetParam(fn, 1), cp = LLVMGetParam(fn, 2);
 	LLVMValueRef kc = LLVMGetParam(fn, 3), first = LLVMGetParam(fn, 4);
-	/* The pointers never alias each other: Bp is our own scratch and C is
-	 * never an operand (plan_memory gives outputs their own space). */
+	/* Only C is written, and it overlaps neither A nor B (plan_memory
+	 * allocates an output before releasing its operands) nor Bp. */
 	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
 	for (unsigned i = 1; i <= 3; i++)
 		LLVMAddAttributeAtIndex(fn, i, LLVMCreateEnumAttribute(c->ctx, noalias, 0));
@@ -350,8 +401,9 @@ static LLVMValueRef mm_micro(be_Ctx *c, const MMPlan *p, int mr, int ncol)
 	/* Unrolled main loop, then single steps for kc % UNROLL. */
 	LLVMValueRef kmain = LLVMBuildAnd(c->b, kc, be_i64(c, ~(int64_t)(MM_UNROLL - 1)), "");
 	LLVMValueRef k;
-	mm_kloop(c, p, mr, nv, a, bp, be_i64(c, 0), kmain, MM_UNROLL, acc, &k, fmaty, fma, "kmain");
-	mm_kloop(c, p, mr, nv, a, bp, k, kc, 1, acc, &k, fmaty, fma, "krem");
+	mm_kloop(c, p, mr, nv, ncol, a, bp, be_i64(c, 0), kmain, MM_UNROLL, acc, &k, fmaty, fma,
+		 "kmain");
+	mm_kloop(c, p, mr, nv, ncol, a, bp, k, kc, 1, acc, &k, fmaty, fma, "krem");
 	for (int i = 0; i < mr; i++)
 		for (int j = 0; j < nv; j++) {
 			LLVMValueRef cij = mm_at(c, cp, be_i64(c, i * p->N + j * p->vl));
@@ -372,15 +424,15 @@ static void mm_pack_plain(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueR
 {
 	MMLoop lq, lk;
 	mm_loop_begin(c, &lq, q0, q1, "packq");
-	LLVMValueRef src = mm_at(c, b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, k0, be_i64(c, p->N), ""),
-						     LLVMBuildAdd(c->b, n0, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), ""), ""), ""));
-	LLVMValueRef dst = mm_at(c, bp, LLVMBuildMul(c->b, lq.i, LLVMBuildMul(c->b, kc, be_i64(c, p->nr), ""), ""));
+	LLVMValueRef n = mm_add(c, n0, mm_mulk(c, lq.i, p->nr));
+	LLVMValueRef src = mm_at(c, b, mm_add(c, mm_mulk(c, k0, p->N), n));
+	LLVMValueRef dst = mm_at(c, bp, mm_mul(c, lq.i, mm_mulk(c, kc, p->nr)));
 	mm_loop_begin(c, &lk, be_i64(c, 0), kc, "packk");
-	LLVMValueRef s = mm_at(c, src, LLVMBuildMul(c->b, lk.i, be_i64(c, p->N), ""));
-	LLVMValueRef t = mm_at(c, dst, LLVMBuildMul(c->b, lk.i, be_i64(c, p->nr), ""));
+	LLVMValueRef s = mm_at(c, src, mm_mulk(c, lk.i, p->N));
+	LLVMValueRef t = mm_at(c, dst, mm_mulk(c, lk.i, p->nr));
 	for (int j = 0; j < p->nv; j++) {
 		LLVMValueRef v = mm_load(c, mm_at(c, s, be_i64(c, j * p->vl)), p->vl, ncol - j * p->vl, 4);
-		mm_store(c, v, mm_at(c, t, be_i64(c, j * p->vl)), p->vl, p->vl, 64);
+		mm_store(c, v, mm_at(c, t, be_i64(c, j * p->vl)), p->vl, p->vl, mm_valign(p));
 	}
 	mm_loop_end(c, &lk, be_i64(c, 1));
 	mm_loop_end(c, &lq, be_i64(c, 1));
@@ -409,58 +461,55 @@ static void mm_transpose(be_Ctx *c, LLVMValueRef *row, int vl)
 	}
 }
 
-/* The same from B stored [N, K]: B(k, n) at n*K + k, so a column of the
- * panel is a row of B. vl rows of B are read as vl x vl tiles, transposed
- * in registers and stored as vl panel rows; the last kc % vl values of k
- * go one panel row (vl scalars) at a time. Rows of B at or past `ncol`
- * read as zeros. */
+/* The same from B stored [N, K]: B(k, n) at n*K + k, so a column of a
+ * panel is a row of B. Columns go in groups of vl (group g is vector g % NV
+ * of panel g / NV): vl rows of B are read as vl x vl tiles, transposed in
+ * registers and stored as vl panel rows; the last kc % vl values of k go one
+ * panel row (vl scalars) at a time. Rows past ncur (the edge panel's
+ * padding) read row n0, which exists, and are replaced by zeros. The group
+ * loop is a run-time loop, so the transpose is emitted once. */
 static void mm_pack_trans(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueRef bp,
-			  LLVMValueRef k0, LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef q0,
-			  LLVMValueRef q1, int ncol)
+			  LLVMValueRef k0, LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef ncur)
 {
 	int vl = p->vl;
 	LLVMTypeRef vt = mm_vt(c, vl);
-	MMLoop lq, lk, lt;
-	mm_loop_begin(c, &lq, q0, q1, "packq");
-	LLVMValueRef dst = mm_at(c, bp, LLVMBuildMul(c->b, lq.i, LLVMBuildMul(c->b, kc, be_i64(c, p->nr), ""), ""));
-	LLVMValueRef nq = LLVMBuildAdd(c->b, n0, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), ""), "");
+	LLVMValueRef zero = LLVMConstNull(vt);
+	LLVMValueRef npan = LLVMBuildSDiv(c->b, mm_addk(c, ncur, p->nr - 1), be_i64(c, p->nr), "");
 	LLVMValueRef kv = LLVMBuildAnd(c->b, kc, be_i64(c, ~(int64_t)(vl - 1)), "");
-	for (int j = 0; j < p->nv; j++) {
-		int nrow = ncol - j * vl;   /* valid rows of B in this group of vl */
-		LLVMValueRef src[16];
-		for (int r = 0; r < vl && r < nrow; r++)
-			src[r] = mm_at(c, b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, nq, be_i64(c, j * vl + r), ""), be_i64(c, p->K), ""), k0, ""));
-		mm_loop_begin(c, &lk, be_i64(c, 0), kv, "packk");
-		LLVMValueRef row[16];
-		for (int r = 0; r < vl; r++)
-			row[r] = r < nrow ? mm_load(c, mm_at(c, src[r], lk.i), vl, vl, 4) : LLVMConstNull(vt);
-		mm_transpose(c, row, vl);
-		for (int r = 0; r < vl; r++) {
-			LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, lk.i, be_i64(c, r), ""), be_i64(c, p->nr), ""), be_i64(c, j * vl), "");
-			mm_store(c, row[r], mm_at(c, dst, at), vl, vl, 64);
-		}
-		mm_loop_end(c, &lk, be_i64(c, vl));
-		mm_loop_begin(c, &lt, kv, kc, "packt");
-		LLVMValueRef v = LLVMConstNull(vt);
-		for (int r = 0; r < vl && r < nrow; r++) {
-			LLVMValueRef x = LLVMBuildLoad2(c->b, c->t_f32, mm_at(c, src[r], lt.i), "");
-			LLVMSetAlignment(x, 4);
-			v = LLVMBuildInsertElement(c->b, v, x, LLVMConstInt(c->t_i32, (unsigned)r, 0), "");
-		}
-		LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, lt.i, be_i64(c, p->nr), ""), be_i64(c, j * vl), "");
-		mm_store(c, v, mm_at(c, dst, at), vl, vl, 64);
-		mm_loop_end(c, &lt, be_i64(c, 1));
+	MMLoop lg, lk, lt;
+	mm_loop_begin(c, &lg, be_i64(c, 0), mm_mulk(c, npan, p->nv), "packg");
+	LLVMValueRef q = LLVMBuildSDiv(c->b, lg.i, be_i64(c, p->nv), "");
+	LLVMValueRef j = LLVMBuildSRem(c->b, lg.i, be_i64(c, p->nv), "");
+	LLVMValueRef dst = mm_at(c, bp, mm_add(c, mm_mul(c, q, mm_mulk(c, kc, p->nr)), mm_mulk(c, j, vl)));
+	LLVMValueRef src[16], ok[16];
+	for (int r = 0; r < vl; r++) {
+		LLVMValueRef col = mm_addk(c, mm_mulk(c, lg.i, vl), r);
+		ok[r] = LLVMBuildICmp(c->b, LLVMIntSLT, col, ncur, "");
+		LLVMValueRef n = LLVMBuildSelect(c->b, ok[r], mm_add(c, n0, col), n0, "");
+		src[r] = mm_at(c, b, mm_add(c, mm_mulk(c, n, p->K), k0));
 	}
-	mm_loop_end(c, &lq, be_i64(c, 1));
-}
-
-static void mm_pack(be_Ctx *c, const MMPlan *p, LLVMValueRef b, LLVMValueRef bp, LLVMValueRef k0,
-		    LLVMValueRef kc, LLVMValueRef n0, LLVMValueRef q0, LLVMValueRef q1, int ncol)
-{
-	if (p->trans_b)
-		mm_pack_trans(c, p, b, bp, k0, kc, n0, q0, q1, ncol);
-	else
-		mm_pack_plain(c, p, b, bp, k0, kc, n0, q0, q1, ncol);
+	mm_loop_begin(c, &lk, be_i64(c, 0), kv, "packk");
+	LLVMValueRef row[16];
+	for (int r = 0; r < vl; r++)
+		row[r] = LLVMBuildSelect(c->b, ok[r], mm_load(c, mm_at(c, src[r], lk.i), vl, vl, 4),
+					 zero, "");
+	mm_transpose(c, row, vl);
+	for (int r = 0; r < vl; r++) {
+		LLVMValueRef at = mm_mulk(c, mm_addk(c, lk.i, r), p->nr);
+		mm_store(c, row[r], mm_at(c, dst, at), vl, vl, mm_valign(p));
+	}
+	mm_loop_end(c, &lk, be_i64(c, vl));
+	mm_loop_begin(c, &lt, kv, kc, "packt");
+	LLVMValueRef v = zero;
+	for (int r = 0; r < vl; r++) {
+		LLVMValueRef x = LLVMBuildLoad2(c->b, c->t_f32, mm_at(c, src[r], lt.i), "");
+		LLVMSetAlignment(x, 4);
+		x = LLVMBuildSelect(c->b, ok[r], x, LLVMConstReal(c->t_f32, 0), "");
+		v = LLVMBuildInsertElement(c->b, v, x, LLVMConstInt(c->t_i32, (unsigned)r, 0), "");
+	}
+	mm_store(c, v, mm_at(c, dst, mm_mulk(c, lt.i, p->nr)), vl, vl, mm_valign(p));
+	mm_loop_end(c, &lt, be_i64(c, 1));
+	mm_loop_end(c, &lg, be_i64(c, 1));
 }
 
 /* ---- the block: rows [r0, r1) x columns [c0, c1) of one batch ---- */
@@ -470,23 +519,21 @@ static void mm_rows(be_Ctx *c, const MMPlan *p, LLVMValueRef a, LLVMValueRef bp,
 		    LLVMValueRef ir, int mr, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc,
 		    LLVMValueRef nfull, LLVMValueRef has_edge, LLVMValueRef first)
 {
-	LLVMValueRef ap = mm_at(c, a, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, ir, be_i64(c, p->sam), ""),
-						  LLVMBuildMul(c->b, pc, be_i64(c, p->sak), ""), ""));
-	LLVMValueRef crow = mm_at(c, cm, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, ir, be_i64(c, p->N), ""), jc, ""));
-	LLVMValueRef panel = LLVMBuildMul(c->b, kc, be_i64(c, p->nr), "");
+	LLVMValueRef ap = mm_at(c, a, mm_add(c, mm_mulk(c, ir, p->sam), mm_mulk(c, pc, p->sak)));
+	LLVMValueRef crow = mm_at(c, cm, mm_add(c, mm_mulk(c, ir, p->N), jc));
+	LLVMValueRef panel = p->direct_b ? be_i64(c, p->nr) : mm_mulk(c, kc, p->nr);
 	LLVMValueRef full = mm_micro(c, p, mr, p->nr);
 	LLVMTypeRef fty = LLVMGlobalGetValueType(full);
 	/* the tile after the last panel of these rows: the next rows' first */
 	LLVMValueRef crow_next = mm_at(c, crow, be_i64(c, mr * p->N));
 	MMLoop lq;
 	mm_loop_begin(c, &lq, be_i64(c, 0), nfull, "jr");
-	LLVMValueRef q1 = LLVMBuildAdd(c->b, lq.i, be_i64(c, 1), "");
+	LLVMValueRef q1 = mm_addk(c, lq.i, 1);
 	LLVMValueRef more = LLVMBuildICmp(c->b, LLVMIntSLT, q1, nfull, "");
-	LLVMValueRef pf = LLVMBuildSelect(c->b, more, mm_at(c, crow, LLVMBuildMul(c->b, q1, be_i64(c, p->nr), "")),
+	LLVMValueRef pf = LLVMBuildSelect(c->b, more, mm_at(c, crow, mm_mulk(c, q1, p->nr)),
 					  crow_next, "");
-	LLVMValueRef args[6] = {ap, mm_at(c, bp, LLVMBuildMul(c->b, lq.i, panel, "")),
-				mm_at(c, crow, LLVMBuildMul(c->b, lq.i, be_i64(c, p->nr), "")), kc,
-				first, pf};
+	LLVMValueRef args[6] = {ap, mm_at(c, bp, mm_mul(c, lq.i, panel)),
+				mm_at(c, crow, mm_mulk(c, lq.i, p->nr)), kc, first, pf};
 	LLVMSetInstructionCallConv(mm_call(c, fty, full, args, 6), LLVMFastCallConv);
 	mm_loop_end(c, &lq, be_i64(c, 1));
 	int ne = (int)(p->N % p->nr);
@@ -494,59 +541,78 @@ static void mm_rows(be_Ctx *c, const MMPlan *p, LLVMValueRef a, LLVMValueRef bp,
 		return;
 	LLVMValueRef edge = mm_micro(c, p, mr, ne);
 	LLVMBasicBlockRef join = be_if_begin(c, has_edge);
-	args[1] = mm_at(c, bp, LLVMBuildMul(c->b, nfull, panel, ""));
-	args[2] = mm_at(c, crow, LLVMBuildMul(c->b, nfull, be_i64(c, p->nr), ""));
+	args[1] = mm_at(c, bp, mm_mul(c, nfull, panel));
+	args[2] = mm_at(c, crow, mm_mulk(c, nfull, p->nr));
 	args[5] = crow_next;
 	LLVMSetInstructionCallConv(mm_call(c, fty, edge, args, 6), LLVMFastCallConv);
 	be_if_end(c, join);
 }
 
-static LLVMValueRef mm_block(be_Ctx *c, const MMPlan *p, const char *kname)
+/* The name says everything the block's code depends on, so the same
+ * projection in every layer of a model shares one block. */
+static LLVMValueRef mm_block(be_Ctx *c, const MMPlan *p)
 {
-	char name[160];
-	snprintf(name, sizeof name, "%s.block", kname);
+	char name[200];
+	snprintf(name, sizeof name, "mm.block.%lldx%lldx%lld.sa%lld.%lld.%s.%dx%d.vl%d.kc%lld.nc%lld",
+		 (long long)p->M, (long long)p->K, (long long)p->N, (long long)p->sam,
+		 (long long)p->sak, p->direct_b ? "d" : p->trans_b ? "t" : "p", p->mr, p->nv, p->vl,
+		 (long long)p->kc, (long long)p->nc);
 	LLVMTypeRef par[7] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i64, c->t_i64,
 			      c->t_i64};
 	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 7, 0);
-	int exists;   /* kname is unique in the module: the block is always new */
+	int exists;
 	LLVMValueRef fn = mm_helper(c, name, fty, &exists);
+	if (exists)
+		return fn;
 	LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
 	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
 	LLVMValueRef a = LLVMGetParam(fn, 0), b = LLVMGetParam(fn, 1), cm = LLVMGetParam(fn, 2);
 	LLVMValueRef r0 = LLVMGetParam(fn, 3), r1 = LLVMGetParam(fn, 4);
 	LLVMValueRef c0 = LLVMGetParam(fn, 5), c1 = LLVMGetParam(fn, 6);
 
-	LLVMTypeRef bpty = LLVMArrayType(c->t_f32, (unsigned)(p->kc * p->nc));
-	LLVMValueRef bpa = LLVMBuildAlloca(c->b, bpty, "Bp");
-	LLVMSetAlignment(bpa, 64);
-	LLVMValueRef bp = LLVMBuildBitCast(c->b, bpa, mm_fptr(c), "");
+	LLVMValueRef bp = NULL;
+	if (!p->direct_b) {
+		LLVMTypeRef bpty = LLVMArrayType(c->t_f32, (unsigned)(p->kc * p->nc));
+		LLVMValueRef bpa = LLVMBuildAlloca(c->b, bpty, "Bp");
+		LLVMSetAlignment(bpa, 64);
+		bp = LLVMBuildBitCast(c->b, bpa, mm_fptr(c), "");
+	}
 	int ne = (int)(p->N % p->nr), me = (int)(p->M % p->mr);
 
 	MMLoop ljc, lpc, lir;
 	mm_loop_begin(c, &ljc, c0, c1, "jc");
 	LLVMValueRef jc = ljc.i;
-	LLVMValueRef ncur = be_min64(c, be_i64(c, p->nc), LLVMBuildSub(c->b, c1, jc, ""));
+	LLVMValueRef ncur = be_min64(c, be_i64(c, p->nc), mm_sub(c, c1, jc));
 	LLVMValueRef nfull = LLVMBuildSDiv(c->b, ncur, be_i64(c, p->nr), "");
-	LLVMValueRef has_edge = ne ? LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildSRem(c->b, ncur, be_i64(c, p->nr), ""), be_i64(c, 0), "")
-				   : LLVMConstInt(c->t_i1, 0, 0);
+	LLVMValueRef has_edge = LLVMConstInt(c->t_i1, 0, 0);
+	if (ne)
+		has_edge = LLVMBuildICmp(c->b, LLVMIntSGT, ncur, mm_mulk(c, nfull, p->nr), "");
 	mm_loop_begin(c, &lpc, be_i64(c, 0), be_i64(c, p->K), "pc");
 	LLVMValueRef pc = lpc.i;
-	LLVMValueRef kc = be_min64(c, be_i64(c, p->kc), LLVMBuildSub(c->b, be_i64(c, p->K), pc, ""));
-	mm_pack(c, p, b, bp, pc, kc, jc, be_i64(c, 0), nfull, p->nr);
-	if (ne) {
-		LLVMBasicBlockRef join = be_if_begin(c, has_edge);
-		mm_pack(c, p, b, bp, pc, kc, jc, nfull, LLVMBuildAdd(c->b, nfull, be_i64(c, 1), ""), ne);
-		be_if_end(c, join);
+	LLVMValueRef kc = be_min64(c, be_i64(c, p->kc), mm_sub(c, be_i64(c, p->K), pc));
+	LLVMValueRef panels = bp;
+	if (p->direct_b) {
+		panels = mm_at(c, b, mm_add(c, mm_mulk(c, pc, p->N), jc));
+	} else if (p->trans_b) {
+		mm_pack_trans(c, p, b, bp, pc, kc, jc, ncur);
+	} else {
+		mm_pack_plain(c, p, b, bp, pc, kc, jc, be_i64(c, 0), nfull, p->nr);
+		if (ne) {
+			LLVMBasicBlockRef join = be_if_begin(c, has_edge);
+			mm_pack_plain(c, p, b, bp, pc, kc, jc, nfull, mm_addk(c, nfull, 1), ne);
+			be_if_end(c, join);
+		}
 	}
 	LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, pc, be_i64(c, 0), "");
-	LLVMValueRef nrow = LLVMBuildSub(c->b, r1, r0, "");
-	LLVMValueRef rfull = LLVMBuildAdd(c->b, r0, LLVMBuildMul(c->b, LLVMBuildSDiv(c->b, nrow, be_i64(c, p->mr), ""), be_i64(c, p->mr), ""), "");
+	LLVMValueRef nrow = mm_sub(c, r1, r0);
+	LLVMValueRef ntile = LLVMBuildSDiv(c->b, nrow, be_i64(c, p->mr), "");
+	LLVMValueRef rfull = mm_add(c, r0, mm_mulk(c, ntile, p->mr));
 	mm_loop_begin(c, &lir, r0, rfull, "ir");
-	mm_rows(c, p, a, bp, cm, lir.i, p->mr, pc, kc, jc, nfull, has_edge, first);
+	mm_rows(c, p, a, panels, cm, lir.i, p->mr, pc, kc, jc, nfull, has_edge, first);
 	mm_loop_end(c, &lir, be_i64(c, p->mr));
 	if (me) {
 		LLVMBasicBlockRef join = be_if_begin(c, LLVMBuildICmp(c->b, LLVMIntSLT, rfull, r1, ""));
-		mm_rows(c, p, a, bp, cm, rfull, me, pc, kc, jc, nfull, has_edge, first);
+		mm_rows(c, p, a, panels, cm, rfull, me, pc, kc, jc, nfull, has_edge, first);
 		be_if_end(c, join);
 	}
 	mm_loop_end(c, &lpc, be_i64(c, p->kc));
@@ -622,19 +688,26 @@ static void mm_plan(be_Ctx *c, const Shape *sa, const Shape *sb, const Shape *sc
 	 * per k: a shorter K block keeps that sliver inside L1. */
 	int64_t kcmax = ta ? MM_KC_TRANS_A : MM_KC;
 	p->kc = p->K < kcmax ? p->K : kcmax;
+	/* With at most one row tile per block a packed panel would be read
+	 * once: packing would only add a copy to a memory-bound product
+	 * (M = 1 in generation), so B is read where it lies. */
+	p->direct_b = !p->trans_b && p->M <= p->mr;
+	p->ldp = p->direct_b ? p->N : p->nr;
 	p->nc = mm_cdiv(p->N, p->nr) * p->nr;
 	if (p->nc > MM_NC)
 		p->nc = MM_NC / p->nr * p->nr;
-	/* Tasks: MR rows each; split columns as well when that gives too few. */
+	/* Tasks: MR rows of one column block (NC wide) of one batch. Splitting
+	 * columns costs nothing, since A is read once per column block anyway,
+	 * and spares threads from packing the same panels of B: two threads
+	 * each pack half of B instead of all of it. With few rows, narrower
+	 * column blocks make enough tasks to go round. */
 	p->nmt = mm_cdiv(p->M, p->mr);
-	int64_t npan = mm_cdiv(p->N, p->nr);
-	p->nnb = 1;
-	if (p->nbatch * p->nmt < MM_MIN_TASKS) {
-		p->nnb = mm_cdiv(MM_MIN_TASKS, p->nbatch * p->nmt);
-		if (p->nnb > npan)
-			p->nnb = npan;
+	int64_t npan = mm_cdiv(p->N, p->nr), per = p->nc / p->nr;
+	if (p->nbatch * p->nmt * mm_cdiv(npan, per) < MM_MIN_TASKS) {
+		int64_t want = mm_cdiv(MM_MIN_TASKS, p->nbatch * p->nmt);
+		per = mm_cdiv(npan, want < npan ? want : npan);
 	}
-	p->nt = mm_cdiv(npan, p->nnb) * p->nr;
+	p->nt = per * p->nr;
 	p->nnb = mm_cdiv(p->N, p->nt);
 	p->ntask = p->nbatch * p->nnb * p->nmt;
 }
@@ -649,7 +722,7 @@ static LLVMValueRef mm_batch_off(be_Ctx *c, const MMPlan *p, LLVMValueRef b, con
 		LLVMValueRef idx = LLVMBuildURem(c->b, b, be_i64(c, p->bdim[d]), "");
 		b = LLVMBuildUDiv(c->b, b, be_i64(c, p->bdim[d]), "");
 		if (st[d])
-			off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, idx, be_i64(c, st[d]), ""), "");
+			off = mm_add(c, off, mm_mulk(c, idx, st[d]));
 	}
 	return off;
 }
@@ -683,13 +756,15 @@ int be_emit_matmul(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	if (p.K == 0) {
 		/* nothing to reduce: C is zero; one task does it all */
 		k->ntask = 1;
+		LLVMBasicBlockRef join = be_if_begin(c, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""));
 		LLVMValueRef i8p = LLVMBuildBitCast(c->b, C, c->t_ptr, "");
 		LLVMBuildMemSet(c->b, i8p, LLVMConstInt(c->t_i8, 0, 0),
 				be_i64(c, p.nbatch * p.M * p.N * 4), 4);
+		be_if_end(c, join);
 		LLVMBuildRetVoid(c->b);
 		return 0;
 	}
-	LLVMValueRef block = mm_block(c, &p, kname);
+	LLVMValueRef block = mm_block(c, &p);
 	LLVMPositionBuilderAtEnd(c->b, entry);
 
 	/* t in [lo, hi): task t is (batch, column block, row tile), row tile
@@ -699,24 +774,25 @@ int be_emit_matmul(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	LLVMValueRef t = lt.i;
 	LLVMValueRef bj = LLVMBuildUDiv(c->b, t, be_i64(c, p.nmt), "");
 	LLVMValueRef i0 = LLVMBuildURem(c->b, t, be_i64(c, p.nmt), "");
-	LLVMValueRef tend = be_min64(c, hi, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, bj, be_i64(c, 1), ""), be_i64(c, p.nmt), ""));
+	LLVMValueRef tend = be_min64(c, hi, mm_mulk(c, mm_addk(c, bj, 1), p.nmt));
 	LLVMValueRef bi = LLVMBuildUDiv(c->b, bj, be_i64(c, p.nnb), "");
 	LLVMValueRef j = LLVMBuildURem(c->b, bj, be_i64(c, p.nnb), "");
-	LLVMValueRef r0 = LLVMBuildMul(c->b, i0, be_i64(c, p.mr), "");
-	LLVMValueRef r1 = be_min64(c, be_i64(c, p.M), LLVMBuildMul(c->b, LLVMBuildAdd(c->b, i0, LLVMBuildSub(c->b, tend, t, ""), ""), be_i64(c, p.mr), ""));
-	LLVMValueRef c0 = LLVMBuildMul(c->b, j, be_i64(c, p.nt), "");
-	LLVMValueRef c1 = be_min64(c, be_i64(c, p.N), LLVMBuildAdd(c->b, c0, be_i64(c, p.nt), ""));
+	LLVMValueRef r0 = mm_mulk(c, i0, p.mr);
+	LLVMValueRef i1 = mm_add(c, i0, mm_sub(c, tend, t));
+	LLVMValueRef r1 = be_min64(c, be_i64(c, p.M), mm_mulk(c, i1, p.mr));
+	LLVMValueRef c0 = mm_mulk(c, j, p.nt);
+	LLVMValueRef c1 = be_min64(c, be_i64(c, p.N), mm_addk(c, c0, p.nt));
 	LLVMValueRef Ab = A, Bb = B, Cb = C;
 	if (p.nbdim) {
 		Ab = mm_at(c, A, mm_batch_off(c, &p, bi, p.bsa));
 		Bb = mm_at(c, B, mm_batch_off(c, &p, bi, p.bsb));
-		Cb = mm_at(c, C, LLVMBuildMul(c->b, bi, be_i64(c, p.M * p.N), ""));
+		Cb = mm_at(c, C, mm_mulk(c, bi, p.M * p.N));
 	}
 	LLVMValueRef args[7] = {Ab, Bb, Cb, r0, r1, c0, c1};
 	LLVMSetInstructionCallConv(mm_call(c, LLVMGlobalGetValueType(block), block, args, 7),
 				   LLVMFastCallConv);
 	/* the loop steps to tend, not t+1: mm_loop_end adds a step to t */
-	mm_loop_end(c, &lt, LLVMBuildSub(c->b, tend, t, ""));
+	mm_loop_end(c, &lt, mm_sub(c, tend, t));
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }

@@ -1,5 +1,5 @@
-/* emit_movement.c: permute, slice, concat, gather, causal_mask,
- * causal_mask_offset, cache_write.
+/* emit_movement.c: permute, slice, concat, gather, causal_mask and its
+ * gradient causal_mask_grad, causal_mask_offset, cache_write.
  *
  * Data movement works on bytes, so one emitter serves f32, i32 and u8 (an
  * element is ir_dtype_size bytes). Every op here is reduced to copies of
@@ -14,7 +14,8 @@
  *   gather:      one table row per index; an index outside [0, V) fills its
  *                row with NaN (never a silent out-of-bounds read).
  *   causal_mask: row i of each [T,S] block keeps columns j <= i + S - T
- *                (one memcpy) and fills the rest with -inf (vector stores).
+ *                (one memcpy) and fills the rest with -inf (vector stores);
+ *                causal_mask_grad is the same kernel filling with 0.
  *   causal_mask_offset: the same with S - T replaced by the i32 offset
  *                read at run time, the count of kept columns clamped to
  *                [0, S].
@@ -380,11 +381,12 @@ int be_emit_gather(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	return 0;
 }
 
-int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+/* causal_mask (fill -inf) and causal_mask_grad (fill 0): one kernel shape. */
+static int emit_masked(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, double value)
 {
 	const Node *nd = ir_node(g, v);
 	int64_t T = nd->shape.dim[nd->shape.rank - 2], S = nd->shape.dim[nd->shape.rank - 1];
-	int64_t rows = ir_numel(&nd->shape) / S;
+	int64_t rows = S ? ir_numel(&nd->shape) / S : 0;
 	LLVMValueRef buf, lo, hi;
 	begin(c, g, v, k, &buf, &lo, &hi);
 	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32), in = be_kernel_arg(c, buf, 1, c->t_f32);
@@ -397,9 +399,19 @@ int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	LLVMValueRef i8 = LLVMBuildBitCast(c->b, in, c->t_ptr, "");
 	copy(c, bytes(c, o8, base, 4), bytes(c, i8, base, 4),
 	     LLVMBuildNSWMul(c->b, keep, be_i64(c, 4), ""), 4);
-	fill(c, out, base, keep, be_i64(c, S), -INFINITY);
+	fill(c, out, base, keep, be_i64(c, S), value);
 	finish(c, &l);
 	return 0;
+}
+
+int be_emit_causal_mask(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	return emit_masked(c, g, v, k, -INFINITY);
+}
+
+int be_emit_causal_mask_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	return emit_masked(c, g, v, k, 0.0);
 }
 
 int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)

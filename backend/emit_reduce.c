@@ -1,4 +1,5 @@
-/* emit_reduce.c: sum / mean / max over one axis, softmax, cross-entropy.
+/* emit_reduce.c: sum / mean / max over one axis, softmax, cross-entropy,
+ * and their backward kernels (softmax_grad, cross_entropy_grad, max_grad).
  *
  * A reduction sees its input as [A, R, B]: A rows before the axis, R the
  * reduced length, B the contiguous run after it. With B == 1 each output is
@@ -16,7 +17,21 @@
  * exponentials on the way), then the scale. Cross-entropy produces one
  * scalar, the mean over rows, so it is a single task that sums the per-row
  * losses in double in row order; a target outside [0, V) makes that row's
- * loss NaN, and so the mean. */
+ * loss NaN, and so the mean.
+ *
+ * The backward kernels keep the same row structure, one task unit per row:
+ *   softmax_grad        dot = fold(dy * y), then y * (dy - dot);
+ *   cross_entropy_grad  softmax's max and exp-sum passes, then
+ *                       e * (scale / sum) with scale = dl / rows, minus
+ *                       scale at the target; an out-of-range target makes
+ *                       the row NaN (the interpreter rejects it);
+ *   max_grad            [A, R, B] as above. B == 1: the row max by fold,
+ *                       then the first index holding it, then a row of
+ *                       zeros with dy there. B > 1: a block of columns
+ *                       keeps (best, index) vectors down r (strict >, so
+ *                       the first maximum wins, NaN never does: the
+ *                       interpreter's rule), then writes each r's row as
+ *                       index == r ? dy : 0. */
 #include "backend.h"
 
 #include <math.h>
@@ -290,6 +305,262 @@ int be_emit_cross_entropy(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag
 	LLVMValueRef mean = LLVMBuildFDiv(c->b, be_get(c, f64, total), LLVMConstReal(f64, (double)rows), "");
 	be_store(c, LLVMBuildFPTrunc(c->b, mean, c->t_f32, ""), c->t_f32, out, be_i64(c, 0), 1);
 	be_if_end(c, skip);
+	LLVMBuildRetVoid(c->b);
+	return 0;
+}
+
+/* ---- backward kernels ---- */
+
+/* x * y[obase + j]: the dot product's map (loads the second row). */
+static LLVMValueRef map_mul(be_Ctx *c, Map *m, LLVMValueRef x, LLVMValueRef j, int n)
+{
+	LLVMValueRef y = be_load(c, c->t_f32, m->out, LLVMBuildNSWAdd(c->b, m->obase, j, ""), n);
+	return LLVMBuildFMul(c->b, x, y, "");
+}
+
+/* out[base + j] = f(j) for j in [0, len): vectors, then the scalar tail. */
+typedef LLVMValueRef (*RowFn)(be_Ctx *c, void *ud, LLVMValueRef at, int n);
+static void row_map(be_Ctx *c, LLVMValueRef out, LLVMValueRef base, int64_t len, RowFn f,
+		    void *ud)
+{
+	int L = c->vec_lanes;
+	int64_t nvec = len / L * L;
+	struct { int64_t from, to; int n; } pass[2] = {{0, nvec, L}, {nvec, len, 1}};
+	for (int i = 0; i < 2; i++) {
+		be_Loop l;
+		int n = pass[i].n;
+		LLVMValueRef j = be_loop_begin(c, &l, be_i64(c, pass[i].from), be_i64(c, pass[i].to), n);
+		LLVMValueRef at = LLVMBuildNSWAdd(c->b, base, j, "");
+		be_store(c, f(c, ud, at, n), c->t_f32, out, at, n);
+		be_loop_end(c, &l);
+		if (n == 1)
+			be_loop_scalar(c, &l);
+	}
+}
+
+typedef struct SGrad {
+	LLVMValueRef y, dy, dot;
+} SGrad;
+
+static LLVMValueRef softmax_grad_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
+{
+	SGrad *s = ud;
+	LLVMValueRef y = be_load(c, c->t_f32, s->y, at, n), dy = be_load(c, c->t_f32, s->dy, at, n);
+	return LLVMBuildFMul(c->b, y, LLVMBuildFSub(c->b, dy, be_splat(c, s->dot, n), ""), "");
+}
+
+int be_emit_softmax_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	int64_t S = last_dim(nd), rows = S ? ir_numel(&nd->shape) / S : 0, per;
+	char name[64];
+	be_kernel_name(g, v, name, sizeof name);
+	LLVMValueRef buf, lo, hi, u0, u1;
+	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
+	k->flops = (double)rows * S * 4;
+	be_split(rows, (double)S * 4, &per, &k->ntask);
+	SGrad s = {be_kernel_arg(c, buf, 1, c->t_f32), be_kernel_arg(c, buf, 2, c->t_f32), NULL};
+	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32);
+	be_task_units(c, lo, hi, per, rows, &u0, &u1);
+	be_Loop lr;
+	LLVMValueRef r = be_loop_begin(c, &lr, u0, u1, 1);
+	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, S), "");
+	Map map = {map_mul, NULL, s.y, base};
+	s.dot = fold(c, 0, s.dy, base, S, &map);
+	row_map(c, out, base, S, softmax_grad_at, &s);
+	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);
+	LLVMBuildRetVoid(c->b);
+	return 0;
+}
+
+typedef struct CEGrad {
+	LLVMValueRef out, f;
+} CEGrad;
+
+static LLVMValueRef scale_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
+{
+	CEGrad *s = ud;
+	return LLVMBuildFMul(c->b, be_load(c, c->t_f32, s->out, at, n), be_splat(c, s->f, n), "");
+}
+
+static LLVMValueRef nan_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
+{
+	return be_splat(c, be_f32c(c, NAN), n);
+}
+
+int be_emit_cross_entropy_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	int64_t V = last_dim(nd), rows = V ? ir_numel(&nd->shape) / V : 0, per;
+	char name[64];
+	be_kernel_name(g, v, name, sizeof name);
+	LLVMValueRef buf, lo, hi, u0, u1;
+	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
+	k->flops = (double)rows * V * 24;
+	be_split(rows, (double)V * 24, &per, &k->ntask);
+	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32);
+	LLVMValueRef in = be_kernel_arg(c, buf, 1, c->t_f32);
+	LLVMValueRef tgt = be_kernel_arg(c, buf, 2, c->t_i32);
+	LLVMValueRef dl = be_load(c, c->t_f32, be_kernel_arg(c, buf, 3, c->t_f32), be_i64(c, 0), 1);
+	/* the same rounding as dl * (1/rows) would differ: divide, as written */
+	LLVMValueRef scale = LLVMBuildFDiv(c->b, dl, be_f32c(c, (double)(rows ? rows : 1)), "scale");
+	be_task_units(c, lo, hi, per, rows, &u0, &u1);
+	be_Loop lr;
+	LLVMValueRef r = be_loop_begin(c, &lr, u0, u1, 1);
+	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, V), "");
+	LLVMValueRef m = fold(c, 1, in, base, V, NULL);
+	Map map = {map_exp, m, out, base};
+	LLVMValueRef s = fold(c, 0, in, base, V, &map);
+	CEGrad cg = {out, LLVMBuildFDiv(c->b, scale, s, "")};
+	row_map(c, out, base, V, scale_at, &cg);
+	LLVMValueRef t = LLVMBuildSExt(c->b, be_load(c, c->t_i32, tgt, r, 1), c->t_i64, "");
+	LLVMValueRef ok = LLVMBuildICmp(c->b, LLVMIntULT, t, be_i64(c, V), "");
+	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+	LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, fn, "target");
+	LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(c->ctx, fn, "badtarget");
+	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+	LLVMBuildCondBr(c->b, ok, yes, no);
+	LLVMPositionBuilderAtEnd(c->b, yes);
+	LLVMValueRef at = LLVMBuildNSWAdd(c->b, base, t, "");
+	LLVMValueRef old = be_load(c, c->t_f32, out, at, 1);
+	be_store(c, LLVMBuildFSub(c->b, old, scale, ""), c->t_f32, out, at, 1);
+	LLVMBuildBr(c->b, join);
+	LLVMPositionBuilderAtEnd(c->b, no);
+	row_map(c, out, base, V, nan_at, NULL);
+	LLVMBuildBr(c->b, join);
+	LLVMMoveBasicBlockAfter(join, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, join);
+	be_loop_end(c, &lr);
+	be_loop_scalar(c, &lr);
+	LLVMBuildRetVoid(c->b);
+	return 0;
+}
+
+typedef struct MGrad {
+	LLVMValueRef best, dy;
+} MGrad;
+
+/* at == best ? dy : 0 (at and best are element offsets of the row) */
+static LLVMValueRef max_grad_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
+{
+	MGrad *s = ud;
+	LLVMValueRef ids = LLVMBuildAdd(c->b, be_splat(c, at, n), be_lane_ids(c, c->t_i64, n), "");
+	LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, ids, be_splat(c, s->best, n), "");
+	return LLVMBuildSelect(c->b, hit, be_splat(c, s->dy, n), be_splat(c, be_f32c(c, 0), n), "");
+}
+
+/* B == 1: rows of R. */
+static void max_grad_rows(be_Ctx *c, LLVMValueRef out, LLVMValueRef x, LLVMValueRef dy,
+			  LLVMValueRef a, int64_t R)
+{
+	LLVMValueRef base = LLVMBuildNSWMul(c->b, a, be_i64(c, R), "");
+	LLVMValueRef m = fold(c, 1, x, base, R, NULL);
+	/* first k with x[k] == m; 0 if none (a row of NaN) */
+	LLVMValueRef best = be_local(c, c->t_i64, be_i64(c, R));
+	be_Loop l;
+	LLVMValueRef kk = be_loop_begin(c, &l, be_i64(c, 0), be_i64(c, R), 1);
+	LLVMValueRef e = be_load(c, c->t_f32, x, LLVMBuildNSWAdd(c->b, base, kk, ""), 1);
+	LLVMValueRef first = LLVMBuildAnd(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, e, m, ""),
+		LLVMBuildICmp(c->b, LLVMIntEQ, be_get(c, c->t_i64, best), be_i64(c, R), ""), "");
+	be_set(c, best, LLVMBuildSelect(c->b, first, kk, be_get(c, c->t_i64, best), ""));
+	be_loop_end(c, &l);
+	be_loop_scalar(c, &l);
+	LLVMValueRef k = be_get(c, c->t_i64, best);
+	k = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, k, be_i64(c, R), ""), be_i64(c, 0), k, "");
+	MGrad s = {LLVMBuildNSWAdd(c->b, base, k, ""), be_load(c, c->t_f32, dy, a, 1)};
+	row_map(c, out, base, R, max_grad_at, &s);
+}
+
+/* B > 1: row a, columns j .. j + n of [A, R, B]. */
+static void max_grad_cols(be_Ctx *c, LLVMValueRef out, LLVMValueRef x, LLVMValueRef dy,
+			  LLVMValueRef a, LLVMValueRef j, int64_t R, int64_t B, int n)
+{
+	LLVMTypeRef vf = be_vtype(c, c->t_f32, n), vi = be_vtype(c, c->t_i64, n);
+	LLVMValueRef base = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, a, be_i64(c, R * B), ""), j, "");
+	LLVMValueRef best = be_local(c, vf, be_load(c, c->t_f32, x, base, n));
+	LLVMValueRef idx = be_local(c, vi, be_splat(c, be_i64(c, 0), n));
+	be_Loop l;
+	LLVMValueRef r = be_loop_begin(c, &l, be_i64(c, 1), be_i64(c, R), 1);
+	LLVMValueRef at = LLVMBuildNSWAdd(c->b, base, LLVMBuildNSWMul(c->b, r, be_i64(c, B), ""), "");
+	LLVMValueRef e = be_load(c, c->t_f32, x, at, n), bv = be_get(c, vf, best);
+	LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, e, bv, "");
+	be_set(c, best, LLVMBuildSelect(c->b, gt, e, bv, ""));
+	be_set(c, idx, LLVMBuildSelect(c->b, gt, be_splat(c, r, n), be_get(c, vi, idx), ""));
+	be_loop_end(c, &l);
+	be_loop_scalar(c, &l);
+	LLVMValueRef g = be_load(c, c->t_f32, dy,
+				 LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, a, be_i64(c, B), ""), j, ""), n);
+	LLVMValueRef iv = be_get(c, vi, idx), zero = be_splat(c, be_f32c(c, 0), n);
+	r = be_loop_begin(c, &l, be_i64(c, 0), be_i64(c, R), 1);
+	at = LLVMBuildNSWAdd(c->b, base, LLVMBuildNSWMul(c->b, r, be_i64(c, B), ""), "");
+	LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, iv, be_splat(c, r, n), "");
+	be_store(c, LLVMBuildSelect(c->b, hit, g, zero, ""), c->t_f32, out, at, n);
+	be_loop_end(c, &l);
+	be_loop_scalar(c, &l);
+}
+
+int be_emit_max_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	int64_t A, R, B, per;
+	reduce_shape(g, nd, &A, &R, &B);   /* x is operand 0 and has the node's shape */
+	char name[64];
+	be_kernel_name(g, v, name, sizeof name);
+	LLVMValueRef buf, lo, hi, u0, u1;
+	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
+	k->flops = (double)A * R * B * 3;
+	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32), x = be_kernel_arg(c, buf, 1, c->t_f32);
+	LLVMValueRef dy = be_kernel_arg(c, buf, 2, c->t_f32);
+	be_Loop lu;
+	if (A * R * B == 0) {
+		k->ntask = 1;
+		LLVMBuildRetVoid(c->b);
+		return 0;
+	}
+	if (B == 1) {
+		be_split(A, (double)R * 3, &per, &k->ntask);
+		be_task_units(c, lo, hi, per, A, &u0, &u1);
+		LLVMValueRef a = be_loop_begin(c, &lu, u0, u1, 1);
+		max_grad_rows(c, out, x, dy, a, R);
+	} else {
+		/* units: (row a, one vector of columns); the last vector of a
+		 * row may be partial and goes lane by lane */
+		int L = c->vec_lanes;
+		int64_t nbv = (B + L - 1) / L;
+		be_split(A * nbv, (double)R * L * 3, &per, &k->ntask);
+		be_task_units(c, lo, hi, per, A * nbv, &u0, &u1);
+		LLVMValueRef t = be_loop_begin(c, &lu, u0, u1, 1);
+		LLVMValueRef a = LLVMBuildUDiv(c->b, t, be_i64(c, nbv), "");
+		LLVMValueRef j0 = LLVMBuildNSWMul(c->b, LLVMBuildURem(c->b, t, be_i64(c, nbv), ""),
+						  be_i64(c, L), "");
+		if (B % L == 0) {
+			max_grad_cols(c, out, x, dy, a, j0, R, B, L);
+		} else {
+			LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntSLE,
+				LLVMBuildNSWAdd(c->b, j0, be_i64(c, L), ""), be_i64(c, B), "");
+			LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+			LLVMBasicBlockRef vb = LLVMAppendBasicBlockInContext(c->ctx, fn, "vec");
+			LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(c->ctx, fn, "lanes");
+			LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, fn, "joined");
+			LLVMBuildCondBr(c->b, full, vb, sb);
+			LLVMPositionBuilderAtEnd(c->b, vb);
+			if (B >= L)
+				max_grad_cols(c, out, x, dy, a, j0, R, B, L);
+			LLVMBuildBr(c->b, join);
+			LLVMPositionBuilderAtEnd(c->b, sb);
+			be_Loop lj;
+			LLVMValueRef j = be_loop_begin(c, &lj, j0, be_i64(c, B), 1);
+			max_grad_cols(c, out, x, dy, a, j, R, B, 1);
+			be_loop_end(c, &lj);
+			be_loop_scalar(c, &lj);
+			LLVMBuildBr(c->b, join);
+			LLVMMoveBasicBlockAfter(join, LLVMGetInsertBlock(c->b));
+			LLVMPositionBuilderAtEnd(c->b, join);
+		}
+	}
+	be_loop_end(c, &lu);
+	be_loop_scalar(c, &lu);
 	LLVMBuildRetVoid(c->b);
 	return 0;
 }

@@ -7,16 +7,26 @@
  * the C library (memcpy, logf), so the process's symbols are visible to
  * the JIT.
  *
- * The program: one step per kernel in node order, its argument offsets
- * [output, operands...] taken from plan_memory; a slot for every param and
- * input, for each named output and for the loss ("loss"). A value that is
- * several of these (a param that is also an output) gets one slot per name,
- * all at the same offset. The program owns the LLJIT (code_owner) and frees
- * it in code_release; the module is consumed either way. */
+ * The program: one step per entry (graph kernels in node order, then the
+ * update phase's), its argument offsets [output, operands...] taken from
+ * plan_memory (update kernels carry their own), and what its output is
+ * (rt_Step.out_nbytes, out_dtype, out_masks for causal masks); entries of
+ * identical kernels call the same function. phase_start follows the
+ * entries' phases (compile.c). Slots: every param (with rt_Slot.decay) and
+ * input, each named output, the loss ("loss"), then for training graphs
+ * "<param>.grad" for every GradPair (rt_Slot.param = the param's slot; two
+ * params sharing one gradient value get a slot each at the same offset),
+ * and with the optimizer "<param>.exp_avg", "<param>.exp_avg_sq" and
+ * "optim.hparams". A value that is several of these (a param that is also
+ * an output) gets one slot per name, all at the same offset. The program
+ * owns the LLJIT (code_owner) and frees it in code_release; the module is
+ * consumed either way. */
 #include "backend.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static_assert((int)DT_F32 == (int)RT_F32 && (int)DT_I32 == (int)RT_I32 &&
@@ -90,7 +100,7 @@ static void shape_of(const Node *n, rt_Slot *s)
 }
 
 static int add_slot(rt_Program *p, const Graph *g, ValId v, const char *name, rt_SlotKind kind,
-		    Diag *d)
+		    int32_t param, bool decay_all, Diag *d)
 {
 	const Node *n = ir_node(g, v);
 	rt_Slot s;
@@ -99,57 +109,152 @@ static int add_slot(rt_Program *p, const Graph *g, ValId v, const char *name, rt
 	s.kind = (uint8_t)kind;
 	shape_of(n, &s);
 	s.nbytes = ir_nbytes(g, v);
+	s.param = param;
 	if (kind == RT_SLOT_PARAM) {
 		s.init = n->init;
 		s.init_std = n->value;
 		s.frozen = (n->flags & NF_FROZEN) != 0;
+		s.decay = be_param_decays(g, v, decay_all);
 	}
 	if (rt_program_add_slot(p, &s))
 		return diag_error(d, n->loc, "out of memory");
 	return 0;
 }
 
-static int add_slots(rt_Program *p, const Graph *g, Diag *d)
+/* An update slot: the shape of value v (or f32[n] when v is VAL_NONE) at
+ * offset off. */
+static int add_update_slot(rt_Program *p, const Graph *g, ValId v, int64_t n, const char *name,
+			   rt_SlotKind kind, int32_t param, int64_t off, Diag *d)
 {
+	rt_Slot s;
+	memset(&s, 0, sizeof s);
+	s.name = (char *)name;
+	s.kind = (uint8_t)kind;
+	s.param = param;
+	if (v != VAL_NONE) {
+		shape_of(ir_node(g, v), &s);
+		s.dtype = RT_F32;
+		s.nbytes = ir_numel(&ir_node(g, v)->shape) * 4;
+	} else {
+		s.dtype = RT_F32;
+		s.rank = 1;
+		s.dim[0] = n;
+		s.nbytes = n * 4;
+	}
+	s.offset = off;
+	if (rt_program_add_slot(p, &s))
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	return 0;
+}
+
+/* The slot index of each param value (pslot[v]), filled while adding. */
+static int add_slots(rt_Program *p, be_Module *m, const Graph *g, Diag *d)
+{
+	int rc = -1;
+	int32_t *pslot = mem_alloc((ir_nnode(g) ? ir_nnode(g) : 1) * sizeof *pslot);
+	if (!pslot)
+		return diag_error(d, noloc(), "out of memory");
 	for (ValId v = 0; v < ir_nnode(g); v++) {
 		const Node *n = ir_node(g, v);
-		if (n->op == OP_PARAM && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_PARAM, d))
-			return -1;
-		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, d))
-			return -1;
-		if (n->op == OP_STATE && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_STATE, d))
-			return -1;
+		pslot[v] = -1;
+		if (n->op == OP_PARAM) {
+			pslot[v] = (int32_t)p->slot.len;
+			if (add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_PARAM, 0, m->opt.decay_all, d))
+				goto out;
+		}
+		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, 0, false, d))
+			goto out;
+		if (n->op == OP_STATE && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_STATE, 0, false, d))
+			goto out;
 	}
 	for (size_t i = 0; i < g->out.len; i++) {
 		const Output *o = &VEC_AT(g->out, Output, i);
-		if (add_slot(p, g, o->val, ir_str(g, o->name), RT_SLOT_OUTPUT, d))
-			return -1;
+		if (add_slot(p, g, o->val, ir_str(g, o->name), RT_SLOT_OUTPUT, 0, false, d))
+			goto out;
 	}
-	if (g->loss != VAL_NONE && add_slot(p, g, g->loss, "loss", RT_SLOT_LOSS, d))
-		return -1;
-	return 0;
+	if (g->loss != VAL_NONE && add_slot(p, g, g->loss, "loss", RT_SLOT_LOSS, 0, false, d))
+		goto out;
+	char name[512];
+	for (size_t i = 0; i < g->grad.len; i++) {
+		const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		snprintf(name, sizeof name, "%s.grad", ir_str(g, ir_node(g, gp->param)->name));
+		if (add_slot(p, g, gp->grad, name, RT_SLOT_GRAD, pslot[gp->param], false, d))
+			goto out;
+	}
+	const be_Update *u = &m->upd;
+	for (size_t i = 0; i < u->param.len; i++) {
+		const be_OptParam *op = &VEC_AT(u->param, be_OptParam, i);
+		const char *pn = ir_str(g, ir_node(g, op->param)->name);
+		snprintf(name, sizeof name, "%s.exp_avg", pn);
+		if (add_update_slot(p, g, op->param, 0, name, RT_SLOT_OPTIM, pslot[op->param],
+				    op->m_off, d))
+			goto out;
+		snprintf(name, sizeof name, "%s.exp_avg_sq", pn);
+		if (add_update_slot(p, g, op->param, 0, name, RT_SLOT_OPTIM, pslot[op->param],
+				    op->v_off, d))
+			goto out;
+	}
+	if (u->param.len && add_update_slot(p, g, VAL_NONE, RT_HP_COUNT, "optim.hparams",
+					    RT_SLOT_HPARAMS, -1, u->hp_off, d))
+		goto out;
+	rc = 0;
+out:
+	mem_free(pslot);
+	return rc;
+}
+
+/* The output may hold -inf by design: masks, and constants that are. */
+static bool masks(const Node *n)
+{
+	return n->op == OP_CAUSAL_MASK || n->op == OP_CAUSAL_MASK_OFFSET ||
+	       (n->op == OP_CONST && n->dtype == DT_F32 && isinf(n->value));
 }
 
 static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Graph *g, Diag *d)
 {
+	uint32_t count[RT_PHASE_COUNT] = {0};
 	for (size_t i = 0; i < m->entry.len; i++) {
 		const be_Entry *e = &VEC_AT(m->entry, be_Entry, i);
-		const Node *n = ir_node(g, e->v);
 		LLVMOrcExecutorAddress addr = 0;
-		LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, e->name);
+		LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, e->fname);
 		if (err)
 			return llvm_error(d, "JIT compilation failed", err);
 		int64_t argoff[1 + 64];
-		if (n->narg > 64)
-			return diag_error(d, n->loc, "%s has %u operands; the backend takes at most 64",
-					  ir_op[n->op].name, n->narg);
-		argoff[0] = n->offset;
-		for (uint32_t a = 0; a < n->narg; a++)
-			argoff[1 + a] = ir_node(g, ir_operand(g, n, a))->offset;
+		uint32_t narg;
+		int64_t out_nbytes;
+		uint8_t out_dtype;
+		bool out_masks = false;
+		if (e->v == VAL_NONE) {
+			narg = e->narg;
+			memcpy(argoff, e->argoff, narg * sizeof argoff[0]);
+			out_nbytes = e->out_nbytes;
+			out_dtype = e->out_dtype;
+		} else {
+			const Node *n = ir_node(g, e->v);
+			if (n->narg > 64)
+				return diag_error(d, n->loc, "%s has %u operands; the backend takes at "
+						  "most 64", ir_op[n->op].name, n->narg);
+			argoff[0] = n->offset;
+			for (uint32_t a = 0; a < n->narg; a++)
+				argoff[1 + a] = ir_node(g, ir_operand(g, n, a))->offset;
+			narg = 1 + n->narg;
+			out_nbytes = ir_nbytes(g, e->v);
+			out_dtype = n->dtype;
+			out_masks = masks(n);
+		}
 		rt_KernelFn fn = (rt_KernelFn)(uintptr_t)addr;
-		if (rt_program_add_step(p, fn, e->ntask, argoff, 1 + n->narg, e->name, e->flops))
-			return diag_error(d, n->loc, "out of memory");
+		if (rt_program_add_step(p, fn, e->ntask, argoff, narg, e->name, e->flops))
+			return diag_error(d, noloc(), "out of memory");
+		rt_Step *st = &VEC_AT(p->step, rt_Step, p->step.len - 1);
+		st->out_nbytes = out_nbytes;
+		st->out_dtype = out_dtype;
+		st->out_masks = out_masks;
+		count[e->phase]++;
 	}
+	/* compile.c orders the entries by phase */
+	p->phase_start[0] = 0;
+	for (int ph = 0; ph < RT_PHASE_COUNT; ph++)
+		p->phase_start[ph + 1] = p->phase_start[ph] + count[ph];
 	return 0;
 }
 
@@ -169,8 +274,8 @@ int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 		diag_error(d, noloc(), "out of memory");
 		goto fail;
 	}
-	p->arena_size = g->arena_size;
-	if (add_steps(p, m, jit, g, d) || add_slots(p, g, d))
+	p->arena_size = m->upd.arena_size > g->arena_size ? m->upd.arena_size : g->arena_size;
+	if (add_steps(p, m, jit, g, d) || add_slots(p, m, g, d))
 		goto fail;
 	p->code_owner = jit;
 	p->code_release = release_jit;

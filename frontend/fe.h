@@ -35,6 +35,11 @@ typedef struct fe_Options {
 	 * an implicit input `pos: i32[]` (the position of the first new token),
 	 * positions(n) counts from pos and causal_mask masks key j > i + pos. */
 	bool decode;
+	/* Glob patterns (fnmatch, '*' crosses dots) over parameter names:
+	 * matching parameters are frozen as if declared 'frozen param'. A
+	 * pattern that matches no parameter is an error. */
+	const char *const *freeze;
+	int nfreeze;
 } fe_Options;
 
 /* A session owns the loaded sources; graphs built from it point into them

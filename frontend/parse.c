@@ -449,13 +449,13 @@ static int dtype(Parser *p, uint8_t *out)
 	return 0;
 }
 
-/* input = 'input' IDENT ':' dtype '[' [ dim { ',' dim } ] ']'
- * dim   = IDENT [ '=' expr ] | expr */
-static int input_stmt(Parser *p, Stmt *s)
+/* The head every declaration shares: IDENT ':' dtype '['. Fills the
+ * statement's name and dtype; *ty is the type's first token (for spans). */
+static int decl_head(Parser *p, Stmt *s, const char *what, Token **ty)
 {
 	Token *t = peek(p);
 	if (t->kind != T_IDENT)
-		return error_at(p, t->loc, "expected the input's name, got %s", describe(p, t));
+		return error_at(p, t->loc, "expected the %s's name, got %s", what, describe(p, t));
 	next(p);
 	s->name = alloc(p, sizeof *s->name);
 	s->nameloc = alloc(p, sizeof *s->nameloc);
@@ -464,9 +464,21 @@ static int input_stmt(Parser *p, Stmt *s)
 	s->name[0] = t->text;
 	s->nameloc[0] = t->loc;
 	s->nname = 1;
-	Token *ty = peek(p);
-	if (expect(p, T_COLON, "and a type after the input's name") || dtype(p, &s->dtype) ||
-	    expect(p, T_LBRACK, "to start the input's shape"))
+	*ty = peek(p);
+	char msg[2][64];
+	snprintf(msg[0], sizeof msg[0], "and a type after the %s's name", what);
+	snprintf(msg[1], sizeof msg[1], "to start the %s's shape", what);
+	if (expect(p, T_COLON, msg[0]) || dtype(p, &s->dtype) || expect(p, T_LBRACK, msg[1]))
+		return -1;
+	return 0;
+}
+
+/* input = 'input' IDENT ':' dtype '[' [ dim { ',' dim } ] ']'
+ * dim   = IDENT [ '=' expr ] | expr */
+static int input_stmt(Parser *p, Stmt *s)
+{
+	Token *ty;
+	if (decl_head(p, s, "input", &ty))
 		return -1;
 	Vec dims = {0};
 	while (!at(p, T_RBRACK)) {
@@ -503,20 +515,8 @@ fail:
 /* param = [ 'frozen' ] 'param' IDENT ':' dtype '[' [ expr { ',' expr } ] ']' [ '=' expr ] */
 static int param_stmt(Parser *p, Stmt *s)
 {
-	Token *t = peek(p);
-	if (t->kind != T_IDENT)
-		return error_at(p, t->loc, "expected the parameter's name, got %s", describe(p, t));
-	next(p);
-	s->name = alloc(p, sizeof *s->name);
-	s->nameloc = alloc(p, sizeof *s->nameloc);
-	if (!s->name || !s->nameloc)
-		return -1;
-	s->name[0] = t->text;
-	s->nameloc[0] = t->loc;
-	s->nname = 1;
-	Token *ty = peek(p);
-	if (expect(p, T_COLON, "and a type after the parameter's name") || dtype(p, &s->dtype) ||
-	    expect(p, T_LBRACK, "to start the parameter's shape"))
+	Token *ty;
+	if (decl_head(p, s, "parameter", &ty))
 		return -1;
 	Vec dims = {0};
 	while (!at(p, T_RBRACK)) {

@@ -10,6 +10,7 @@
 #include "fe_internal.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -135,6 +136,26 @@ static int check_options(const fe_Options *o, Diag *d)
 	return r;
 }
 
+/* fe_Options.freeze: after evaluation, when every parameter exists. */
+static int apply_freeze(Graph *g, const fe_Options *o, Diag *d)
+{
+	int r = 0;
+	for (int i = 0; i < o->nfreeze; i++) {
+		bool hit = false;
+		for (ValId v = 0; v < ir_nnode(g); v++) {
+			Node *n = ir_node(g, v);
+			if (n->op == OP_PARAM && !fnmatch(o->freeze[i], ir_str(g, n->name), 0)) {
+				n->flags |= NF_FROZEN;
+				hit = true;
+			}
+		}
+		if (!hit)
+			r = diag_error(d, (SrcLoc){0}, "--freeze '%s' matches no parameter of the model",
+				       o->freeze[i]);
+	}
+	return r;
+}
+
 static int compile(fe_Session *s, Source *src, const fe_Options *o, Graph **out, Diag *d)
 {
 	static const fe_Options none;
@@ -171,6 +192,8 @@ static int compile(fe_Session *s, Source *src, const fe_Options *o, Graph **out,
 		goto done;
 	}
 	r = fe_eval_model(&ev, model);
+	if (r == 0 && d->nerror == nerr && apply_freeze(ev.g, o, d))
+		r = -1;
 	if (d->nerror != nerr)
 		r = -1;
 done:

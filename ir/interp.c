@@ -308,6 +308,24 @@ static void run_softmax(const Ctx *x, const Node *n, double *out)
 	}
 }
 
+
+/* One row of logits for cross-entropy and its gradient: checks the target
+ * and returns the row's max and sum of exp(x - max) (log-sum-exp pieces). */
+static int ce_row(const Ctx *x, const Node *n, const double *row, int64_t v, double t, int64_t r,
+		  double *mx, double *sum)
+{
+	if (!(t >= 0 && t < (double)v))
+		return diag_error(x->d, n->loc, "%s target %g at row %lld is out of range for %lld "
+				  "classes", ir_op[n->op].name, t, (long long)r, (long long)v);
+	*mx = -INFINITY;
+	*sum = 0;
+	for (int64_t k = 0; k < v; k++)
+		*mx = row[k] > *mx ? row[k] : *mx;
+	for (int64_t k = 0; k < v; k++)
+		*sum += exp(row[k] - *mx);
+	return 0;
+}
+
 /* mean over rows of logsumexp(row) - row[target] */
 static int run_cross_entropy(const Ctx *x, const Node *n, double *out)
 {
@@ -318,17 +336,10 @@ static int run_cross_entropy(const Ctx *x, const Node *n, double *out)
 	double total = 0;
 	for (int64_t r = 0; r < rows; r++) {
 		const double *row = logits + r * v;
-		double t = target[r];
-		if (!(t >= 0 && t < (double)v))
-			return diag_error(x->d, n->loc, "cross_entropy target %g at row %lld is "
-					  "out of range for %lld classes", t, (long long)r,
-					  (long long)v);
-		double mx = -INFINITY, sum = 0;
-		for (int64_t k = 0; k < v; k++)
-			mx = row[k] > mx ? row[k] : mx;
-		for (int64_t k = 0; k < v; k++)
-			sum += exp(row[k] - mx);
-		total += mx + log(sum) - row[(int64_t)t];
+		double mx = 0, sum = 0;
+		if (ce_row(x, n, row, v, target[r], r, &mx, &sum))
+			return -1;
+		total += mx + log(sum) - row[(int64_t)target[r]];
 	}
 	out[0] = total / (double)rows;
 	return 0;
@@ -358,18 +369,11 @@ static int run_cross_entropy_grad(const Ctx *x, const Node *n, double *out)
 	double scale = dl[0] / (double)rows;
 	for (int64_t r = 0; r < rows; r++) {
 		const double *row = logits + r * v;
-		double t = target[r];
-		if (!(t >= 0 && t < (double)v))
-			return diag_error(x->d, n->loc, "cross_entropy_grad target %g at row %lld "
-					  "is out of range for %lld classes", t, (long long)r,
-					  (long long)v);
-		double mx = -INFINITY, sum = 0;
+		double mx = 0, sum = 0;
+		if (ce_row(x, n, row, v, target[r], r, &mx, &sum))
+			return -1;
 		for (int64_t k = 0; k < v; k++)
-			mx = row[k] > mx ? row[k] : mx;
-		for (int64_t k = 0; k < v; k++)
-			sum += exp(row[k] - mx);
-		for (int64_t k = 0; k < v; k++)
-			out[r * v + k] = (exp(row[k] - mx) / sum - (k == (int64_t)t)) * scale;
+			out[r * v + k] = (exp(row[k] - mx) / sum - (k == (int64_t)target[r])) * scale;
 	}
 	return 0;
 }

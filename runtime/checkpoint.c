@@ -44,10 +44,23 @@ enum { MAX_STATE = 16 << 20 };
 
 static const char *const file_name[2] = {"model.safetensors", "optim.safetensors"};
 
-static void json_hooks(void)
+/* cJSON reports failure as NULL for bad text and for no memory alike; the
+ * hook tells the two apart. */
+static int json_oom;
+
+static void *json_alloc(size_t n)
 {
-	static cJSON_Hooks hooks = {mem_alloc, mem_free};
+	void *p = mem_alloc(n);
+	json_oom |= !p;
+	return p;
+}
+
+static cJSON *parse_json(const char *text)
+{
+	static cJSON_Hooks hooks = {json_alloc, mem_free};
 	cJSON_InitHooks(&hooks);
+	json_oom = 0;
+	return cJSON_Parse(text);
 }
 
 static int path_of(char *out, const char *dir, const char *name, Diag *d)
@@ -170,9 +183,10 @@ static void clean_stale(const char *run)
 static char *state_text(const char *json, int64_t step, const uint64_t size[2],
 			const Hash128 h[2], const char *run, Diag *d)
 {
-	json_hooks();
-	cJSON *root = cJSON_Parse(json ? json : "{}");
+	cJSON *root = parse_json(json ? json : "{}");
 	char *text = NULL;
+	if (!root && json_oom)
+		goto oom;
 	if (!cJSON_IsObject(root)) {
 		rt_file_error(d, run, "checkpoint state must be a JSON object");
 		goto done;
@@ -240,6 +254,22 @@ static int write_files(const char *tmp, int64_t step, const rt_NamedTensor *mode
 	return rc ? -1 : 0;
 }
 
+/* Where the file system cannot swap: the old folder leaves first, so for a
+ * moment the step has no folder (older checkpoints still stand). */
+static int move_aside(const char *run, const char *final, const char *tmp, Diag *d)
+{
+	char old[PATH_MAX];
+	const char *step = strrchr(final, '-') + 1;
+	if (snprintf(old, sizeof old, "%s/.ckpt-del-%s-%ld", run, step, (long)getpid()) >=
+	    (int)sizeof old)
+		return rt_file_error(d, run, "path too long");
+	if (rename(final, old) || rename(tmp, final))
+		return rt_file_error(d, final, "cannot replace with %s: %s", tmp,
+				     strerror(errno));
+	remove_dir(old);
+	return 0;
+}
+
 /* Rename the finished folder into place; an existing one for the same step
  * is swapped out atomically and then removed. */
 static int commit(const char *run, const char *tmp, const char *final, Diag *d)
@@ -248,10 +278,13 @@ static int commit(const char *run, const char *tmp, const char *final, Diag *d)
 		if (errno != EEXIST && errno != ENOTEMPTY)
 			return rt_file_error(d, final, "cannot rename %s into place: %s", tmp,
 					     strerror(errno));
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE))
+		if (!renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE))
+			remove_dir(tmp);  /* now the old checkpoint */
+		else if (errno != EINVAL && errno != ENOSYS)
 			return rt_file_error(d, final, "cannot replace with %s: %s", tmp,
 					     strerror(errno));
-		remove_dir(tmp);  /* now the old checkpoint */
+		else if (move_aside(run, final, tmp, d))
+			return -1;
 	}
 	if (sync_dir(run))
 		return rt_file_error(d, run, "cannot sync the run folder: %s", strerror(errno));
@@ -323,7 +356,8 @@ static int list_steps(const char *run, Vec *out, Diag *d)
 			*slot = s;
 	}
 	closedir(dp);
-	qsort(out->data, out->len, sizeof(int64_t), by_step_desc);
+	if (out->len)
+		qsort(out->data, out->len, sizeof(int64_t), by_step_desc);
 	return rc;
 }
 
@@ -335,9 +369,11 @@ static void prune(const char *run, int64_t step, int keep)
 	Vec steps = {0};
 	Diag ignore;
 	diag_init(&ignore);
-	list_steps(run, &steps, &ignore);
+	int bad = list_steps(run, &steps, &ignore);
 	diag_free(&ignore);
 	int kept = 0;
+	if (bad)
+		steps.len = 0;   /* a partial list: prune nothing this time */
 	for (size_t i = 0; i < steps.len; i++) {
 		int64_t s = VEC_AT(steps, int64_t, i);
 		if (s <= step && kept < keep) {
@@ -387,22 +423,38 @@ int rt_checkpoint_save(const char *run, int64_t step, const rt_NamedTensor *mode
 
 /* --- loading --- */
 
+/* What is wrong with a checkpoint folder: its contents contradict its
+ * state.json (DAMAGED: loading moves on to an older checkpoint), or they
+ * could not be checked at all (out of memory, an I/O error: loading stops,
+ * because resuming from older data would make the next save prune the
+ * newer checkpoint as an abandoned future). */
+enum { LOAD_OK = 0, LOAD_DAMAGED = 1, LOAD_ERROR = -1 };
+
+static int missing(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) && errno == ENOENT;
+}
+
 static int read_state(const char *path, char **text, Diag *d)
 {
 	rt_Reader r;
+	if (missing(path))
+		return rt_file_error(d, path, "missing"), LOAD_DAMAGED;
 	if (rt_reader_open(&r, path, d))
-		return -1;
-	int rc = -1;
-	if (r.size > MAX_STATE)
+		return LOAD_ERROR;
+	int rc = LOAD_ERROR;
+	if (r.size > MAX_STATE) {
 		rt_file_error(d, path, "too large (%llu bytes)", (unsigned long long)r.size);
-	else if (!(*text = mem_alloc((size_t)r.size + 1)))
+		rc = LOAD_DAMAGED;
+	} else if (!(*text = mem_alloc((size_t)r.size + 1)))
 		rt_file_error(d, path, "out of memory");
 	else if (rt_reader_read(&r, 0, *text, (size_t)r.size, d)) {
 		mem_free(*text);
 		*text = NULL;
 	} else {
 		(*text)[r.size] = 0;
-		rc = 0;
+		rc = LOAD_OK;
 	}
 	rt_reader_close(&r);
 	return rc;
@@ -423,7 +475,9 @@ static int recorded(const cJSON *root, const char *name, uint64_t *size, const c
 	return 0;
 }
 
-/* Check one tensor file against state.json and parse it. */
+/* Check one tensor file against state.json and parse it. Once the checksum
+ * matches, the bytes are the ones that were written, so a failure to parse
+ * them is a resource problem, not damage. */
 static int load_file(const char *dir, int i, const cJSON *root, rt_TensorFile *out, Diag *d)
 {
 	char p[PATH_MAX], hex[33];
@@ -432,55 +486,72 @@ static int load_file(const char *dir, int i, const cJSON *root, rt_TensorFile *o
 	void *data;
 	Hash128 h;
 	if (path_of(p, dir, file_name[i], d))
-		return -1;
+		return LOAD_ERROR;
 	if (recorded(root, file_name[i], &want_size, &want))
-		return rt_file_error(d, p, "state.json records no size and checksum for it");
+		return rt_file_error(d, p, "state.json records no size and checksum for it"),
+		       LOAD_DAMAGED;
+	if (missing(p))
+		return rt_file_error(d, p, "missing"), LOAD_DAMAGED;
 	if (map_file(p, &data, &size, &h, d))
-		return -1;
+		return LOAD_ERROR;
 	hash128_hex(h, hex);
-	int rc = 0;
+	int rc = LOAD_DAMAGED;
 	if (size != want_size)
-		rc = rt_file_error(d, p, "is %llu bytes, state.json says %llu (damaged or "
-				   "incomplete)", (unsigned long long)size,
-				   (unsigned long long)want_size);
+		rt_file_error(d, p, "is %llu bytes, state.json says %llu (damaged or incomplete)",
+			      (unsigned long long)size, (unsigned long long)want_size);
 	else if (strcmp(hex, want))
-		rc = rt_file_error(d, p, "checksum %s does not match %s in state.json (damaged)",
-				   hex, want);
+		rt_file_error(d, p, "checksum %s does not match %s in state.json (damaged)", hex,
+			      want);
 	else
-		rc = rt_safetensors_read_mem(p, data ? data : "", (size_t)size, out, d);
+		rc = rt_safetensors_read_mem(p, data ? data : "", (size_t)size, out, d)
+			     ? LOAD_ERROR : LOAD_OK;
 	if (data)
 		munmap(data, (size_t)size);
 	return rc;
 }
 
-int rt_checkpoint_load(const char *dir, rt_Checkpoint *out, Diag *d)
+/* One folder; `step` >= 0 is the step its name promises. */
+static int load_dir(const char *dir, int64_t step, rt_Checkpoint *out, Diag *d)
 {
 	char p[PATH_MAX];
 	memset(out, 0, sizeof *out);
-	if (path_of(p, dir, "state.json", d) || read_state(p, &out->state_json, d))
-		return -1;
-	json_hooks();
-	cJSON *root = cJSON_Parse(out->state_json);
+	if (path_of(p, dir, "state.json", d))
+		return LOAD_ERROR;
+	int rc = read_state(p, &out->state_json, d);
+	if (rc)
+		return rc;
+	cJSON *root = parse_json(out->state_json);
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "step");
-	int rc = -1;
+	if (!root && json_oom) {
+		rc = rt_file_error(d, p, "out of memory");
+		goto done;
+	}
+	rc = LOAD_DAMAGED;
 	if (!cJSON_IsObject(root) || !cJSON_IsNumber(s) || !(s->valuedouble >= 0) ||
 	    s->valuedouble != (double)(int64_t)s->valuedouble) {
 		rt_file_error(d, p, "not a checkpoint state (an object with a \"step\")");
 		goto done;
 	}
 	out->step = (int64_t)s->valuedouble;
-	if (load_file(dir, 0, root, &out->model, d) || load_file(dir, 1, root, &out->optim, d))
-		goto done;
-	if (!(out->dir = mem_strdup(dir))) {
-		rt_file_error(d, dir, "out of memory");
+	if (step >= 0 && out->step != step) {
+		rt_file_error(d, p, "says step %lld", (long long)out->step);
 		goto done;
 	}
-	rc = 0;
+	if ((rc = load_file(dir, 0, root, &out->model, d)) ||
+	    (rc = load_file(dir, 1, root, &out->optim, d)))
+		goto done;
+	if (!(out->dir = mem_strdup(dir)))
+		rc = rt_file_error(d, dir, "out of memory");
 done:
 	cJSON_Delete(root);
 	if (rc)
 		rt_checkpoint_free(out);
 	return rc;
+}
+
+int rt_checkpoint_load(const char *dir, rt_Checkpoint *out, Diag *d)
+{
+	return load_dir(dir, -1, out, d) ? -1 : 0;
 }
 
 /* Failed attempts write into d; if an older checkpoint then loads, their
@@ -500,28 +571,26 @@ int rt_checkpoint_load_latest(const char *run, rt_Checkpoint *out, Diag *d)
 {
 	Vec steps = {0};
 	memset(out, 0, sizeof *out);
-	if (list_steps(run, &steps, d))
+	if (list_steps(run, &steps, d)) {
+		vec_free(&steps);
 		return -1;
+	}
 	size_t len0 = d->len;
-	int nerror0 = d->nerror, rc = steps.len ? -1 : 1;
-	for (size_t i = 0; i < steps.len && rc; i++) {
+	int nerror0 = d->nerror, rc = LOAD_DAMAGED;
+	size_t i = 0;
+	for (; i < steps.len && rc == LOAD_DAMAGED; i++) {
 		char dir[PATH_MAX];
 		int64_t s = VEC_AT(steps, int64_t, i);
 		snprintf(dir, sizeof dir, "%s/ckpt-%lld", run, (long long)s);
-		if (rt_checkpoint_load(dir, out, d))
-			continue;
-		if (out->step != s) {
-			rt_file_error(d, dir, "state.json says step %lld", (long long)out->step);
-			rt_checkpoint_free(out);
-			continue;
-		}
-		move_to_warning(d, len0, nerror0, out);
-		rc = 0;
+		rc = load_dir(dir, s, out, d);
 	}
-	if (rc < 0)
+	if (rc == LOAD_OK)
+		move_to_warning(d, len0, nerror0, out);
+	else if (rc == LOAD_DAMAGED && steps.len)
 		rt_file_error(d, run, "no checkpoint verifies (%zu tried)", steps.len);
+	size_t n = steps.len;
 	vec_free(&steps);
-	return rc;
+	return rc == LOAD_OK ? 0 : !n ? 1 : -1;
 }
 
 void rt_checkpoint_free(rt_Checkpoint *c)

@@ -27,12 +27,25 @@
 enum { INIT_NONE_ = 0, INIT_NORMAL_ = 1, INIT_ZEROS_ = 2, INIT_ONES_ = 3 };
 enum { PAIRS_PER_TASK = 4096 };
 
-static uint64_t mix(uint64_t z)
+/* The splitmix64 finaliser: the one mixing function of every
+ * counter-based stream in the runtime (data order and sampling use it
+ * through rt_rng_bits too). */
+uint64_t rt_mix64(uint64_t z)
 {
 	z += 0x9E3779B97F4A7C15ull;
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return z ^ (z >> 31);
+}
+
+uint64_t rt_rng_bits(uint64_t key, uint64_t counter)
+{
+	return rt_mix64(key ^ rt_mix64(counter));
+}
+
+double rt_rng_uniform(uint64_t key, uint64_t counter)
+{
+	return (double)(rt_rng_bits(key, counter) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static uint64_t fnv1a64(const char *s)
@@ -47,15 +60,15 @@ static uint64_t fnv1a64(const char *s)
 
 uint64_t rt_init_key(uint64_t seed, const char *name)
 {
-	return mix(seed ^ mix(fnv1a64(name)));
+	return rt_mix64(seed ^ rt_mix64(fnv1a64(name)));
 }
 
 /* The two normals of pair j, before scaling. */
 static void normal_pair(uint64_t key, uint64_t j, double *z0, double *z1)
 {
 	const double two53 = 1.0 / 9007199254740992.0;
-	double u1 = (double)((mix(key ^ mix(2 * j)) >> 11) + 1) * two53;
-	double u2 = (double)(mix(key ^ mix(2 * j + 1)) >> 11) * two53;
+	double u1 = (double)((rt_rng_bits(key, 2 * j) >> 11) + 1) * two53;
+	double u2 = (double)(rt_rng_bits(key, 2 * j + 1) >> 11) * two53;
 	double r = sqrt(-2.0 * log(u1));
 	double a = 2.0 * M_PI * u2;
 	*z0 = r * cos(a);

@@ -297,7 +297,9 @@ int rt_checkpoint_save(const char *run_dir, int64_t step, const rt_NamedTensor *
 		       Diag *d);
 /* The newest checkpoint whose files verify (sizes, checksums, formats):
  * 0 found, 1 none at all (no folder, or no checkpoint in it), -1 error
- * (checkpoints exist but none verifies; each problem is in d). */
+ * (none verifies, each problem in d; or one could not be checked at all,
+ * out of memory or an I/O error, which never falls back to an older one).
+ * Damaged newer checkpoints that were skipped are described in warning. */
 int rt_checkpoint_load_latest(const char *run_dir, rt_Checkpoint *out, Diag *d);
 /* One checkpoint folder, verified the same way. */
 int rt_checkpoint_load(const char *ckpt_dir, rt_Checkpoint *out, Diag *d);
@@ -307,7 +309,7 @@ void rt_checkpoint_free(rt_Checkpoint *c);
  * (argmax, lowest index on ties). Otherwise p ~ exp((logit - max) / T),
  * restricted to the top_k largest (0: all), then to the smallest prefix of
  * those, by decreasing probability, whose renormalised mass reaches top_p
- * (>= 1: all), and drawn with u = rt_rng_uniform(rt_init_key(seed,
+ * (<= 0 or >= 1: all), and drawn with u = rt_rng_uniform(rt_init_key(seed,
  * "sample"), counter). NaN logits never win; returns -1 if no logit is
  * finite or one is +inf. scratch holds rt_sample_scratch_size(n) bytes;
  * nothing is allocated. */
@@ -377,5 +379,84 @@ typedef struct rt_Metrics {
 int rt_metrics_open(rt_Metrics *m, const char *run_dir, int64_t keep_through, Diag *d);
 int rt_metrics_append(rt_Metrics *m, const rt_MetricsRow *r, Diag *d);
 int rt_metrics_close(rt_Metrics *m, Diag *d);
+
+/* --- Training (docs/training.md). --- */
+
+/* trainer.c: the training loop over a program compiled with training and
+ * the optimiser (phases forward, backward, update; "optim.hparams"). It
+ * never prints: progress goes to a callback. The learning rate of step s
+ * (0-based, s < steps) is computed in double:
+ *   s < warmup:        lr * (s + 1) / warmup
+ *   constant:          lr
+ *   cosine:            lr * (0.1 + 0.9 * 0.5 * (1 + cos(pi * p))),
+ *                      p = min(1, (s - warmup) / max(1, steps - 1 - warmup))
+ * so cosine reaches 10% of lr at the last step. Bias corrections are
+ * 1 - beta^(s+1) in double; every hparam is then rounded to f32. */
+typedef enum rt_Schedule { RT_SCHED_COSINE, RT_SCHED_CONSTANT } rt_Schedule;
+typedef struct rt_TrainConfig {
+	int64_t batch, seq;       /* must match the program's tokens/targets [batch, seq] */
+	int64_t steps;            /* total steps of the run */
+	int64_t warmup;
+	rt_Schedule schedule;
+	double lr, beta1, beta2, eps, weight_decay;
+	double clip;              /* max global grad norm; 0 = off */
+	uint64_t seed;            /* data order (and the tool's init) */
+	rt_Order order;
+	double val_fraction;      /* recorded for the tools (they load the data) */
+	int64_t eval_every;       /* validation every N steps (and at the end); 0 = never */
+	int64_t eval_batches;     /* validation batches per evaluation; 0 = all */
+	int64_t save_every;       /* checkpoint every N steps (and at the end); 0 = end only; default 500 */
+	int keep;                 /* checkpoints kept in the run folder (>= 1) */
+	const char *run_dir;      /* checkpoints and metrics.csv; NULL = none */
+} rt_TrainConfig;
+void rt_train_defaults(rt_TrainConfig *c);
+double rt_train_lr(const rt_TrainConfig *c, int64_t step);
+/* The f32 values written to "optim.hparams" before step `step`. */
+void rt_train_hparams(const rt_TrainConfig *c, int64_t step, float hp[RT_HP_COUNT]);
+/* The numeric fields of a config as a JSON object (mem_free the text), and
+ * back: fields present in the JSON overwrite those of c. */
+char *rt_train_config_json(const rt_TrainConfig *c);
+int rt_train_config_parse(const char *json, rt_TrainConfig *c, Diag *d);
+
+typedef struct rt_TrainStatus {
+	int64_t step;             /* steps done, this one included (1-based) */
+	int64_t steps;
+	double loss;              /* training loss of this step, before its update */
+	double lr, grad_norm;     /* grad_norm: before clipping */
+	double val_loss;          /* NAN unless validated after this step */
+	double tokens_per_s, elapsed_s;
+	bool saved;               /* a checkpoint of this step was written */
+} rt_TrainStatus;
+/* Called after every step; returning nonzero stops the run after a final
+ * checkpoint (e.g. on Ctrl-C). */
+typedef int (*rt_TrainCallback)(void *user, const rt_TrainStatus *st);
+
+typedef struct rt_Trainer rt_Trainer;
+/* e's parameters must already hold the starting weights (init or loaded);
+ * e, data and c (with run_dir) must outlive the trainer. Moments start at
+ * zero. */
+int rt_trainer_create(rt_Exec *e, const rt_Data *data, const rt_TrainConfig *c, rt_Trainer **out,
+		      Diag *d);
+void rt_trainer_destroy(rt_Trainer *t);
+/* Continue from a checkpoint (rt_checkpoint_load_latest of the run
+ * folder): weights, moments and the step count. Every parameter and moment
+ * must be in it with its shape, and nothing else. */
+int rt_trainer_resume(rt_Trainer *t, const rt_Checkpoint *ck, Diag *d);
+int64_t rt_trainer_step_count(const rt_Trainer *t);   /* steps done */
+/* One step: batch `step` of the data, hparams, forward, backward, update.
+ * A non-finite loss or gradient stops before the update: returns 1, names
+ * the first kernel whose output was not finite in d, and leaves the weights
+ * as they were. 0 ok, -1 other errors. */
+int rt_trainer_step(rt_Trainer *t, rt_TrainStatus *st, Diag *d);
+/* Mean loss of the forward phase over validation batches 0 .. n-1 (n = 0:
+ * all); weights and moments are untouched. NAN with an error in d if the
+ * validation part holds no whole batch. */
+double rt_trainer_eval(rt_Trainer *t, int64_t nbatch, Diag *d);
+int rt_trainer_save(rt_Trainer *t, Diag *d);
+/* The loop: steps until c->steps, validation, checkpoints, metrics.csv
+ * (when run_dir is set), the callback. 0 done, 1 stopped by the callback
+ * (checkpoint written), 2 stopped on a non-finite value (no checkpoint of
+ * the bad step), -1 error. */
+int rt_trainer_run(rt_Trainer *t, rt_TrainCallback cb, void *user, Diag *d);
 
 #endif

@@ -1,7 +1,7 @@
 /* sample.c: picking the next token from a row of logits, and the
  * counter-based generator the trainer's data order and generation share.
  *
- * The generator is init.c's: bits(key, counter) = mix(key ^ mix(counter)),
+ * The generator is init.c's (rt_rng_bits): bits(key, counter) = mix(key ^ mix(counter)),
  * mix being the splitmix64 finaliser, keys made by rt_init_key(seed,
  * purpose). A draw depends on nothing but (seed, purpose, counter), so
  * generation and data order resume bit-exactly from a step number and any
@@ -23,24 +23,6 @@ typedef struct Cand {
 	float v;
 	int32_t i;
 } Cand;
-
-uint64_t rt_mix64(uint64_t z)
-{
-	z += 0x9E3779B97F4A7C15ull;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-uint64_t rt_rng_bits(uint64_t key, uint64_t counter)
-{
-	return rt_mix64(key ^ rt_mix64(counter));
-}
-
-double rt_rng_uniform(uint64_t key, uint64_t counter)
-{
-	return (double)(rt_rng_bits(key, counter) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 size_t rt_sample_scratch_size(int n)
 {

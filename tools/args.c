@@ -78,7 +78,7 @@ int args_parse(Args *a, int argc, char **argv, ArgsExtra extra)
 			if (add_define(a, s + 2))
 				return EXIT_USER;
 		} else if ((v = args_value(argc, argv, &i, "--threads"))) {
-			long long n;
+			long long n = 0;
 			if (args_int(a->cmd, "--threads", v, 0, 1024, &n))
 				return EXIT_USER;
 			a->threads = (int)n;

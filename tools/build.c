@@ -57,6 +57,8 @@ static int run_frontend(Build *b, const BuildOptions *o)
 		.input = o->input,
 		.ninput = o->ninput,
 		.decode = o->decode,
+		.freeze = o->freeze,
+		.nfreeze = o->nfreeze,
 	};
 	int rc = fe_compile_file(b->fe, o->args->model, &fo, &b->g, &b->diag);
 	b->t_frontend = now_seconds() - t0;
@@ -93,7 +95,7 @@ int build_run(Build *b, const BuildOptions *o)
 	if (b->stopped || o->stage == STAGE_GRAPH)
 		return 0;
 	double t0 = now_seconds();
-	be_Options bo = {.opt_level = 3};
+	be_Options bo = {.opt_level = 3, .optimizer = o->optimizer, .decay_all = o->decay_all};
 	if (be_compile(b->g, &bo, &b->mod, &b->diag))
 		return report(b, EXIT_INTERNAL);
 	b->t_codegen = now_seconds() - t0;

@@ -19,10 +19,14 @@ static const struct {
 			 "[--out OUT.safetensors] [--repeat N] [--profile]"},
 	{"encode", cmd_encode, "encode TEXT -o TOKENS.npy [--targets T.npy] [--batch B] [--seq T] "
 			       "[--offset O]"},
+	{"train", cmd_train, "train MODEL.msw --data PATH [--batch B] [--seq T] [--steps N] "
+			     "[--lr X] [--out DIR | --resume DIR] ... (docs/training.md)"},
+	{"eval", cmd_eval, "eval MODEL.msw --weights W.safetensors --data PATH [--batch B] "
+			   "[--seq T] [--all]"},
 	{"generate", cmd_generate, "generate MODEL.msw --weights W.safetensors (--prompt TEXT | "
 				   "--prompt-file F) [-n N] [--temperature T] [--top-k K] [--top-p P] "
 				   "[--seed S] [--greedy]"},
-	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...]"},
+	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...] [--reps R] [--cpu-clock]"},
 };
 
 static void usage(FILE *f)

@@ -57,6 +57,11 @@ typedef struct BuildOptions {
 	bool decode;              /* frontend decode mode: KV caches, input pos */
 	const char *dump_after, *stop_after;
 	Stage stage;
+	/* Training (cmd_train): the optimiser's update phase, weight decay on
+	 * every param, parameters frozen by glob (fe_Options.freeze). */
+	bool optimizer, decay_all;
+	const char *const *freeze;
+	int nfreeze;
 } BuildOptions;
 /* 0 ok; otherwise an exit status after printing the diagnostics. */
 int build_run(Build *b, const BuildOptions *o);
@@ -67,6 +72,10 @@ int cmd_compile(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+/* cmd_train.c, cmd_eval.c: training and held-out evaluation (docs/training.md). */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+/* cmd_generate.c: text generation with a KV cache (docs/generation.md). */
 int cmd_generate(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]` and later benchmarks. */
 int cmd_bench(int argc, char **argv);

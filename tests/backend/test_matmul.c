@@ -11,7 +11,8 @@
  * grouping; all of these must be bitwise identical (the rt.h contract).
  * Shapes cover 1, primes and sizes just past the register tile (7, 17, 129,
  * 130, 257), K longer than one K block (3072), wide N (3072), every
- * NF_TRANS_A/NF_TRANS_B combination, and batches with broadcasting. */
+ * NF_TRANS_A/NF_TRANS_B combination, batches with broadcasting, and the
+ * code generated for narrower targets (AVX2, SSE2 without FMA). */
 #include "backend/backend.h"
 #include "passes/passes.h"
 #include "tests/check.h"
@@ -93,6 +94,9 @@ typedef struct Case {
 	unsigned flags;
 } Case;
 
+/* The target the cases compile for; NULL is the host (AVX-512 here). */
+static const be_Options *target;
+
 static int build(Case *t, const Shape *sa, const Shape *sb, unsigned flags)
 {
 	Diag d;
@@ -109,7 +113,7 @@ static int build(Case *t, const Shape *sa, const Shape *sb, unsigned flags)
 	PassOptions po = {.verify = true, .alignment = 64};
 	int ok = c != VAL_NONE && !ir_set_output(t->g, "c", c) &&
 		 !pass_infer_shapes(t->g, &po, &d) && !pass_plan_memory(t->g, &po, &d) &&
-		 !be_build_program(t->g, NULL, &t->prog, &d);
+		 !be_build_program(t->g, target, &t->prog, &d);
 	if (ok)
 		t->sc = ir_node(t->g, c)->shape;
 	else
@@ -189,13 +193,17 @@ static void check_case(const Shape *sa, const Shape *sb, unsigned flags)
 		return;
 	}
 	int64_t n = ir_numel(&t.sc);
-	float *c1 = malloc((size_t)n * sizeof *c1), *c2 = malloc((size_t)n * sizeof *c2);
-	float *c3 = malloc((size_t)n * sizeof *c3);
-	double *ref = malloc((size_t)n * sizeof *ref);
+	float *c1 = mem_alloc((size_t)n * sizeof *c1), *c2 = mem_alloc((size_t)n * sizeof *c2);
+	float *c3 = mem_alloc((size_t)n * sizeof *c3);
+	double *ref = mem_alloc((size_t)n * sizeof *ref);
 	void *bufs[3];
 	rt_Exec *e = NULL;
 	rt_Pool *pool = NULL;
 	uint64_t seed = 0x1234567ull + (uint64_t)n * 7 + flags;
+	if (!c1 || !c2 || !c3 || !ref) {
+		CHECK_MSG(0, "out of memory");
+		goto done;
+	}
 	if (run(&t, 1, seed, c1, bufs, &e, &pool) || run(&t, 2, seed, c2, NULL, NULL, NULL)) {
 		CHECK_MSG(0, "run %s @ %s", sas, sbs);
 		goto done;
@@ -227,10 +235,10 @@ static void check_case(const Shape *sa, const Shape *sb, unsigned flags)
 done:
 	rt_exec_destroy(e);
 	rt_pool_destroy(pool);
-	free(c1);
-	free(c2);
-	free(c3);
-	free(ref);
+	mem_free(c1);
+	mem_free(c2);
+	mem_free(c3);
+	mem_free(ref);
 	destroy(&t);
 }
 
@@ -308,11 +316,34 @@ static void test_broadcast(void)
 	}
 }
 
+/* The AVX2 (8 lanes, 6 x 16 tiles) and SSE2 (4 lanes, no FMA) variants,
+ * which this machine can run too. */
+static void test_narrower_targets(void)
+{
+	static const be_Options avx2 = {.opt_level = 3, .cpu = "haswell",
+					.features = "+avx2,+avx,+fma,+sse4.2"};
+	static const be_Options sse2 = {.opt_level = 3, .cpu = "x86-64", .features = "+sse2"};
+	const be_Options *t[2] = {&avx2, &sse2};
+	for (int i = 0; i < 2; i++) {
+		target = t[i];
+		for (unsigned f = 0; f < 4; f++) {
+			check_2d(1, 33, 70, f << 1);
+			check_2d(37, 129, 35, f << 1);
+			check_2d(130, 600, 7, f << 1);
+		}
+		int64_t a[3] = {2, 19, 40}, b[2] = {40, 50};
+		Shape sa = shape(3, a), sb = shape(2, b);
+		check_case(&sa, &sb, 0);
+	}
+	target = NULL;
+}
+
 int main(void)
 {
 	RUN(test_small);
 	RUN(test_medium);
 	RUN(test_transformer);
 	RUN(test_broadcast);
+	RUN(test_narrower_targets);
 	return check_report();
 }

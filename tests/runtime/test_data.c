@@ -178,6 +178,12 @@ static void test_random(void)
 		}
 	}
 	CHECK(formula);
+	/* pinned by the Python transcription in docs/runtime.md */
+	int64_t pinned[3][3] = {{0, 139, 3256}, {1, 2060, 1459}, {1000, 4072, 4572}};
+	for (int k = 0; k < 3; k++) {
+		CHECK(rt_data_window(&dt, RT_ORDER_RANDOM, 42, pinned[k][0], 0, B, T) == pinned[k][1]);
+		CHECK(rt_data_window(&dt, RT_ORDER_RANDOM, 42, pinned[k][0], 3, B, T) == pinned[k][2]);
+	}
 	CHECK(in_range);
 	CHECK(shifted);
 	CHECK(lo < 50 && hi > ntrain - T - 50);   /* the whole range is used */
@@ -240,6 +246,27 @@ static void test_validation(void)
 	diag_free(&d);
 }
 
+/* Each allocation of a folder load failing in turn: an error, nothing
+ * leaked (the sanitizer build checks), and then a clean load. */
+static void test_out_of_memory(void)
+{
+	Diag d;
+	diag_init(&d);
+	rt_Data dt;
+	int ok = 0, bad = 0;
+	for (long k = 1; k < 200 && !ok; k++) {
+		mem_fail_after(k);
+		int rc = rt_data_load(tmp_path("corpus"), 0.25, &dt, &d);
+		mem_fail_after(0);
+		ok = rc == 0;
+		bad += rc == 0 ? dt.ntok != 7 || dt.ntrain != 6 : dt.tok != NULL;
+		if (ok)
+			rt_data_free(&dt);
+	}
+	CHECK(ok && bad == 0);
+	diag_free(&d);
+}
+
 int main(void)
 {
 	strcpy(dir, "/tmp/msw_data_XXXXXX");
@@ -250,6 +277,7 @@ int main(void)
 	RUN(test_sequential);
 	RUN(test_random);
 	RUN(test_validation);
+	RUN(test_out_of_memory);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd))

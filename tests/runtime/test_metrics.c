@@ -127,6 +127,29 @@ static void test_resume(void)
 	diag_free(&d);
 }
 
+/* Each allocation of a resume failing in turn: an error and the file as it
+ * was, or the truncated file. */
+static void test_out_of_memory(void)
+{
+	Diag d;
+	diag_init(&d);
+	const char *before = HEADER "1,1,,,,,\n2,2,,,,,\n3,3,,,,,\n";
+	rt_Metrics m;
+	int ok = 0, bad = 0;
+	for (long k = 1; k < 100 && !ok; k++) {
+		spit(before);
+		mem_fail_after(k);
+		int rc = rt_metrics_open(&m, dir, 2, &d);
+		mem_fail_after(0);
+		ok = rc == 0;
+		if (ok)
+			rt_metrics_close(&m, &d);
+		bad += strcmp(slurp(), ok ? HEADER "1,1,,,,,\n2,2,,,,,\n" : before) != 0;
+	}
+	CHECK(ok && bad == 0);
+	diag_free(&d);
+}
+
 int main(void)
 {
 	strcpy(dir, "/tmp/msw_metrics_XXXXXX");
@@ -134,6 +157,7 @@ int main(void)
 		return 1;
 	RUN(test_rows);
 	RUN(test_resume);
+	RUN(test_out_of_memory);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd))

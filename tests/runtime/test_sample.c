@@ -63,6 +63,9 @@ static void test_generator(void)
 	CHECK(rt_mix64(0 ^ rt_mix64(h)) == 0xc7fd4e0fb0c92f8aull);
 	CHECK(rt_init_key(0, "h.0.attn.c_attn.weight") == 0xc7fd4e0fb0c92f8aull);
 	CHECK(rt_rng_bits(5, 7) == rt_mix64(5 ^ rt_mix64(7)));
+	/* pinned by the Python transcription in docs/runtime.md */
+	CHECK(rt_rng_uniform(rt_init_key(1234, "sample"), 0) == 0.5535713904978897);
+	CHECK(rt_rng_uniform(rt_init_key(1234, "sample"), 7) == 0.6318306760709788);
 	double lo = 1, hi = 0, sum = 0;
 	for (int i = 0; i < 10000; i++) {
 		double u = rt_rng_uniform(42, (uint64_t)i);
@@ -160,6 +163,19 @@ static void test_top_p(void)
 		CHECK_MSG(used == want[c], "top_p %g: %d tokens used", cut[c], used);
 		CHECK(count[want[c]] == 0);
 	}
+
+	/* top-p applies to the top k renormalised: with k = 3 the masses are
+	 * 4/7, 2/7, 1/7, so p = 0.8 keeps two (over all ten it would keep three) */
+	int count3[10] = {0}, used = 0;
+	rt_SampleOpts kp = {.temperature = 1, .top_k = 3, .top_p = 0.8, .seed = 6};
+	for (int i = 0; i < 3000; i++) {
+		int tok = rt_sample(x, 10, &kp, (uint64_t)i, scratch);
+		if (tok >= 0 && tok < 10)
+			count3[tok]++;
+	}
+	for (int i = 0; i < 10; i++)
+		used += count3[i] > 0;
+	CHECK(used == 2 && count3[0] > count3[1] && count3[1] > 0);
 
 	/* random logits: the nucleus computed here, frequencies renormalised */
 	float y[V];

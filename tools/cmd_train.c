@@ -1,0 +1,481 @@
+/* cmd_train.c: `mswc train MODEL.msw --data PATH [options]`
+ *
+ * Compiles the model for training (backward graph, AdamW update phase) at
+ * [batch, seq], starts from a fresh initialisation (--seed) or from
+ * --weights, and runs the runtime's trainer (runtime/trainer.c) into a run
+ * folder: checkpoints, last.safetensors, metrics.csv. This file only parses,
+ * prints and handles Ctrl-C; every number comes from the runtime.
+ *
+ * With --resume DIR the run continues from DIR's newest valid checkpoint up
+ * to --steps in total. Options not given on the command line are taken from
+ * the checkpoint's state.json, so `mswc train M --data D --resume run` is
+ * enough; with the same options as the original run the result is
+ * bit-identical to a run never interrupted. docs/training.md has every
+ * option, the schedule and the guarantees. */
+#include "tools.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { MAX_FREEZE = 64 };
+
+/* Options that land in rt_TrainConfig, by type; `given` remembers which
+ * were on the command line, so --resume takes the others from the run. */
+typedef enum OptType { OPT_I64, OPT_F64, OPT_SEED, OPT_SCHED, OPT_ORDER } OptType;
+typedef struct ConfigOpt {
+	const char *name;
+	OptType type;
+	size_t off;
+	double lo, hi;        /* inclusive range of numbers */
+} ConfigOpt;
+
+#define CFG(f) offsetof(rt_TrainConfig, f)
+static const ConfigOpt config_opt[] = {
+	{"--batch", OPT_I64, CFG(batch), 1, 1 << 20},
+	{"--seq", OPT_I64, CFG(seq), 1, 1 << 24},
+	{"--steps", OPT_I64, CFG(steps), 0, 1e15},
+	{"--warmup", OPT_I64, CFG(warmup), 0, 1e15},
+	{"--schedule", OPT_SCHED, CFG(schedule), 0, 0},
+	{"--lr", OPT_F64, CFG(lr), 0, 1e3},
+	{"--beta1", OPT_F64, CFG(beta1), 0, 0.999999999},
+	{"--beta2", OPT_F64, CFG(beta2), 0, 0.999999999},
+	{"--eps", OPT_F64, CFG(eps), 1e-30, 1},
+	{"--weight-decay", OPT_F64, CFG(weight_decay), 0, 1e3},
+	{"--clip", OPT_F64, CFG(clip), 0, 1e30},
+	{"--seed", OPT_SEED, CFG(seed), 0, 0},
+	{"--order", OPT_ORDER, CFG(order), 0, 0},
+	{"--val-fraction", OPT_F64, CFG(val_fraction), 0, 0.99},
+	{"--eval-every", OPT_I64, CFG(eval_every), 0, 1e15},
+	{"--eval-batches", OPT_I64, CFG(eval_batches), 0, 1e15},
+	{"--save-every", OPT_I64, CFG(save_every), 0, 1e15},
+};
+enum { NCONFIG_OPT = sizeof config_opt / sizeof config_opt[0] };
+#undef CFG
+
+typedef struct TrainOpts {
+	rt_TrainConfig c;
+	bool given[NCONFIG_OPT];
+	const char *data, *weights, *out, *resume;
+	const char *freeze[MAX_FREEZE];
+	int nfreeze;
+	bool decay_all;
+	long long keep, log_every;
+} TrainOpts;
+
+static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *end || errno || !(v >= lo && v <= hi))
+		return usage_error("train", "%s expects a number in [%g, %g], got '%s'", opt, lo, hi,
+				   s);
+	*out = v;
+	return 0;
+}
+
+static int set_config(rt_TrainConfig *c, const ConfigOpt *o, const char *v)
+{
+	char *field = (char *)c + o->off;
+	long long n;
+	double x = 0;
+	switch (o->type) {
+	case OPT_I64:
+		if (args_int("train", o->name, v, (long long)o->lo, (long long)o->hi, &n))
+			return -1;
+		*(int64_t *)field = n;
+		return 0;
+	case OPT_F64:
+		if (parse_double(o->name, v, o->lo, o->hi, &x))
+			return -1;
+		*(double *)field = x;
+		return 0;
+	case OPT_SEED:
+		if (args_int("train", o->name, v, 0, 0x7fffffffffffffffLL, &n))
+			return -1;
+		*(uint64_t *)field = (uint64_t)n;
+		return 0;
+	case OPT_SCHED:
+		if (strcmp(v, "cosine") && strcmp(v, "constant"))
+			return usage_error("train", "--schedule expects cosine or constant, got '%s'", v);
+		*(rt_Schedule *)field = !strcmp(v, "cosine") ? RT_SCHED_COSINE : RT_SCHED_CONSTANT;
+		return 0;
+	case OPT_ORDER:
+		if (strcmp(v, "random") && strcmp(v, "sequential"))
+			return usage_error("train", "--order expects random or sequential, got '%s'", v);
+		*(rt_Order *)field = !strcmp(v, "random") ? RT_ORDER_RANDOM : RT_ORDER_SEQUENTIAL;
+		return 0;
+	}
+	return -1;
+}
+
+static int train_option(Args *a, int argc, char **argv, int i)
+{
+	TrainOpts *to = a->user;
+	int at = i;
+	const char *v;
+	for (int k = 0; k < NCONFIG_OPT; k++) {
+		if (!(v = args_value(argc, argv, &at, config_opt[k].name)))
+			continue;
+		if (set_config(&to->c, &config_opt[k], v))
+			return -1;
+		to->given[k] = true;
+		return at - i + 1;
+	}
+	if (!strcmp(argv[i], "--decay-all")) {
+		to->decay_all = true;
+		return 1;
+	}
+	if ((v = args_value(argc, argv, &at, "--data"))) {
+		to->data = v;
+	} else if ((v = args_value(argc, argv, &at, "--weights"))) {
+		to->weights = v;
+	} else if ((v = args_value(argc, argv, &at, "--out")) || (v = args_value(argc, argv, &at, "-o"))) {
+		to->out = v;
+	} else if ((v = args_value(argc, argv, &at, "--resume"))) {
+		to->resume = v;
+	} else if ((v = args_value(argc, argv, &at, "--freeze"))) {
+		if (to->nfreeze == MAX_FREEZE)
+			return -usage_error("train", "too many --freeze options (at most %d)", MAX_FREEZE);
+		to->freeze[to->nfreeze++] = v;
+	} else if ((v = args_value(argc, argv, &at, "--keep"))) {
+		if (args_int("train", "--keep", v, 1, 1000000, &to->keep))
+			return -1;
+	} else if ((v = args_value(argc, argv, &at, "--log-every"))) {
+		if (args_int("train", "--log-every", v, 1, 1000000000, &to->log_every))
+			return -1;
+	} else {
+		return 0;
+	}
+	if (!*v)
+		return -usage_error("train", "%s needs a value", argv[i]);
+	return at - i + 1;
+}
+
+static const size_t field_size[] = {
+	[OPT_I64] = sizeof(int64_t), [OPT_F64] = sizeof(double), [OPT_SEED] = sizeof(uint64_t),
+	[OPT_SCHED] = sizeof(rt_Schedule), [OPT_ORDER] = sizeof(rt_Order),
+};
+
+/* --resume: options not given come from the run's saved configuration. */
+static int merge_saved(TrainOpts *to, const rt_Checkpoint *ck, Diag *d)
+{
+	rt_TrainConfig saved = to->c;
+	if (rt_train_config_parse(ck->state_json, &saved, d))
+		return -1;
+	for (int k = 0; k < NCONFIG_OPT; k++) {
+		if (to->given[k])
+			continue;
+		memcpy((char *)&to->c + config_opt[k].off, (char *)&saved + config_opt[k].off,
+		       field_size[config_opt[k].type]);
+	}
+	return 0;
+}
+
+/* mkdir -p for the run folder's parents (the checkpoint writer makes the
+ * folder itself). */
+static void make_parents(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		mkdir(buf, 0777);
+		*p = '/';
+	}
+}
+
+/* The default run folder: runs/<model file name without .msw>. */
+static const char *default_out(const char *model, char *buf, size_t n)
+{
+	const char *base = strrchr(model, '/');
+	base = base ? base + 1 : model;
+	size_t len = strlen(base);
+	if (len > 4 && !strcmp(base + len - 4, ".msw"))
+		len -= 4;
+	snprintf(buf, n, "runs/%.*s", (int)len, base);
+	return buf;
+}
+
+/* --- progress --- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+typedef struct Progress {
+	bool tty;
+	int64_t first_step;   /* step count when this process started */
+	long long log_every;
+	double t0, drawn;     /* start, last redraw of the terminal line (-1: none) */
+	int64_t drawn_step, tokens_per_step;
+	rt_TrainStatus last;
+} Progress;
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+	long long t = (long long)(s + 0.5);
+	if (t >= 3600)
+		snprintf(buf, n, "%lldh%02lldm", t / 3600, t / 60 % 60);
+	else if (t >= 60)
+		snprintf(buf, n, "%lldm%02llds", t / 60, t % 60);
+	else
+		snprintf(buf, n, "%llds", t);
+}
+
+static int on_step(void *user, const rt_TrainStatus *st)
+{
+	Progress *pr = user;
+	pr->last = *st;
+	double el = now_seconds() - pr->t0;
+	double per = el / (double)(st->step - pr->first_step);
+	char eta[32], val[48] = "";
+	fmt_time(per * (double)(st->steps - st->step), eta, sizeof eta);
+	if (!isnan(st->val_loss))
+		snprintf(val, sizeof val, " | val %.4f", st->val_loss);
+	bool line = !isnan(st->val_loss) || st->step == st->steps || interrupted;
+	if (pr->tty) {
+		/* At most ten redraws a second: small models take a millisecond
+		 * a step, and the terminal would become the bottleneck. */
+		if (!line && el - pr->drawn < 0.1)
+			return interrupted != 0;
+		/* tokens/s over the steps since the last redraw: one step's rate
+		 * jumps with every page fault and context switch. */
+		double rate = pr->drawn < 0 ? st->tokens_per_s
+			      : (double)((st->step - pr->drawn_step) * pr->tokens_per_step) /
+					(el - pr->drawn > 0 ? el - pr->drawn : 1e-9);
+		pr->drawn = el;
+		pr->drawn_step = st->step;
+		char bar[21];
+		int fill = (int)(20 * st->step / (st->steps ? st->steps : 1));
+		for (int i = 0; i < 20; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[20] = 0;
+		fprintf(stderr, "\r[%s] step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s%s"
+			"\033[K", bar, (long long)st->step, (long long)st->steps, st->loss, st->lr,
+			rate, eta, val);
+		if (line)
+			fputc('\n', stderr);
+	} else if (line || st->step % pr->log_every == 0 || st->step == pr->first_step + 1) {
+		fprintf(stderr, "step %lld/%lld loss %.6f lr %.3e grad_norm %.4f tok/s %.0f eta %s%s\n",
+			(long long)st->step, (long long)st->steps, st->loss, st->lr, st->grad_norm,
+			st->tokens_per_s, eta, val);
+	}
+	fflush(stderr);
+	return interrupted != 0;
+}
+
+/* --- setting up the run --- */
+
+static int start_weights(const TrainOpts *to, rt_Exec *e, Diag *d)
+{
+	if (to->weights)
+		return rt_load_params(e, to->weights, d);
+	if (rt_init_params(e, to->c.seed))
+		return diag_error(d, (SrcLoc){0}, "cannot initialise the parameters");
+	return 0;
+}
+
+/* A fresh run must not mix with an old one in the same folder. */
+static int check_fresh(const char *dir)
+{
+	rt_Checkpoint ck;
+	Diag d;
+	diag_init(&d);
+	int r = rt_checkpoint_load_latest(dir, &ck, &d);
+	if (r == 0)
+		rt_checkpoint_free(&ck);
+	diag_free(&d);
+	if (r != 1)
+		return usage_error("train", "%s already holds a training run; continue it with "
+				   "--resume %s, or choose another --out", dir, dir);
+	return 0;
+}
+
+static bool given(const TrainOpts *to, const char *name)
+{
+	for (int k = 0; k < NCONFIG_OPT; k++)
+		if (!strcmp(config_opt[k].name, name))
+			return to->given[k];
+	return false;
+}
+
+/* Periodic validation needs a whole batch in the validation split; when
+ * the user did not ask for it, a small data set just goes without. */
+static int check_eval(TrainOpts *to, const rt_Data *data, Diag *d)
+{
+	if (!to->c.eval_every || rt_data_val_batches(data, to->c.batch, to->c.seq) > 0)
+		return 0;
+	if (given(to, "--eval-every"))
+		return diag_error(d, (SrcLoc){0}, "--eval-every: the validation split (%lld tokens) "
+				  "holds no whole batch; raise --val-fraction or lower --batch or "
+				  "--seq", (long long)(data->ntok - data->ntrain));
+	fprintf(stderr, "note: the validation split holds no whole batch; no validation loss\n");
+	to->c.eval_every = 0;
+	return 0;
+}
+
+/* Byte tokens index the token embedding: a GPT-style model with a smaller
+ * vocabulary would read outside its table (the NaN hunt would name the
+ * gather, but this says why). Models without "wte.weight" are not checked. */
+static int check_vocab(const rt_Program *p, const rt_Data *data, Diag *d)
+{
+	const rt_Slot *wte = rt_program_find(p, "wte.weight");
+	int32_t top = -1;
+	for (int64_t i = 0; i < data->ntok; i++)
+		top = data->tok[i] > top ? data->tok[i] : top;
+	if (wte && wte->kind == RT_SLOT_PARAM && wte->rank == 2 && wte->dim[0] <= top)
+		return diag_error(d, (SrcLoc){0}, "the data holds byte token %d, but the model's "
+				  "vocabulary is %lld (wte.weight); use -D vocab=256", (int)top,
+				  (long long)wte->dim[0]);
+	return 0;
+}
+
+static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
+{
+	rt_Data data = {0};
+	rt_Pool *pool = NULL;
+	rt_Exec *e = NULL;
+	rt_Trainer *t = NULL;
+	Diag *d = &b->diag;
+	int rc = EXIT_USER;
+	if (rt_data_load(to->data, to->c.val_fraction, &data, d) || check_eval(to, &data, d) ||
+	    check_vocab(b->prog, &data, d))
+		goto fail;
+	if (!(pool = rt_pool_create(a->threads)) || rt_exec_create(b->prog, pool, &e, d)) {
+		rc = EXIT_INTERNAL;
+		goto fail;
+	}
+	if (!ck && start_weights(to, e, d))
+		goto fail;
+	if (rt_trainer_create(e, &data, &to->c, &t, d) || (ck && rt_trainer_resume(t, ck, d)))
+		goto fail;
+	int64_t done = rt_trainer_step_count(t);
+	fprintf(stderr, "training %s: %lld tokens (%lld train, %lld validation), batch %lld x seq "
+		"%lld, %s, %d thread%s, run folder %s\n", a->model, (long long)data.ntok,
+		(long long)data.ntrain, (long long)(data.ntok - data.ntrain), (long long)to->c.batch,
+		(long long)to->c.seq, ck ? "resumed" : to->weights ? "from --weights" : "fresh init",
+		rt_pool_size(pool), rt_pool_size(pool) == 1 ? "" : "s", to->c.run_dir);
+	if (done >= to->c.steps)
+		fprintf(stderr, "the run is already at step %lld of %lld\n", (long long)done,
+			(long long)to->c.steps);
+	Progress pr = {.tty = isatty(2), .first_step = done, .log_every = to->log_every,
+		       .t0 = now_seconds(), .drawn = -1, .drawn_step = done,
+		       .tokens_per_step = to->c.batch * to->c.seq};
+	/* One-shot: a second Ctrl-C kills at once, which checkpoints survive. */
+	struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND}, old;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	int r = rt_trainer_run(t, on_step, &pr, d);
+	sigaction(SIGINT, &old, NULL);
+	if (r < 0)
+		goto fail;
+	if (r == 2) {
+		if (pr.tty)
+			fputc('\n', stderr);
+		fputs(diag_text(d), stderr);
+		fprintf(stderr, "mswc train: stopped on a non-finite value; nothing of that step "
+			"was saved (checkpoints in %s are from before it)\n", to->c.run_dir);
+		goto done;
+	}
+	if (r == 1) {
+		fprintf(stderr, "interrupted: checkpoint of step %lld written; continue with "
+			"--resume %s\n", (long long)rt_trainer_step_count(t), to->c.run_dir);
+		rc = 130;
+	} else if (pr.last.step == 0) {
+		fprintf(stderr, "done: step %lld, nothing to train\n",
+			(long long)rt_trainer_step_count(t));
+		rc = 0;
+	} else {
+		fprintf(stderr, "done: step %lld, last loss %.6f; weights in %s/last.safetensors\n",
+			(long long)rt_trainer_step_count(t), pr.last.loss, to->c.run_dir);
+		rc = 0;
+	}
+	goto done;
+fail:
+	fputs(diag_text(d), stderr);
+done:
+	rt_trainer_destroy(t);
+	rt_exec_destroy(e);
+	rt_pool_destroy(pool);
+	rt_data_free(&data);
+	return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+	TrainOpts to = {.keep = 3, .log_every = 10};
+	rt_train_defaults(&to.c);
+	to.c.eval_every = 100;
+	to.c.eval_batches = 20;
+	Args a = {.cmd = "train", .user = &to};
+	if (args_parse(&a, argc, argv, train_option))
+		return EXIT_USER;
+	if (!to.data)
+		return usage_error("train", "no --data given (a text file or a folder of them)");
+	if (to.resume && to.out && strcmp(to.resume, to.out))
+		return usage_error("train", "--resume continues in its own folder; --out differs");
+	if (to.resume && to.weights)
+		return usage_error("train", "--weights and --resume exclude each other");
+	char outbuf[4096];
+	to.c.run_dir = to.resume ? to.resume : to.out ? to.out : default_out(a.model, outbuf,
+									   sizeof outbuf);
+	to.c.keep = (int)to.keep;
+	Diag d;
+	diag_init(&d);
+	rt_Checkpoint ck;
+	bool have_ck = false;
+	int rc = EXIT_USER;
+	if (to.resume) {
+		int r = rt_checkpoint_load_latest(to.resume, &ck, &d);
+		if (r == 1)
+			diag_error(&d, (SrcLoc){0}, "%s: no checkpoint to resume from", to.resume);
+		if (r)
+			goto fail;
+		have_ck = true;
+		if (ck.warning)
+			fprintf(stderr, "mswc train: warning: %s\n", ck.warning);
+		if (merge_saved(&to, &ck, &d))
+			goto fail;
+	} else {
+		make_parents(to.c.run_dir);
+		if (check_fresh(to.c.run_dir))
+			goto done;
+	}
+	if (to.c.seq < 1 || to.c.batch < 1) {
+		diag_error(&d, (SrcLoc){0}, "%s: the saved batch and seq are not positive", to.resume);
+		goto fail;
+	}
+	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {to.c.batch, to.c.seq}},
+			       {.name = "targets", .rank = 2, .dim = {to.c.batch, to.c.seq}}};
+	BuildOptions bo = {.args = &a, .input = in, .ninput = 2, .training = true,
+			   .optimizer = true, .decay_all = to.decay_all, .freeze = to.freeze,
+			   .nfreeze = to.nfreeze, .stage = STAGE_PROGRAM};
+	Build b;
+	rc = build_run(&b, &bo);
+	if (rc == 0)
+		rc = train(&to, &a, &b, have_ck ? &ck : NULL);
+	build_free(&b);
+	goto done;
+fail:
+	fputs(diag_text(&d), stderr);
+	rc = EXIT_USER;
+done:
+	if (have_ck)
+		rt_checkpoint_free(&ck);
+	diag_free(&d);
+	return rc;
+}
