@@ -226,6 +226,7 @@ int be_kernel_add(be_Module *m, const void *key, size_t klen, const char *fname,
 typedef struct be_OptParam {
 	ValId param, grad;
 	bool decay;
+	int64_t mask_off;     /* the param's MASK value (sparse params), else -1 */
 	int64_t m_off, v_off; /* moments */
 	int64_t part0, npart; /* partial sums [part0, part0 + npart) */
 } be_OptParam;

@@ -55,8 +55,9 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_MAX_GRAD] = be_emit_max_grad, [OP_BROADCAST] = be_emit_elementwise,
 	[OP_STATE] = NULL, [OP_CACHE_WRITE] = be_emit_cache_write,
 	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
+	[OP_MASK] = NULL,   /* filled by the runtime from rt_Slot.bits */
 };
-static_assert(OP_COUNT == 43, "emitter table: add the new op above");
+static_assert(OP_COUNT == 44, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
 {

@@ -22,6 +22,12 @@
  *               with lr, betas, eps, wd and the bias corrections
  *               bc1 = 1 - beta1^t, bc2 = 1 - beta2^t read from hparams,
  *               which the trainer writes before every step.
+ *               A sparse param (one with a MASK, passes/prune.c) gets
+ *               the masked variant: p, m and v are multiplied by the mask
+ *               before they are stored, so a pruned weight and its
+ *               moments are exactly zero after every step whatever they
+ *               held before (weights loaded dense, weight decay, moments
+ *               from a dense run), not only because its gradient is zero.
  * Every result depends on the data alone, never on the task split.
  * Gradients are only read: two params may share one gradient buffer, and
  * the trainer may look at gradients after the step. Frozen params have no
@@ -166,7 +172,7 @@ static void emit_norm(be_Ctx *c, const char *name, int64_t npart, be_Kernel *k)
 }
 
 typedef struct Adam {
-	LLVMValueRef p, g, m, v;   /* pointers */
+	LLVMValueRef p, g, m, v, mask;   /* pointers (mask: NULL for dense params) */
 	LLVMValueRef clip, b1, omb1, b2, omb2, eps, decay, step, sbc2;   /* scalars */
 	bool decays;
 } Adam;
@@ -187,15 +193,25 @@ static void adam_body(be_Ctx *c, const Adam *a, LLVMValueRef i, int n)
 	LLVMValueRef sq = be_intrin(c, "llvm.sqrt", LLVMTypeOf(v), &v, 1);
 	LLVMValueRef denom = LLVMBuildFAdd(b, LLVMBuildFDiv(b, sq, S(a->sbc2), ""), S(a->eps), "denom");
 	LLVMValueRef upd = LLVMBuildFMul(b, S(a->step), LLVMBuildFDiv(b, m, denom, ""), "");
-	be_store(c, LLVMBuildFSub(b, p, upd, ""), c->t_f32, a->p, i, n);
+	p = LLVMBuildFSub(b, p, upd, "");
+	if (a->mask) {   /* a select, not a product: 0 * NaN would be NaN */
+		LLVMValueRef keep = LLVMBuildFCmp(b, LLVMRealONE, be_load(c, c->t_f32, a->mask, i, n),
+						  S(be_f32c(c, 0.0)), "keep");
+		LLVMValueRef zero = S(be_f32c(c, 0.0));
+		p = LLVMBuildSelect(b, keep, p, zero, "");
+		m = LLVMBuildSelect(b, keep, m, zero, "");
+		v = LLVMBuildSelect(b, keep, v, zero, "");
+	}
+	be_store(c, p, c->t_f32, a->p, i, n);
 	be_store(c, m, c->t_f32, a->m, i, n);
 	be_store(c, v, c->t_f32, a->v, i, n);
 #undef S
 }
 
 /* buf: [0] param (updated in place), [1] grad, [2] exp_avg, [3] exp_avg_sq,
- * [4] hparams, [5] clip factor. */
-static void emit_adamw(be_Ctx *c, const char *name, int64_t n, bool decays, be_Kernel *k)
+ * [4] hparams, [5] clip factor, and when masked [6] the mask (f32 0/1). */
+static void emit_adamw(be_Ctx *c, const char *name, int64_t n, bool decays, bool masked,
+		       be_Kernel *k)
 {
 	int L = c->vec_lanes;
 	int64_t per;
@@ -212,6 +228,7 @@ static void emit_adamw(be_Ctx *c, const char *name, int64_t n, bool decays, be_K
 	a.g = be_kernel_arg(c, buf, 1, c->t_f32);
 	a.m = be_kernel_arg(c, buf, 2, c->t_f32);
 	a.v = be_kernel_arg(c, buf, 3, c->t_f32);
+	a.mask = masked ? be_kernel_arg(c, buf, 6, c->t_f32) : NULL;
 	LLVMValueRef hp = be_kernel_arg(c, buf, 4, c->t_f32);
 	a.clip = be_load(c, c->t_f32, be_kernel_arg(c, buf, 5, c->t_f32), be_i64(c, 0), 1);
 	LLVMValueRef one = be_f32c(c, 1.0), lr = hparam(c, hp, RT_HP_LR);
@@ -248,20 +265,21 @@ enum { KIND_SUMSQ = 1, KIND_NORM, KIND_ADAMW };
 static int add_entry(be_Module *m, int kind, int64_t n, bool decays, const char *step,
 		     const int64_t *argoff, uint32_t narg, int64_t out_nbytes, Diag *d)
 {
-	int64_t key[3] = {kind, n, decays};
+	bool masked = kind == KIND_ADAMW && narg == 7;
+	int64_t key[4] = {kind, n, decays, masked};
 	const be_KernelRec *r = be_kernel_find(m, key, sizeof key);
 	if (!r) {
 		char fname[48];
 		be_Kernel k = {0};
-		snprintf(fname, sizeof fname, "%s_%lld%s",
+		snprintf(fname, sizeof fname, "%s_%lld%s%s",
 			 kind == KIND_SUMSQ ? "optim_sumsq" : kind == KIND_NORM ? "optim_norm" : "optim_adamw",
-			 (long long)n, decays ? "_decay" : "");
+			 (long long)n, decays ? "_decay" : "", masked ? "_masked" : "");
 		if (kind == KIND_SUMSQ)
 			emit_sumsq(&m->c, fname, n, &k);
 		else if (kind == KIND_NORM)
 			emit_norm(&m->c, fname, n, &k);
 		else
-			emit_adamw(&m->c, fname, n, decays, &k);
+			emit_adamw(&m->c, fname, n, decays, masked, &k);
 		if (be_kernel_add(m, key, sizeof key, fname, &k))
 			return diag_error(d, noloc(), "out of memory");
 		r = &VEC_AT(m->kernel, be_KernelRec, m->kernel.len - 1);
@@ -282,6 +300,17 @@ static int add_entry(be_Module *m, int kind, int64_t n, bool decays, const char 
 	return 0;
 }
 
+/* The arena offset of param p's MASK value, or -1 for a dense param. */
+static int64_t mask_offset(const Graph *g, ValId p)
+{
+	for (ValId v = p + 1; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op == OP_MASK && n->name == ir_node(g, p)->name)
+			return n->offset;
+	}
+	return -1;
+}
+
 static int plan(be_Update *u, const Graph *g, bool decay_all, Diag *d)
 {
 	int64_t at = align64(g->arena_size);
@@ -297,6 +326,7 @@ static int plan(be_Update *u, const Graph *g, bool decay_all, Diag *d)
 		op->param = gp->param;
 		op->grad = gp->grad;
 		op->decay = be_param_decays(g, gp->param, decay_all);
+		op->mask_off = mask_offset(g, gp->param);
 		op->m_off = at;
 		at += align64(n > 0 ? n * 4 : 1);
 		op->v_off = at;
@@ -336,10 +366,11 @@ int be_emit_update(be_Module *m, const Graph *g, Diag *d)
 		const be_OptParam *op = &VEC_AT(u->param, be_OptParam, i);
 		const Node *p = ir_node(g, op->param);
 		int64_t n = ir_numel(&p->shape);
-		int64_t arg[6] = {p->offset, ir_node(g, op->grad)->offset, op->m_off, op->v_off,
-				  u->hp_off, u->clip_off};
+		int64_t arg[7] = {p->offset, ir_node(g, op->grad)->offset, op->m_off, op->v_off,
+				  u->hp_off, u->clip_off, op->mask_off};
 		snprintf(step, sizeof step, "adamw.%s", ir_str(g, p->name));
-		if (add_entry(m, KIND_ADAMW, n, op->decay, step, arg, 6, n * 4, d))
+		if (add_entry(m, KIND_ADAMW, n, op->decay, step, arg, op->mask_off >= 0 ? 7 : 6,
+			      n * 4, d))
 			return -1;
 	}
 	return 0;

@@ -13,7 +13,8 @@
  * (rt_Step.out_nbytes, out_dtype, out_masks for causal masks); entries of
  * identical kernels call the same function. phase_start follows the
  * entries' phases (compile.c). Slots: every param (with rt_Slot.decay) and
- * input, each named output, the loss ("loss"), then for training graphs
+ * input, "<param>.mask" for every MASK (with its bits: rt_Slot.bits), each
+ * named output, the loss ("loss"), then for training graphs
  * "<param>.grad" for every GradPair (rt_Slot.param = the param's slot; two
  * params sharing one gradient value get a slot each at the same offset),
  * and with the optimizer "<param>.exp_avg", "<param>.exp_avg_sq" and
@@ -147,6 +148,36 @@ static int add_update_slot(rt_Program *p, const Graph *g, ValId v, int64_t n, co
 	return 0;
 }
 
+/* "<param>.mask" for a MASK node: the f32 value in the arena, and the bits
+ * the runtime writes there when the program is bound. The param comes
+ * before its mask (prune.c puts the mask right after it). */
+static int add_mask_slot(rt_Program *p, const Graph *g, ValId v, const int32_t *pslot, Diag *d)
+{
+	const Node *n = ir_node(g, v);
+	const char *pname = ir_str(g, n->name);
+	ValId pv = ir_find_param(g, pname);
+	const Mask *m = pv == VAL_NONE ? NULL : ir_find_mask(g, pv);
+	if (!m || !m->bits)
+		return diag_error(d, n->loc, "the mask of '%s' is to be supplied (IR text carries "
+				  "no mask bits)", pname);
+	if (pslot[pv] < 0)
+		return diag_error(d, n->loc, "internal: the mask of '%s' comes before its param",
+				  pname);
+	char name[512];
+	snprintf(name, sizeof name, "%s.mask", pname);
+	rt_Slot s;
+	memset(&s, 0, sizeof s);
+	s.name = name;
+	s.kind = RT_SLOT_MASK;
+	shape_of(n, &s);
+	s.nbytes = ir_nbytes(g, v);
+	s.param = pslot[pv];
+	s.bits = m->bits;
+	if (rt_program_add_slot(p, &s))
+		return diag_error(d, n->loc, "out of memory");
+	return 0;
+}
+
 /* The slot index of each param value (pslot[v]), filled while adding. */
 static int add_slots(rt_Program *p, be_Module *m, const Graph *g, Diag *d)
 {
@@ -165,6 +196,8 @@ static int add_slots(rt_Program *p, be_Module *m, const Graph *g, Diag *d)
 		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, 0, false, d))
 			goto out;
 		if (n->op == OP_STATE && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_STATE, 0, false, d))
+			goto out;
+		if (n->op == OP_MASK && add_mask_slot(p, g, v, pslot, d))
 			goto out;
 	}
 	for (size_t i = 0; i < g->out.len; i++) {

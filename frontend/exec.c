@@ -238,6 +238,34 @@ static void exec_loss(Ev *ev, Stmt *s)
 	ev->g->loss = v.t;
 }
 
+/* sparsity t [dist] [on patterns]: recorded now, applied to the parameters
+ * when the model is complete (session.c), since a pattern may name
+ * parameters made further down. */
+static void exec_sparsity(Ev *ev, Stmt *s)
+{
+	Value v = fe_eval(ev, s->e);
+	if (v.kind == V_ERR)
+		return;
+	if (!fe_is_num(v) || !(fe_num(v) >= 0 && fe_num(v) <= 1)) {
+		char buf[64];
+		fe_fmt(v, buf, sizeof buf);
+		fe_error(ev, s->e->loc, "a sparsity target is a fraction of zeros in [0, 1], got %s",
+			 buf);
+		return;
+	}
+	SparsityRule *r = vec_push(&ev->sparsity, sizeof *r);
+	if (!r) {
+		fe_error(ev, s->loc, "out of memory");
+		return;
+	}
+	r->target = fe_num(v);
+	r->dist = s->dist ? (uint8_t)(s->dist - 1) : SD_UNIFORM;
+	r->pat = s->name;
+	r->patloc = s->nameloc;
+	r->npat = s->nname;
+	r->loc = s->loc;
+}
+
 static int want_int(Ev *ev, Expr *e, int64_t *out, const char *what)
 {
 	Value v = fe_eval(ev, e);
@@ -372,6 +400,7 @@ static void exec(Ev *ev, Stmt *s)
 	case S_IF: exec_if(ev, s); break;
 	case S_RETURN: exec_return(ev, s); break;
 	case S_ASSERT: exec_assert(ev, s); break;
+	case S_SPARSITY: exec_sparsity(ev, s); break;
 	}
 	ev->edepth--;
 }

@@ -105,6 +105,7 @@ typedef struct Block {
 
 typedef enum StmtKind {
 	S_EXPR, S_ASSIGN, S_INPUT, S_PARAM, S_OUTPUT, S_LOSS, S_FOR, S_IF, S_RETURN, S_ASSERT,
+	S_SPARSITY,
 } StmtKind;
 
 /* A dimension in an input declaration: a symbol (with an optional default)
@@ -119,14 +120,16 @@ struct Stmt {
 	uint8_t kind;         /* StmtKind */
 	bool frozen;          /* S_PARAM */
 	uint8_t dtype;        /* S_INPUT, S_PARAM */
+	uint8_t dist;         /* S_SPARSITY: SparseDist + 1, or 0 when not given */
 	SrcLoc loc;
-	const char **name;    /* S_ASSIGN targets; S_INPUT/S_PARAM/S_OUTPUT/S_FOR: name[0] */
+	const char **name;    /* S_ASSIGN targets; S_INPUT/S_PARAM/S_OUTPUT/S_FOR: name[0];
+	                       * S_SPARSITY: the name patterns after 'on' */
 	SrcLoc *nameloc;
 	int nname;
 	Expr **val;           /* S_ASSIGN, S_RETURN values; S_EXPR, S_LOSS, S_OUTPUT: val[0] */
 	int nval;
 	Expr *e, *e2;         /* S_FOR lo, hi; S_IF/S_ASSERT cond; S_ASSERT message;
-	                       * S_PARAM initialiser */
+	                       * S_PARAM initialiser; S_SPARSITY target */
 	Expr **dims;          /* S_PARAM shape */
 	DimDecl *dimdecl;     /* S_INPUT shape */
 	int ndim;
@@ -201,6 +204,17 @@ typedef struct Frame {
 	bool returned;
 } Frame;
 
+/* A `sparsity` statement as executed: applied to the parameters once the
+ * whole model exists (session.c). npat == 0: the default coverage. */
+typedef struct SparsityRule {
+	double target;
+	uint8_t dist;         /* SparseDist */
+	const char **pat;
+	SrcLoc *patloc;
+	int npat;
+	SrcLoc loc;
+} SparsityRule;
+
 typedef struct Ev {
 	Graph *g;
 	Diag *d;
@@ -219,6 +233,7 @@ typedef struct Ev {
 	ValId *ptab;          /* parameters by name (eval.c), nptab slots */
 	size_t nptab, nparam;
 	const Func *model;
+	Vec sparsity;         /* SparsityRule, in execution order */
 } Ev;
 
 /* eval.c */

@@ -652,8 +652,88 @@ fail:
 	return -1;
 }
 
+/* `sparsity` is a keyword only at the start of a statement in a model body
+ * and when what follows cannot continue an expression statement, so a
+ * variable called sparsity (sparsity = 0.5, f(sparsity)) still works. */
+static bool at_sparsity(Parser *p, const Token *t)
+{
+	if (t->kind != T_IDENT || strcmp(t->text, "sparsity") || !p->in_model)
+		return false;
+	const Token *u = peek2(p);
+	return !u->nl_before && u->kind != T_ASSIGN && u->kind != T_COMMA &&
+	       u->kind != T_LPAREN && u->kind != T_DOT && u->kind != T_LBRACK &&
+	       u->kind != T_SEMI && u->kind != T_RBRACE && u->kind != T_EOF;
+}
+
+/* pattern = STRING | a run of tokens with no space between them (h.*.attn.*) */
+static int sparsity_pattern(Parser *p, const char **out, SrcLoc *loc)
+{
+	Token *first = peek(p);
+	*loc = first->loc;
+	if (first->kind == T_STRING) {
+		*out = next(p)->text;
+		return 0;
+	}
+	if (first->nl_before || first->kind == T_COMMA || first->kind == T_SEMI ||
+	    first->kind == T_RBRACE || first->kind == T_EOF)
+		return error_at(p, first->loc, "expected a parameter name pattern after 'on' "
+				"(like h.*.attn.*), got %s", describe(p, first));
+	Token *last = next(p);
+	while (!at(p, T_EOF) && peek(p)->off == last->off + last->loc.len &&
+	       !at(p, T_COMMA) && !at(p, T_SEMI) && !at(p, T_RBRACE))
+		last = next(p);
+	size_t n = last->off + last->loc.len - first->off;
+	if (!(*out = arena_strndup(p->a, p->src->text + first->off, n)))
+		return error_at(p, first->loc, "out of memory");
+	loc->len = (uint32_t)n;
+	return 0;
+}
+
+/* sparsity = 'sparsity' expr [ 'uniform' | 'erk' ] [ 'on' pattern { ',' pattern } ] */
+static int sparsity_stmt(Parser *p, Stmt *s)
+{
+	if (!(s->e = expr(p)))
+		return -1;
+	Token *t = peek(p);
+	if (t->kind == T_IDENT && !t->nl_before && strcmp(t->text, "on")) {
+		for (int k = 0; k < SD_COUNT; k++)
+			if (!strcmp(t->text, ir_sparse_dist_name[k]))
+				s->dist = (uint8_t)(k + 1);
+		if (!s->dist)
+			return error_at(p, t->loc, "unknown sparsity distribution '%s' (uniform or "
+					"erk)", t->text);
+		next(p);
+		t = peek(p);
+	}
+	if (!(t->kind == T_IDENT && !t->nl_before && !strcmp(t->text, "on")))
+		return 0;
+	next(p);
+	Vec pat = {0}, loc = {0};
+	do {
+		const char *x;
+		SrcLoc l;
+		SrcLoc *lp;
+		if (sparsity_pattern(p, &x, &l) || !push_ptr(p, &pat, (void *)x) ||
+		    !(lp = vec_push(&loc, sizeof *lp))) {
+			vec_free(&pat);
+			vec_free(&loc);
+			return -1;
+		}
+		*lp = l;
+	} while (accept(p, T_COMMA));
+	s->nname = (int)pat.len;
+	s->name = freeze(p, &pat, sizeof(char *));
+	s->nameloc = freeze(p, &loc, sizeof(SrcLoc));
+	return 0;
+}
+
 static int stmt_body(Parser *p, Stmt *s, Token *t)
 {
+	if (at_sparsity(p, t)) {
+		next(p);
+		s->kind = S_SPARSITY;
+		return sparsity_stmt(p, s);
+	}
 	switch (t->kind) {
 	case T_INPUT:
 	case T_OUTPUT:
@@ -770,7 +850,8 @@ static void sync(Parser *p, int start)
 	}
 }
 
-/* stmt = input | param | output | loss | for | if | return | assert | assign | expr */
+/* stmt = input | param | output | loss | sparsity | for | if | return | assert | assign
+ *      | expr */
 static Stmt *stmt(Parser *p)
 {
 	Token *t = peek(p);

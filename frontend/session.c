@@ -156,6 +156,68 @@ static int apply_freeze(Graph *g, const fe_Options *o, Diag *d)
 	return r;
 }
 
+/* A param a name pattern may make sparse: a matrix (or higher rank) that
+ * is not an embedding table. Vectors (norm scales, biases) and embeddings
+ * stay dense whatever the pattern says (docs/sparsity.md). */
+static bool sparse_eligible(const Graph *g, ValId v)
+{
+	const Node *n = ir_node(g, v);
+	if (n->op != OP_PARAM || n->shape.rank < 2)
+		return false;
+	for (ValId u = v + 1; u < ir_nnode(g); u++) {
+		const Node *r = ir_node(g, u);
+		if (r->op != OP_GATHER)
+			continue;
+		ValId t = ir_operand(g, r, 0);
+		while (ir_node(g, t)->op == OP_RESHAPE)
+			t = ir_operand(g, ir_node(g, t), 0);
+		if (t == v)
+			return false;
+	}
+	return true;
+}
+
+/* The model's `sparsity` statements, in order (a later one wins for the
+ * parameters it covers): each covered param gets a pending mask with the
+ * statement's target and distribution. */
+static int apply_sparsity(Graph *g, const Vec *rules, Diag *d)
+{
+	int rc = 0;
+	for (size_t i = 0; i < rules->len; i++) {
+		const SparsityRule *r = &VEC_AT(*rules, SparsityRule, i);
+		if (!r->npat) {
+			bool hit = false;
+			for (ValId v = 0; v < ir_nnode(g); v++)
+				if (ir_sparse_candidate(g, v)) {
+					if (!ir_set_mask(g, v, r->target, (SparseDist)r->dist))
+						return diag_error(d, r->loc, "out of memory");
+					hit = true;
+				}
+			if (!hit)
+				rc = diag_error(d, r->loc, "sparsity: the model has no weight matrix "
+						"read by a matmul to make sparse");
+			continue;
+		}
+		for (int k = 0; k < r->npat; k++) {
+			bool hit = false;
+			for (ValId v = 0; v < ir_nnode(g); v++) {
+				const Node *n = ir_node(g, v);
+				if (n->op != OP_PARAM || fnmatch(r->pat[k], ir_str(g, n->name), 0) ||
+				    !sparse_eligible(g, v))
+					continue;
+				if (!ir_set_mask(g, v, r->target, (SparseDist)r->dist))
+					return diag_error(d, r->patloc[k], "out of memory");
+				hit = true;
+			}
+			if (!hit)
+				rc = diag_error(d, r->patloc[k], "sparsity: '%s' matches no weight matrix "
+						"of the model (vectors and embedding tables stay dense)",
+						r->pat[k]);
+		}
+	}
+	return rc;
+}
+
 static int compile(fe_Session *s, Source *src, const fe_Options *o, Graph **out, Diag *d)
 {
 	static const fe_Options none;
@@ -194,6 +256,8 @@ static int compile(fe_Session *s, Source *src, const fe_Options *o, Graph **out,
 	r = fe_eval_model(&ev, model);
 	if (r == 0 && d->nerror == nerr && apply_freeze(ev.g, o, d))
 		r = -1;
+	if (r == 0 && d->nerror == nerr && apply_sparsity(ev.g, &ev.sparsity, d))
+		r = -1;
 	if (d->nerror != nerr)
 		r = -1;
 done:
@@ -203,6 +267,7 @@ done:
 		ir_graph_destroy(ev.g);
 	}
 	vec_free(&ev.global);
+	vec_free(&ev.sparsity);
 	mem_free(ev.def_used);
 	mem_free(ev.ptab);
 	arena_free(&a);

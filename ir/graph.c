@@ -33,7 +33,7 @@ unsigned ir_attrs(const Node *n)
 		       (n->init == INIT_NORMAL ? IRA_VALUE : 0);
 	case OP_CONST: return IRA_DTYPE | IRA_SHAPE | IRA_VALUE;
 	case OP_IOTA: case OP_IOTA_OFFSET: return IRA_DTYPE | IRA_SHAPE;
-	case OP_STATE: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
+	case OP_STATE: case OP_MASK: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
 	case OP_CAST: return IRA_DTYPE;
 	case OP_SUM: case OP_MEAN: case OP_MAX: return IRA_AXIS;
 	case OP_RESHAPE: return IRA_SHAPE;
@@ -83,6 +83,8 @@ void ir_graph_destroy(Graph *g)
 	mem_free(g->str_index);
 	vec_free(&g->bind);
 	vec_free(&g->grad);
+	ir_clear_masks(g);
+	vec_free(&g->mask);
 	arena_free(&g->arena);
 	mem_free(g);
 }
@@ -231,6 +233,84 @@ int ir_bind(Graph *g, const char *name, int64_t value)
 	b->name = id;
 	b->value = value;
 	return 0;
+}
+
+const char *const ir_sparse_dist_name[SD_COUNT] = {"uniform", "erk"};
+
+Mask *ir_find_mask(const Graph *g, ValId p)
+{
+	for (size_t i = 0; i < g->mask.len; i++)
+		if (VEC_AT(g->mask, Mask, i).param == p)
+			return &VEC_AT(g->mask, Mask, i);
+	return NULL;
+}
+
+Mask *ir_set_mask(Graph *g, ValId p, double target, SparseDist dist)
+{
+	Mask *m = ir_find_mask(g, p);
+	if (!m && !(m = vec_push(&g->mask, sizeof *m)))
+		return NULL;
+	mem_free(m->bits);
+	memset(m, 0, sizeof *m);
+	m->param = p;
+	m->target = target;
+	m->dist = (uint8_t)dist;
+	m->nkept = -1;
+	return m;
+}
+
+int ir_mask_set_bits(Mask *m, const uint8_t *bits, int64_t numel)
+{
+	uint8_t *copy = mem_alloc(numel > 0 ? (size_t)numel : 1);
+	if (!copy)
+		return -1;
+	int64_t kept = 0;
+	for (int64_t i = 0; i < numel; i++) {
+		copy[i] = bits[i] != 0;
+		kept += copy[i];
+	}
+	mem_free(m->bits);
+	m->bits = copy;
+	m->nkept = kept;
+	m->hash = hash128(copy, (size_t)numel);
+	return 0;
+}
+
+void ir_clear_masks(Graph *g)
+{
+	for (size_t i = 0; i < g->mask.len; i++)
+		mem_free(VEC_AT(g->mask, Mask, i).bits);
+	g->mask.len = 0;
+}
+
+/* v, looking through reshapes and a mask product mul(param, mask). */
+static ValId through(const Graph *g, ValId v)
+{
+	for (;;) {
+		const Node *n = ir_node(g, v);
+		if (n->op == OP_RESHAPE)
+			v = ir_operand(g, n, 0);
+		else if (n->op == OP_MUL && ir_node(g, ir_operand(g, n, 1))->op == OP_MASK)
+			v = ir_operand(g, n, 0);
+		else
+			return v;
+	}
+}
+
+bool ir_sparse_candidate(const Graph *g, ValId p)
+{
+	const Node *pn = ir_node(g, p);
+	if (pn->op != OP_PARAM || pn->shape.rank != 2)
+		return false;
+	bool matmul_b = false;
+	for (ValId u = p + 1; u < ir_nnode(g); u++) {
+		const Node *n = ir_node(g, u);
+		if (n->op == OP_GATHER && through(g, ir_operand(g, n, 0)) == p)
+			return false;
+		if (n->op == OP_MATMUL && through(g, ir_operand(g, n, 1)) == p)
+			matmul_b = true;
+	}
+	return matmul_b;
 }
 
 ValId ir_add(Graph *g, const Node *tmpl, const ValId *args, uint32_t nargs, Diag *d)

@@ -466,6 +466,16 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 		for (int64_t i = 0; i < numel; i++)
 			out[i] = n->dtype == DT_F32 ? n->value : trunc(n->value);
 		return 0;
+	case OP_MASK: {
+		ValId p = ir_find_param(x->g, ir_str(x->g, n->name));
+		const Mask *m = p == VAL_NONE ? NULL : ir_find_mask(x->g, p);
+		if (!m || !m->bits)
+			return diag_error(x->d, n->loc, "the mask of \"%s\" is to be supplied (the "
+					  "IR text carries no mask bits)", ir_str(x->g, n->name));
+		for (int64_t i = 0; i < numel; i++)
+			out[i] = m->bits[i] ? 1.0 : 0.0;
+		return 0;
+	}
 	case OP_IOTA:
 		for (int64_t i = 0; i < numel; i++)
 			out[i] = (double)i;

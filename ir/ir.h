@@ -88,6 +88,33 @@ typedef struct GradPair {
 	ValId param, grad;
 } GradPair;
 
+/* Sparsity (docs/sparsity.md). How a target is spread over the params of
+ * one distribution group: uniform gives each param the target itself;
+ * erk (Erdős–Rényi-kernel, RigL) gives param [n_in, n_out] a density
+ * proportional to (n_in + n_out) / (n_in * n_out), scaled so the group's
+ * overall density is 1 - target (passes/prune.c has the exact rule). */
+typedef enum SparseDist { SD_UNIFORM, SD_ERK, SD_COUNT } SparseDist;
+
+/* The mask of one sparse param. The frontend records the target; the prune
+ * pass decides the pattern. Three states:
+ *   pending    nkept < 0: a target only, no pattern yet;
+ *   decided    nkept >= 0 and bits: the pattern, bits[i] = 1 keeps element
+ *              i (row-major) of the param, 0 prunes it;
+ *   to supply  nkept >= 0 and bits == NULL: a pattern read back from
+ *              printed IR, which records its count and hash but not the
+ *              bits; such a graph verifies and prints, but cannot run
+ *              until someone supplies the bits (ir_mask_set_bits).
+ * hash is xxh3-128 of the numel bytes of bits (0/1): it stands for the
+ * pattern in ir_hash, so two graphs with different masks never share code. */
+typedef struct Mask {
+	ValId param;
+	double target;        /* fraction of zeros asked for, in [0, 1] */
+	uint8_t dist;         /* SparseDist */
+	uint8_t *bits;        /* numel bytes (mem_alloc'd, owned by the graph) or NULL */
+	int64_t nkept;        /* ones in the pattern; -1 while pending */
+	Hash128 hash;         /* of bits; valid when nkept >= 0 */
+} Mask;
+
 typedef struct Graph {
 	Vec node;             /* Node */
 	Vec arg;              /* ValId */
@@ -99,6 +126,8 @@ typedef struct Graph {
 	ValId loss;           /* VAL_NONE when the model has no loss */
 	Vec grad;             /* GradPair, one per non-frozen param, in param
 	                       * order; empty until autodiff runs */
+	Vec mask;             /* Mask, at most one per param, in param order once
+	                       * the prune pass ran; empty for a dense model */
 	uint32_t model_name;  /* string id */
 	int64_t arena_size;   /* bytes, set by plan_memory */
 	Arena arena;          /* strings */
@@ -166,6 +195,20 @@ ValId ir_find_state(const Graph *g, const char *name);
 int ir_set_output(Graph *g, const char *name, ValId v);
 int ir_bind(Graph *g, const char *name, int64_t value);
 
+/* Masks (Graph.mask). ir_set_mask records or replaces the target of param
+ * p (a pending mask; any pattern it had is dropped). ir_mask_set_bits
+ * copies numel bytes (nonzero = kept, stored as 1) and sets nkept and
+ * hash. ir_find_mask: NULL if p has none. ir_clear_masks drops them all.
+ * ir_sparse_candidate: the default coverage of a sparsity target, a rank-2
+ * param read as operand B of a matmul (through reshapes, or through its
+ * mask product) and never as the table of a gather (an embedding). */
+extern const char *const ir_sparse_dist_name[SD_COUNT];
+Mask *ir_set_mask(Graph *g, ValId p, double target, SparseDist dist);
+Mask *ir_find_mask(const Graph *g, ValId p);
+int ir_mask_set_bits(Mask *m, const uint8_t *bits, int64_t numel);
+void ir_clear_masks(Graph *g);
+bool ir_sparse_candidate(const Graph *g, ValId p);
+
 /* Append a node: `tmpl` gives op, dtype (for sources and cast) and
  * attributes; its shape is computed by ir_infer_node (sources keep the shape
  * in tmpl). Returns the new value, or VAL_NONE with an error in d (the graph
@@ -224,8 +267,9 @@ char *ir_print(const Graph *g);               /* mem_free the result */
 int ir_parse(const Source *src, Graph **out, Diag *d);
 
 /* hash.c: structural hash (xxh3) over ops, dtypes, shapes, attributes,
- * operands, names, outputs, the loss and the gradient list; source locations
- * and memory offsets excluded. */
+ * operands, names, outputs, the loss, the gradient list and the masks
+ * (target, distribution, count and pattern hash); source locations and
+ * memory offsets excluded. */
 Hash128 ir_hash(const Graph *g);
 
 /* interp.c: the reference interpreter, plain C, slow, obviously correct.

@@ -58,7 +58,15 @@
  *                          IRA_SHAPE as iota; off an i32 scalar)
  *   causal_mask_offset x, off
  *                          x[...,T,S] with -inf where key j > query i + off,
- *                          off an i32 scalar (causal_mask is off = S - T) */
+ *                          off an i32 scalar (causal_mask is off = S - T)
+ *
+ * Sparsity (passes/prune.c, docs/sparsity.md):
+ *   mask "name"            f32, the shape of param "name": 1 where the
+ *                          param's entry is kept, 0 where it is pruned; the
+ *                          bits live in the graph's mask list (Graph.mask),
+ *                          not in the node, and the runtime fills the
+ *                          value once when a program is bound. Readers of
+ *                          a sparse param read mul(param, mask) instead. */
 #define IR_OPS(X)                                                                             \
 	/* sources: no operands */                                                            \
 	X(INPUT, "input", 0, OPF_SOURCE, "graph input, bound by name at run time")             \
@@ -111,7 +119,9 @@
 	X(STATE, "state", 0, OPF_SOURCE, "persistent tensor kept across runs, zero at start") \
 	X(CACHE_WRITE, "cache_write", 3, 0, "cache with x written at pos along axis -2")      \
 	X(IOTA_OFFSET, "iota_offset", 1, 0, "off, off+1, ..., off+n-1 (off an i32 scalar)")   \
-	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, "x[...,T,S], -inf where j > i+off")
+	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, "x[...,T,S], -inf where j > i+off") \
+	/* sparsity (docs/sparsity.md) */                                                     \
+	X(MASK, "mask", 0, OPF_SOURCE, "f32 0/1 mask of the named param (graph mask list)")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */

@@ -38,6 +38,12 @@ typedef struct Tok {
 	uint32_t line, col;
 } Tok;
 
+/* A mask node and its op token: its mask line comes later in the file. */
+typedef struct MaskRef {
+	ValId v;
+	struct Tok tok;
+} MaskRef;
+
 typedef struct Parser {
 	const Source *src;
 	const char *p, *end, *bol;  /* bol: beginning of the current line */
@@ -47,6 +53,7 @@ typedef struct Parser {
 	Diag *d;
 	Vec files;                  /* Source *, one per file named in a location */
 	Vec sbuf;                   /* decoded string literal */
+	Vec masknode;               /* MaskRef: mask nodes, checked at the end */
 	bool have_model, have_loss;
 } Parser;
 
@@ -530,7 +537,7 @@ static int parse_node(Parser *P)
 	Node n = {.op = (uint16_t)op};
 	if (next(P))
 		return -1;
-	if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE) {
+	if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_MASK) {
 		if (parse_string(P, &n.name))
 			return -1;
 	} else if (op == OP_CONST) {
@@ -583,6 +590,15 @@ static int parse_node(Parser *P)
 	got->loc = (SrcLoc){0};
 	if (comment.n && comment_loc(P, &comment, &got->loc))
 		goto done;
+	if (op == OP_MASK) {
+		MaskRef *r = vec_push(&P->masknode, sizeof *r);
+		if (!r) {
+			err(P, "out of memory");
+			goto done;
+		}
+		r->v = v;
+		r->tok = optok;
+	}
 	rc = 0;
 done:
 	vec_free(&args);
@@ -681,6 +697,90 @@ static int parse_grad(Parser *P)
 	return end_line(P, NULL);
 }
 
+/* key=int, for the mask line */
+static int parse_keyed_int(Parser *P, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (!is_word(P, key))
+		return err(P, "expected %s= here", key);
+	return next(P) || expect_punct(P, '=') || parse_int(P, lo, hi, out) ? -1 : 0;
+}
+
+/* mask := 'mask' string number dist [kept=int numel=int xxh3=hex] EOL
+ * The string names a param defined above, at most one mask per param. With
+ * kept= the pattern was decided but its bits are not in the text: the mask
+ * is read back "to supply" (docs/sparsity.md). */
+static int parse_mask(Parser *P)
+{
+	uint32_t name;
+	if (next(P))
+		return -1;
+	Tok nametok = P->t;
+	if (parse_string(P, &name))
+		return -1;
+	Graph *g = P->g;
+	ValId p = name ? ir_find_param(g, ir_str(g, name)) : VAL_NONE;
+	if (p == VAL_NONE || ir_find_mask(g, p)) {
+		P->t = nametok;
+		return err(P, "mask \"%s\" %s", ir_str(g, name), p == VAL_NONE ?
+			   "is not a param defined above" : "is given twice");
+	}
+	Tok tt = P->t;
+	double target;
+	if (parse_double(P, &target))
+		return -1;
+	if (!(target >= 0 && target <= 1)) {
+		P->t = tt;
+		return err(P, "a sparsity target must be in [0, 1]");
+	}
+	int dist;
+	for (dist = 0; dist < SD_COUNT; dist++)
+		if (is_word(P, ir_sparse_dist_name[dist]))
+			break;
+	if (dist == SD_COUNT)
+		return err(P, "expected a distribution (uniform or erk)");
+	if (next(P))
+		return -1;
+	Mask m = {.param = p, .target = target, .dist = (uint8_t)dist, .nkept = -1};
+	if (P->t.k == T_ID && is_word(P, "kept")) {
+		int64_t numel = ir_numel(&ir_node(g, p)->shape), n;
+		if (parse_keyed_int(P, "kept", 0, numel, &m.nkept))
+			return -1;
+		Tok nt = P->t;
+		if (parse_keyed_int(P, "numel", 0, INT64_MAX, &n))
+			return -1;
+		if (n != numel) {
+			P->t = nt;
+			return err(P, "param \"%s\" has %lld elements, not %lld", ir_str(g, name),
+				   (long long)numel, (long long)n);
+		}
+		if (!is_word(P, "xxh3"))
+			return err(P, "expected xxh3= here");
+		if (next(P) || expect_punct(P, '='))
+			return -1;
+		char hex[33];
+		if ((P->t.k != T_NUM && P->t.k != T_ID) || P->t.n != 32)
+			return err(P, "expected 32 hex digits");
+		memcpy(hex, P->t.s, 32);
+		hex[32] = 0;
+		uint64_t part[2] = {0, 0};
+		for (int i = 0; i < 32; i++) {
+			int h = hexval(hex[i]);
+			if (h < 0)
+				return err(P, "expected 32 hex digits");
+			part[i / 16] = part[i / 16] << 4 | (uint64_t)h;
+		}
+		m.hash.hi = part[0];
+		m.hash.lo = part[1];
+		if (next(P))
+			return -1;
+	}
+	Mask *slot = ir_set_mask(g, p, target, (SparseDist)dist);
+	if (!slot)
+		return err(P, "out of memory");
+	*slot = m;
+	return end_line(P, NULL);
+}
+
 /* model := 'model' string ['(' binding {',' binding} ')'] EOL
  * binding := (ident | string) '=' int */
 static int parse_model(Parser *P)
@@ -725,7 +825,25 @@ static int parse_model(Parser *P)
 	return end_line(P, NULL);
 }
 
-/* file := { [node | output | loss | grad | model] EOL } */
+/* Every mask node names a param that has a mask line, with its shape. */
+static int check_mask_nodes(Parser *P)
+{
+	Graph *g = P->g;
+	for (size_t i = 0; i < P->masknode.len; i++) {
+		const MaskRef *r = &VEC_AT(P->masknode, MaskRef, i);
+		const Node *n = ir_node(g, r->v);
+		ValId p = ir_find_param(g, ir_str(g, n->name));
+		if (p == VAL_NONE || !ir_find_mask(g, p) ||
+		    !ir_shape_eq(&ir_node(g, p)->shape, &n->shape)) {
+			P->t = r->tok;
+			return err(P, "mask \"%s\" needs a param of its shape with a mask line",
+				   ir_str(g, n->name));
+		}
+	}
+	return 0;
+}
+
+/* file := { [node | output | loss | grad | mask | model] EOL } */
 static int parse_file(Parser *P)
 {
 	if (next(P))
@@ -742,14 +860,17 @@ static int parse_file(Parser *P)
 			rc = parse_loss(P);
 		else if (is_word(P, "grad"))
 			rc = parse_grad(P);
+		else if (is_word(P, "mask"))
+			rc = parse_mask(P);
 		else if (is_word(P, "model"))
 			rc = parse_model(P);
 		else
-			rc = err(P, "expected a node (%%N = ...), output, loss, grad or model line");
+			rc = err(P, "expected a node (%%N = ...), output, loss, grad, mask or model "
+				 "line");
 		if (rc)
 			return -1;
 	}
-	return 0;
+	return check_mask_nodes(P);
 }
 
 int ir_parse(const Source *src, Graph **out, Diag *d)
@@ -765,6 +886,7 @@ int ir_parse(const Source *src, Graph **out, Diag *d)
 	int rc = parse_file(&P);
 	vec_free(&P.files);
 	vec_free(&P.sbuf);
+	vec_free(&P.masknode);
 	if (rc) {
 		ir_graph_destroy(P.g);
 		return -1;

@@ -7,6 +7,7 @@
  *   output "logits" = %40
  *   loss = %55
  *   grad "wte.weight" = %97
+ *   mask "h.0.mlp.c_fc.weight" 0.75 uniform kept=16384 numel=65536 xxh3=...
  *
  * One node per line, numbered by its id, with exactly the attributes the op
  * carries (ir_attrs), its result type, and the source location as a trailing
@@ -183,6 +184,22 @@ char *ir_print(const Graph *g)
 		emit(&o, "grad ");
 		emit_str(&o, ir_str(g, ir_node(g, gp->param)->name));
 		emit(&o, " = %%%u\n", gp->grad);
+	}
+	/* The pattern itself is not printed (megabytes for a real model), only
+	 * its count and hash: the text reads back with the mask "to supply". */
+	for (size_t i = 0; i < g->mask.len; i++) {
+		const Mask *m = &VEC_AT(g->mask, Mask, i);
+		const Node *p = ir_node(g, m->param);
+		emit(&o, "mask ");
+		emit_str(&o, ir_str(g, p->name));
+		emit(&o, " %.17g %s", m->target, ir_sparse_dist_name[m->dist]);
+		if (m->nkept >= 0) {
+			char hex[33];
+			hash128_hex(m->hash, hex);
+			emit(&o, " kept=%lld numel=%lld xxh3=%s", (long long)m->nkept,
+			     (long long)ir_numel(&p->shape), hex);
+		}
+		emit(&o, "\n");
 	}
 	if (o.oom) {
 		vec_free(&o.v);

@@ -121,6 +121,10 @@ static int rule_source(Graph *g, Node *n, Diag *d)
 			return fail(d, n, "const must be f32 or i32, got %s",
 				    ir_dtype_name[n->dtype]);
 		break;
+	case OP_MASK:
+		if (n->dtype != DT_F32)
+			return fail(d, n, "mask must be f32, got %s", ir_dtype_name[n->dtype]);
+		break;
 	case OP_IOTA:
 		if (n->dtype != DT_F32 && n->dtype != DT_I32)
 			return fail(d, n, "iota must be f32 or i32, got %s", ir_dtype_name[n->dtype]);
@@ -129,7 +133,7 @@ static int rule_source(Graph *g, Node *n, Diag *d)
 		n->axis = 0;
 		break;
 	}
-	if ((n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) &&
+	if ((n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_MASK) &&
 	    (n->name == 0 || n->name >= g->str.len))
 		return fail(d, n, "%s needs a name", opname(n));
 	return 0;
@@ -630,11 +634,12 @@ static const Rule rule[] = {
 	[OP_MAX_GRAD] = rule_max_grad,
 	[OP_BROADCAST] = rule_broadcast,
 	[OP_STATE] = rule_source,
+	[OP_MASK] = rule_source,
 	[OP_CACHE_WRITE] = rule_cache_write,
 	[OP_IOTA_OFFSET] = rule_iota_offset,
 	[OP_CAUSAL_MASK_OFFSET] = rule_causal_mask_offset,
 };
-static_assert(OP_COUNT == 43, "add the new op's shape rule to rule[]");
+static_assert(OP_COUNT == 44, "add the new op's shape rule to rule[]");
 static_assert(sizeof rule / sizeof rule[0] == OP_COUNT, "rule[] covers every op");
 
 int ir_infer_node(Graph *g, Node *n, Diag *d)

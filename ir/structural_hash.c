@@ -108,6 +108,24 @@ Hash128 ir_hash(const Graph *g)
 			put_u64(&b, gp->grad);
 		}
 	}
+	/* Masks likewise only when present. The pattern enters through its
+	 * hash, which a mask read back from printed IR keeps without its bits,
+	 * so print and parse preserve the hash. */
+	if (g->mask.len) {
+		put_str(&b, "mask");
+		put_u64(&b, g->mask.len);
+		for (size_t i = 0; i < g->mask.len; i++) {
+			const Mask *m = &VEC_AT(g->mask, Mask, i);
+			put_u64(&b, m->param);
+			put_double(&b, m->target);
+			put_u64(&b, m->dist);
+			put_u64(&b, (uint64_t)m->nkept);
+			if (m->nkept >= 0) {
+				put_u64(&b, m->hash.lo);
+				put_u64(&b, m->hash.hi);
+			}
+		}
+	}
 	Hash128 h = b.oom ? hash128("", 0) : hash128(b.v.data, b.v.len);
 	vec_free(&b.v);
 	return h;

@@ -75,7 +75,7 @@ static int check_types(const Graph *g, ValId v, const Node *n, Diag *d)
 /* Quadratic, but graphs have thousands of nodes, not millions. */
 static int check_unique_name(const Graph *g, ValId v, const Node *n, Diag *d)
 {
-	if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE)
+	if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE && n->op != OP_MASK)
 		return 0;
 	for (ValId u = 0; u < v; u++) {
 		const Node *m = ir_node(g, u);
@@ -147,6 +147,55 @@ static int check_grads(const Graph *g, Diag *d)
 	return rc;
 }
 
+/* Each mask belongs to a distinct param, with a target in [0, 1] and a
+ * count that matches its bits; each MASK node names a param that has a
+ * mask, with the param's shape. */
+static int check_masks(const Graph *g, Diag *d)
+{
+	int rc = 0;
+	SrcLoc none = {0};
+	for (size_t i = 0; i < g->mask.len; i++) {
+		const Mask *m = &VEC_AT(g->mask, Mask, i);
+		if (m->param >= ir_nnode(g) || ir_node(g, m->param)->op != OP_PARAM) {
+			rc = diag_error(d, none, "mask %zu is for %%%u, not a param", i, m->param);
+			continue;
+		}
+		const Node *p = ir_node(g, m->param);
+		const char *name = p->name < g->str.len ? ir_str(g, p->name) : "?";
+		int64_t numel = ir_numel(&p->shape);
+		for (size_t j = 0; j < i; j++)
+			if (VEC_AT(g->mask, Mask, j).param == m->param)
+				rc = diag_error(d, p->loc, "param \"%s\" has two masks", name);
+		if (!(m->target >= 0 && m->target <= 1) || m->dist >= SD_COUNT)
+			rc = diag_error(d, p->loc, "the mask of \"%s\" has a bad target or "
+					"distribution", name);
+		if (m->nkept < -1 || m->nkept > numel || (m->bits && m->nkept < 0)) {
+			rc = diag_error(d, p->loc, "the mask of \"%s\" keeps %lld of %lld", name,
+					(long long)m->nkept, (long long)numel);
+			continue;
+		}
+		if (m->bits) {
+			int64_t k = 0;
+			for (int64_t e = 0; e < numel; e++)
+				k += m->bits[e] == 1 ? 1 : m->bits[e] ? numel + 1 : 0;
+			if (k != m->nkept)
+				rc = diag_error(d, p->loc, "the mask bits of \"%s\" do not give its "
+						"count %lld", name, (long long)m->nkept);
+		}
+	}
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op != OP_MASK || n->name == 0 || n->name >= g->str.len)
+			continue;
+		ValId p = ir_find_param(g, ir_str(g, n->name));
+		if (p == VAL_NONE || !ir_find_mask(g, p) ||
+		    !ir_shape_eq(&ir_node(g, p)->shape, &n->shape))
+			rc = diag_error(d, n->loc, "mask %%%u: \"%s\" is not a sparse param of its "
+					"shape", v, ir_str(g, n->name));
+	}
+	return rc;
+}
+
 int ir_verify(const Graph *g, Diag *d)
 {
 	int rc = 0;
@@ -168,6 +217,8 @@ int ir_verify(const Graph *g, Diag *d)
 	if (check_results(g, d))
 		rc = -1;
 	if (check_grads(g, d))
+		rc = -1;
+	if (!broken && check_masks(g, d))
 		rc = -1;
 	return rc;
 }

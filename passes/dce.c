@@ -20,8 +20,11 @@
  * writes matter only to later runs through the outputs that read the
  * cache, so when no output depends on a cache, its writes go too.
  *
+ * Masks (Graph.mask) stay with their params, which always live; a MASK
+ * node lives or dies with the products that read it.
+ *
  * Survivors keep their order and are renumbered densely; the operand list,
- * outputs, loss and gradients are rewritten to the new ids. Everything new is built
+ * outputs, loss, gradients and masks are rewritten to the new ids. Everything new is built
  * before the graph is touched, so on failure (out of memory) it is
  * unchanged. Assumes topological order (ir_verify). */
 #include "passes.h"
@@ -74,6 +77,11 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 			goto fail;
 		}
 	}
+	for (size_t i = 0; i < g->mask.len; i++)
+		if (VEC_AT(g->mask, Mask, i).param >= n) {
+			diag_error(d, (SrcLoc){0}, "internal: mask %zu is not for a value", i);
+			goto fail;
+		}
 	for (ValId v = 0; v < n; v++) {
 		const Node *nd = ir_node(g, v);
 		for (uint32_t i = 0; i < nd->narg; i++)
@@ -116,6 +124,10 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
 		gp->param = newid[gp->param];
 		gp->grad = newid[gp->grad];
+	}
+	for (size_t i = 0; i < g->mask.len; i++) {   /* params are always live */
+		Mask *m = &VEC_AT(g->mask, Mask, i);
+		m->param = newid[m->param];
 	}
 	vec_free(&g->node);
 	vec_free(&g->arg);

@@ -10,11 +10,38 @@
 
 #include "../ir/ir.h"
 
+/* prune.c's inputs beyond the graph (docs/sparsity.md). */
+typedef enum PruneMethod {
+	PRUNE_RANDOM,         /* seeded ranking: the masks of static sparse training */
+	PRUNE_MAGNITUDE,      /* keep the largest |w| of the given weights */
+} PruneMethod;
+typedef struct PruneTensor {
+	const char *name;     /* the param's name */
+	const void *data;     /* weights: f32; masks: u8, nonzero = kept */
+	int64_t numel;
+} PruneTensor;
+typedef struct PruneOptions {
+	double sparsity;      /* >= 0: the target of every covered param (with no
+	                       * sparsity statement: of the default coverage);
+	                       * < 0: the model's own statements */
+	int dist;             /* a SparseDist overriding the model's, or -1 */
+	bool dense;           /* drop every mask (dense fine-tuning) */
+	PruneMethod method;
+	uint64_t seed;        /* PRUNE_RANDOM */
+	const PruneTensor *weights;   /* PRUNE_MAGNITUDE: one per covered param */
+	int nweights;
+	const PruneTensor *masks;     /* supplied masks (a checkpoint's): they win */
+	int nmasks;
+} PruneOptions;
+/* The defaults: the model's statements, random masks with seed 0. */
+void pass_prune_defaults(PruneOptions *po);
+
 typedef struct PassOptions {
 	bool keep_loss;      /* keep the loss (evaluation: `mswc run` with targets) */
 	bool training;       /* keep the loss and build the backward graph */
 	bool verify;         /* run ir_verify after every pass (default in debug) */
 	int64_t alignment;   /* plan_memory: byte alignment of every buffer (64) */
+	const PruneOptions *prune;   /* prune: NULL = pass_prune_defaults */
 } PassOptions;
 
 typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);
@@ -28,6 +55,23 @@ int pass_infer_shapes(Graph *g, const PassOptions *o, Diag *d);
  * respect to every non-frozen param (docs/autodiff.md). No-op otherwise, or
  * when g->grad is already filled (IR printed after autodiff, read back). */
 int pass_autodiff(Graph *g, const PassOptions *o, Diag *d);
+
+/* prune.c: sparsity masks (docs/sparsity.md). Settles which params are
+ * sparse and at what target (the model's statements, overridden by
+ * o->prune), decides every pending mask's pattern (supplied masks first,
+ * then seeded random or magnitude ranking, exactly round(target * numel)
+ * zeros per param, ERK spreading its group's target), and rewrites the
+ * graph so every reader of a sparse param W reads mul(W, mask W) instead.
+ * Runs before autodiff, so gradients come out masked. A graph without
+ * masks and without a sparsity override is left exactly as it is. */
+int pass_prune(Graph *g, const PassOptions *o, Diag *d);
+/* One line per mask: name, numel, kept, achieved and target sparsity; then
+ * the total over the covered params. Prints nothing for a dense graph. */
+void pass_prune_report(const Graph *g, FILE *f);
+/* The ERK densities of n params of shapes dims[i][0..rank[i]) for an
+ * overall sparsity target (the RigL rule, capped at 1 and redistributed).
+ * Exported for tests and tools. */
+int pass_erk_density(const Shape *shape, int n, double target, double *density);
 
 /* dce.c: drop nodes that reach no output (nor the loss when training). */
 int pass_dce(Graph *g, const PassOptions *o, Diag *d);

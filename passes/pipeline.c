@@ -10,6 +10,7 @@
 
 const PassEntry pass_pipeline[] = {
 	{"infer_shapes", pass_infer_shapes},
+	{"prune", pass_prune},
 	{"autodiff", pass_autodiff},
 	{"dce", pass_dce},
 	{"plan_memory", pass_plan_memory},

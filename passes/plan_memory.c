@@ -89,7 +89,9 @@ static void liveness(Plan *p)
 		const Node *nd = ir_node(g, v);
 		p->root[v] = is_view(g, nd) ? p->root[ir_operand(g, nd, 0)] : v;
 		p->end[v] = v;
-		p->persist[v] = nd->op == OP_PARAM || nd->op == OP_INPUT || nd->op == OP_STATE;
+		/* A MASK is written once, when the program is bound (runtime). */
+		p->persist[v] = nd->op == OP_PARAM || nd->op == OP_INPUT || nd->op == OP_STATE ||
+				nd->op == OP_MASK;
 	}
 	for (uint32_t v = 0; v < p->n; v++) {
 		const Node *nd = ir_node(g, v);

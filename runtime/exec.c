@@ -82,6 +82,15 @@ int rt_exec_create(const rt_Program *p, rt_Pool *pool, rt_Exec **out, Diag *d)
 	memset(e->arena, 0, p->arena_size ? (size_t)p->arena_size : 1);
 	for (size_t i = 0; i < p->argoff.len; i++)
 		e->ptr[i] = e->arena + VEC_AT(p->argoff, int64_t, i);
+	/* Masks are constants of the program: written once, here. */
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
+		if (s->kind != RT_SLOT_MASK || s->dtype != RT_F32 || !s->bits)
+			continue;
+		float *m = (float *)(e->arena + s->offset);
+		for (int64_t k = 0; k < s->nbytes / 4; k++)
+			m[k] = s->bits[k] ? 1.0f : 0.0f;
+	}
 	*out = e;
 	return 0;
 oom:

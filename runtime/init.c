@@ -17,8 +17,10 @@
  *
  * all in IEEE double until the final rounding to f32. Zeros and ones are
  * fills; slots whose initialiser is "none" (values come from a checkpoint)
- * are left alone. The work is split over the exec's pool in chunks of pairs,
- * which the kernel contract makes deterministic. */
+ * are left alone. Sparse params are then pruned (rt_apply_masks): a kept
+ * weight has its dense value, a pruned one is zero. The work is split over
+ * the exec's pool in chunks of pairs, which the kernel contract makes
+ * deterministic. */
 #include "rt.h"
 
 #include <math.h>
@@ -134,5 +136,8 @@ int rt_init_params(rt_Exec *e, uint64_t seed)
 				    (npair + PAIRS_PER_TASK - 1) / PAIRS_PER_TASK);
 		}
 	}
+	/* Drawn densely, then pruned: a kept weight has the value it would
+	 * have in the dense model with the same seed. */
+	rt_apply_masks(e);
 	return 0;
 }

@@ -5,7 +5,8 @@
  * tests fill it by hand with C kernels. Adding a step or slot copies every
  * string and array handed in, so callers may pass temporaries. Malformed
  * additions (no kernel, no output operand, rank too large, a slot name
- * already used for a different tensor) are refused with -1 and leave the
+ * already used for a different tensor, mask bits that do not fit the
+ * slot) are refused with -1 and leave the
  * program unchanged; rt_exec_create checks the rest
  * (offsets inside the arena) against the final arena size. */
 #include "rt.h"
@@ -23,8 +24,10 @@ void rt_program_destroy(rt_Program *p)
 		return;
 	for (size_t i = 0; i < p->step.len; i++)
 		mem_free(VEC_AT(p->step, rt_Step, i).name);
-	for (size_t i = 0; i < p->slot.len; i++)
+	for (size_t i = 0; i < p->slot.len; i++) {
 		mem_free(VEC_AT(p->slot, rt_Slot, i).name);
+		mem_free(VEC_AT(p->slot, rt_Slot, i).bits);
+	}
 	vec_free(&p->step);
 	vec_free(&p->argoff);
 	vec_free(&p->slot);
@@ -48,14 +51,25 @@ int rt_program_add_slot(rt_Program *p, const rt_Slot *s)
 	if (!s->name || s->rank > RT_MAX_RANK || s->dtype >= RT_DTYPE_COUNT ||
 	    (old && !same_tensor(old, s)))
 		return -1;
+	/* A mask's bits: one byte per element of the slot's shape. */
+	int64_t numel = 1;
+	for (int i = 0; i < s->rank; i++)
+		numel *= s->dim[i];
+	if (s->bits && (s->kind != RT_SLOT_MASK || numel * rt_dtype_size(s->dtype) != s->nbytes))
+		return -1;
 	char *name = mem_strdup(s->name);
-	rt_Slot *slot = name ? vec_push(&p->slot, sizeof *slot) : NULL;
+	uint8_t *bits = s->bits ? mem_alloc(numel > 0 ? (size_t)numel : 1) : NULL;
+	rt_Slot *slot = name && (bits || !s->bits) ? vec_push(&p->slot, sizeof *slot) : NULL;
 	if (!slot) {
 		mem_free(name);
+		mem_free(bits);
 		return -1;
 	}
+	if (bits)
+		memcpy(bits, s->bits, (size_t)numel);
 	*slot = *s;
 	slot->name = name;
+	slot->bits = bits;
 	return 0;
 }
 

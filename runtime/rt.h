@@ -49,6 +49,8 @@ typedef enum rt_SlotKind {
 	RT_SLOT_OPTIM,        /* "<param>.exp_avg", "<param>.exp_avg_sq": AdamW moments */
 	RT_SLOT_HPARAMS,      /* "optim.hparams": f32[RT_HP_COUNT], see rt_HParam */
 	RT_SLOT_STATE,        /* persistent across runs, not trained or saved (e.g. a KV cache) */
+	RT_SLOT_MASK,         /* "<param>.mask": the f32 0/1 mask of a sparse param, filled
+	                       * from rt_Slot.bits when the program is bound (docs/sparsity.md) */
 } rt_SlotKind;
 
 /* The optimiser's scalars, one f32 each in the "optim.hparams" slot. The
@@ -81,7 +83,8 @@ typedef struct rt_Slot {
 	uint8_t init;     /* params: 0 none, 1 normal(0, init_std), 2 zeros, 3 ones */
 	bool frozen;
 	bool decay;       /* params: AdamW applies weight decay (rank >= 2, not an embedding) */
-	int32_t param;    /* grad and optimiser slots: index of their param's slot (else unused) */
+	int32_t param;    /* grad, optimiser and mask slots: index of their param's slot */
+	uint8_t *bits;    /* mask slots: numel bytes, 1 = kept (owned by the program) */
 	double init_std;
 	int64_t dim[RT_MAX_RANK];
 	int64_t offset, nbytes;
@@ -115,7 +118,7 @@ typedef struct rt_Program {
 /* program.c */
 rt_Program *rt_program_create(void);
 void rt_program_destroy(rt_Program *p);
-int rt_program_add_slot(rt_Program *p, const rt_Slot *s); /* copies s->name */
+int rt_program_add_slot(rt_Program *p, const rt_Slot *s); /* copies s->name and s->bits */
 int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
 			uint32_t narg, const char *name, double flops);
 const rt_Slot *rt_program_find(const rt_Program *p, const char *name);
@@ -224,9 +227,30 @@ const rt_NamedTensor *rt_tensorfile_find(const rt_TensorFile *f, const char *nam
 
 /* weights.c: move parameters between an exec's arena and a safetensors file.
  * Loading checks that every parameter is present with the right dtype and
- * shape, and reports unknown tensors in the file as errors. */
+ * shape, and reports unknown tensors in the file as errors. Masks: saving
+ * writes "<param>.mask" (U8) beside each sparse param; loading checks a
+ * file's mask against the program's (they must be equal: the masks were
+ * compiled in), ignores the masks of params the program keeps dense
+ * (dense fine-tuning), and zeroes the pruned weights (rt_apply_masks). */
 int rt_load_params(rt_Exec *e, const char *path, Diag *d);
 int rt_save_params(rt_Exec *e, const char *path, Diag *d);
+
+/* sparsity.c: the runtime half of static sparsity (docs/sparsity.md). A
+ * program compiled with masks has an RT_SLOT_MASK "<param>.mask" per sparse
+ * param; rt_exec_create fills it from the slot's bits. rt_apply_masks sets
+ * every pruned weight to exactly +0.0 (init and loading call it, so stored
+ * weights are zero where masked from the start). rt_mask_tensors gives U8
+ * views (1 = kept) of the program's masks named "<param>.mask", for
+ * checkpoints that PyTorch reads beside the weights; *out is mem_calloc'd
+ * (mem_free it), its data points into the program. rt_is_mask_name: does
+ * the name end in ".mask"? rt_sparsity_check counts the exact zeros of a
+ * param slot and the positions where a pruned weight is not zero (tests
+ * and tools check the invariant with it). */
+void rt_apply_masks(rt_Exec *e);
+int rt_mask_tensors(const rt_Program *p, rt_NamedTensor **out, int *n);
+bool rt_is_mask_name(const char *name);
+int rt_sparsity_check(rt_Exec *e, const char *param, int64_t *zeros, int64_t *bad);
+
 
 /* --- Training data, checkpoints, sampling, metrics (docs/runtime.md,
  * "Training data, checkpoints, sampling"). --- */

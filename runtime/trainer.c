@@ -36,8 +36,9 @@ struct rt_Trainer {
 	int64_t step;
 	int32_t *tokens, *targets;
 	float *loss, *hp;
-	rt_NamedTensor *model, *optim;   /* views of the param / moment slots, for saving */
-	int nmodel, noptim;
+	rt_NamedTensor *model, *optim;   /* views of the param / moment slots, for saving;
+	                                  * model[nmodel .. nmodel + nmask) are the masks (U8) */
+	int nmodel, noptim, nmask;
 	Vec grad;                        /* const rt_Slot *: the gradients to scan */
 };
 
@@ -226,6 +227,22 @@ static int collect(rt_Trainer *t, rt_SlotKind kind, rt_NamedTensor **out, int *n
 	return 0;
 }
 
+/* Checkpoints hold each sparse param's mask beside it (U8 "<param>.mask"),
+ * so last.safetensors loads in PyTorch with its masks. collect made room
+ * for one entry per slot, so the masks fit after the params. */
+static int add_masks(rt_Trainer *t)
+{
+	rt_NamedTensor *m;
+	int n;
+	if (rt_mask_tensors(t->p, &m, &n))
+		return -1;
+	for (int i = 0; i < n; i++)
+		t->model[t->nmodel + i] = m[i];
+	t->nmask = n;
+	mem_free(m);
+	return 0;
+}
+
 static int collect_grads(rt_Trainer *t)
 {
 	for (size_t i = 0; i < t->p->slot.len; i++) {
@@ -265,7 +282,8 @@ int rt_trainer_create(rt_Exec *e, const rt_Data *data, const rt_TrainConfig *c, 
 	t->loss = slot_data(t, find_kind(p, RT_SLOT_LOSS));
 	t->hp = slot_data(t, rt_program_find(p, "optim.hparams"));
 	if (collect(t, RT_SLOT_PARAM, &t->model, &t->nmodel) ||
-	    collect(t, RT_SLOT_OPTIM, &t->optim, &t->noptim) || collect_grads(t)) {
+	    collect(t, RT_SLOT_OPTIM, &t->optim, &t->noptim) || collect_grads(t) ||
+	    add_masks(t)) {
 		rt_trainer_destroy(t);
 		return diag_error(d, (SrcLoc){0}, "out of memory");
 	}
@@ -305,8 +323,21 @@ static int same_layout(const rt_Tensor *a, const rt_Tensor *b)
 
 /* Check every slot view against the file first (all problems reported),
  * copy only when all agree. */
-static int restore(const rt_NamedTensor *dst, int n, const rt_TensorFile *f, const char *what,
-		   const char *dir, Diag *d)
+static bool same_mask(const rt_Tensor *a, const rt_Tensor *b)
+{
+	if (!same_layout(a, b))
+		return false;
+	const uint8_t *x = a->data, *y = b->data;
+	for (int64_t k = 0; k < rt_numel(a); k++)
+		if ((x[k] != 0) != (y[k] != 0))
+			return false;
+	return true;
+}
+
+/* masks: the program's masks (checked against the file's), or NULL when a
+ * ".mask" tensor in the file is as unknown as any other. */
+static int restore(const rt_NamedTensor *dst, int n, const rt_NamedTensor *masks, int nmask,
+		   const rt_TensorFile *f, const char *what, const char *dir, Diag *d)
 {
 	int bad = 0;
 	for (int i = 0; i < n; i++) {
@@ -321,6 +352,15 @@ static int restore(const rt_NamedTensor *dst, int n, const rt_TensorFile *f, con
 		bool known = false;
 		for (int j = 0; j < n && !known; j++)
 			known = !strcmp(f->tensor[i].name, dst[j].name);
+		if (!known && masks && rt_is_mask_name(f->tensor[i].name)) {
+			/* The program's own mask, or the mask of a param kept dense. */
+			known = true;
+			for (int j = 0; j < nmask; j++)
+				if (!strcmp(f->tensor[i].name, masks[j].name) &&
+				    !same_mask(&masks[j].t, &f->tensor[i].t))
+					bad = rt_file_error(d, dir, "mask '%s' differs from the one the "
+							    "model was compiled with", masks[j].name);
+		}
 		if (!known)
 			bad = rt_file_error(d, dir, "%s '%s' is not in this model (another model or "
 					    "other frozen parameters?)", what, f->tensor[i].name);
@@ -335,9 +375,11 @@ static int restore(const rt_NamedTensor *dst, int n, const rt_TensorFile *f, con
 
 int rt_trainer_resume(rt_Trainer *t, const rt_Checkpoint *ck, Diag *d)
 {
-	if (restore(t->model, t->nmodel, &ck->model, "parameter", ck->dir, d) ||
-	    restore(t->optim, t->noptim, &ck->optim, "optimiser state", ck->dir, d))
+	if (restore(t->model, t->nmodel, t->model + t->nmodel, t->nmask, &ck->model, "parameter",
+		    ck->dir, d) ||
+	    restore(t->optim, t->noptim, NULL, 0, &ck->optim, "optimiser state", ck->dir, d))
 		return -1;
+	rt_apply_masks(t->e);
 	t->step = ck->step;
 	return 0;
 }
@@ -489,8 +531,8 @@ int rt_trainer_save(rt_Trainer *t, Diag *d)
 	}
 	cfg[strlen(cfg) - 1] = 0;
 	snprintf(state, n, "%s,\"rows_read\":%" PRId64 "}", cfg, t->step * c->batch);
-	int rc = rt_checkpoint_save(c->run_dir, t->step, t->model, t->nmodel, t->optim, t->noptim,
-				    state, c->keep, d);
+	int rc = rt_checkpoint_save(c->run_dir, t->step, t->model, t->nmodel + t->nmask, t->optim,
+				    t->noptim, state, c->keep, d);
 	mem_free(state);
 	mem_free(cfg);
 	return rc;

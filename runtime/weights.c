@@ -7,7 +7,11 @@
  * untouched. Hugging Face GPT-2 files carry two non-parameter buffers per
  * layer, "*.attn.bias" (the causal mask) and "*.attn.masked_bias"; those
  * are skipped silently. Saving writes every parameter slot, with the
- * metadata {"format":"pt"} that Hugging Face loaders expect. */
+ * metadata {"format":"pt"} that Hugging Face loaders expect, and each
+ * sparse param's mask as a U8 tensor "<param>.mask" (1 = kept) beside it.
+ * A file's masks must equal the program's, except that the masks of params
+ * the program keeps dense are ignored (dense fine-tuning from a sparse
+ * checkpoint); after loading, pruned weights are set to zero. */
 #include "rt.h"
 
 #include <string.h>
@@ -43,6 +47,38 @@ static int same_shape(const rt_Tensor *a, const rt_Tensor *b)
 	return 1;
 }
 
+/* "<param>.mask" in a file: the program's mask s must be the same
+ * pattern (masks are compiled in; the tools read them before compiling),
+ * or, when the program keeps that param dense, the mask is ignored. */
+static int check_mask(const rt_Program *p, const rt_Slot *s, const rt_NamedTensor *nt,
+		      const char *path, Diag *d)
+{
+	if (!s) {
+		char base[512];
+		size_t n = strlen(nt->name) - 5;
+		snprintf(base, sizeof base, "%.*s", (int)n, nt->name);
+		const rt_Slot *w = rt_program_find(p, base);
+		if (w && w->kind == RT_SLOT_PARAM)
+			return 0;
+		return rt_file_error(d, path, "unknown tensor '%s' (a mask of no parameter of this "
+				     "model)", nt->name);
+	}
+	int64_t numel = 1;
+	for (int k = 0; k < s->rank; k++)
+		numel *= s->dim[k];
+	bool same = s->kind == RT_SLOT_MASK && s->bits && nt->t.dtype == RT_U8 &&
+		    nt->t.rank == s->rank && rt_numel(&nt->t) == numel;
+	for (int k = 0; same && k < s->rank; k++)
+		same = nt->t.dim[k] == s->dim[k];
+	for (int64_t k = 0; same && k < numel; k++)
+		same = (((const uint8_t *)nt->t.data)[k] != 0) == s->bits[k];
+	if (!same)
+		return rt_file_error(d, path, "mask '%s' is not the one the model was compiled "
+				     "with (masks are read before compiling; pass the same file)",
+				     nt->name);
+	return 0;
+}
+
 static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Diag *d)
 {
 	const rt_Program *p = rt_exec_program(e);
@@ -69,6 +105,11 @@ static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Di
 	}
 	for (int i = 0; i < f->ntensor; i++) {
 		const rt_Slot *s = rt_program_find(p, f->tensor[i].name);
+		if (rt_is_mask_name(f->tensor[i].name)) {
+			if (check_mask(p, s, &f->tensor[i], path, d))
+				bad = -1;
+			continue;
+		}
 		if ((!s || s->kind != RT_SLOT_PARAM) && !hf_buffer(f->tensor[i].name))
 			bad = rt_file_error(d, path, "unknown tensor '%s' (not a parameter of this "
 					    "model)", f->tensor[i].name);
@@ -91,6 +132,8 @@ int rt_load_params(rt_Exec *e, const char *path, Diag *d)
 		rt_exec_slot_tensor(e, s, &t);
 		memcpy(t.data, rt_tensorfile_find(&f, s->name)->t.data, (size_t)s->nbytes);
 	}
+	if (rc == 0)
+		rt_apply_masks(e);
 	rt_tensorfile_free(&f);
 	return rc;
 }
@@ -98,9 +141,12 @@ int rt_load_params(rt_Exec *e, const char *path, Diag *d)
 int rt_save_params(rt_Exec *e, const char *path, Diag *d)
 {
 	const rt_Program *p = rt_exec_program(e);
-	rt_NamedTensor *t = mem_calloc(p->slot.len ? p->slot.len : 1, sizeof *t);
-	if (!t)
+	rt_NamedTensor *t = mem_calloc(2 * p->slot.len + 1, sizeof *t), *m = NULL;
+	int nm = 0;
+	if (!t || rt_mask_tensors(p, &m, &nm)) {
+		mem_free(t);
 		return rt_file_error(d, path, "out of memory");
+	}
 	int n = 0;
 	for (size_t i = 0; i < p->slot.len; i++) {
 		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
@@ -110,7 +156,10 @@ int rt_save_params(rt_Exec *e, const char *path, Diag *d)
 		rt_exec_slot_tensor(e, s, &t[n].t);
 		n++;
 	}
+	for (int i = 0; i < nm; i++)
+		t[n++] = m[i];
 	int rc = rt_safetensors_write(path, t, n, "{\"format\":\"pt\"}", d);
 	mem_free(t);
+	mem_free(m);
 	return rc;
 }

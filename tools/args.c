@@ -1,6 +1,7 @@
 /* args.c: command-line options shared by the subcommands.
  *
- *   mswc <cmd> MODEL.msw [-D name=value]... [--threads N] [cmd options]
+ *   mswc <cmd> MODEL.msw [-D name=value]... [--threads N]
+ *        [--sparsity S] [--distribution uniform|erk] [--dense] [cmd options]
  *
  * -D takes "name=value" as one argument or glued ("-Dd=128"). Everything is
  * validated here so a subcommand sees well-formed values; a bad option is a
@@ -77,6 +78,25 @@ int args_parse(Args *a, int argc, char **argv, ArgsExtra extra)
 		} else if (!strncmp(s, "-D", 2)) {
 			if (add_define(a, s + 2))
 				return EXIT_USER;
+		} else if ((v = args_value(argc, argv, &i, "--sparsity"))) {
+			char *end;
+			errno = 0;
+			double x = strtod(v, &end);
+			if (!*v || *end || errno || !(x >= 0 && x <= 1))
+				return usage_error(a->cmd, "--sparsity expects a fraction of zeros in "
+						   "[0, 1], got '%s'", v);
+			a->has_sparsity = true;
+			a->sparsity = x;
+		} else if ((v = args_value(argc, argv, &i, "--distribution"))) {
+			a->dist = 0;
+			for (int k = 0; k < SD_COUNT; k++)
+				if (!strcmp(v, ir_sparse_dist_name[k]))
+					a->dist = k + 1;
+			if (!a->dist)
+				return usage_error(a->cmd, "--distribution expects uniform or erk, got "
+						   "'%s'", v);
+		} else if (!strcmp(s, "--dense")) {
+			a->dense = true;
 		} else if ((v = args_value(argc, argv, &i, "--threads"))) {
 			long long n = 0;
 			if (args_int(a->cmd, "--threads", v, 0, 1024, &n))
@@ -97,5 +117,8 @@ int args_parse(Args *a, int argc, char **argv, ArgsExtra extra)
 	}
 	if (!a->model)
 		return usage_error(a->cmd, "no model file given");
+	if (a->dense && (a->has_sparsity || a->dist))
+		return usage_error(a->cmd, "--dense drops the masks; it excludes --sparsity and "
+				   "--distribution");
 	return 0;
 }

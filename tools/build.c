@@ -67,8 +67,20 @@ static int run_frontend(Build *b, const BuildOptions *o)
 
 static int run_passes(Build *b, const BuildOptions *o)
 {
+	const Args *a = o->args;
+	PruneOptions pr;
+	pass_prune_defaults(&pr);
+	pr.sparsity = a->has_sparsity ? a->sparsity : -1;
+	pr.dist = a->dist - 1;
+	pr.dense = a->dense;
+	pr.method = o->method;
+	pr.seed = o->seed;
+	pr.masks = a->dense ? NULL : o->masks;
+	pr.nmasks = a->dense ? 0 : o->nmasks;
+	pr.weights = o->weights;
+	pr.nweights = o->nweights;
 	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
-			  .alignment = RT_ALIGN};
+			  .alignment = RT_ALIGN, .prune = &pr};
 #ifndef NDEBUG
 	po.verify = true;
 #endif
@@ -106,6 +118,41 @@ int build_run(Build *b, const BuildOptions *o)
 		return report(b, EXIT_INTERNAL);
 	b->t_jit = now_seconds() - t0;
 	return 0;
+}
+
+int sparse_tensors(const rt_TensorFile *f, bool masks, PruneTensor **out, int *n)
+{
+	*n = 0;
+	*out = mem_calloc(f->ntensor ? (size_t)f->ntensor : 1, sizeof **out);
+	if (!*out)
+		return -1;
+	for (int i = 0; i < f->ntensor; i++) {
+		const rt_NamedTensor *t = &f->tensor[i];
+		bool is_mask = rt_is_mask_name(t->name);
+		if (masks ? !is_mask || t->t.dtype != RT_U8 : t->t.dtype != RT_F32)
+			continue;
+		size_t len = strlen(t->name) - (is_mask && masks ? 5 : 0);
+		char *name = mem_alloc(len + 1);
+		if (!name) {
+			sparse_tensors_free(*out, *n);
+			*out = NULL;
+			return -1;
+		}
+		memcpy(name, t->name, len);
+		name[len] = 0;
+		(*out)[*n].name = name;
+		(*out)[*n].data = t->t.data;
+		(*out)[*n].numel = rt_numel(&t->t);
+		(*n)++;
+	}
+	return 0;
+}
+
+void sparse_tensors_free(PruneTensor *t, int n)
+{
+	for (int i = 0; t && i < n; i++)
+		mem_free((char *)t[i].name);
+	mem_free(t);
 }
 
 void build_free(Build *b)

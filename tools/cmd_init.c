@@ -1,9 +1,13 @@
-/* cmd_init.c: `mswc init MODEL.msw -o WEIGHTS.safetensors [--seed N] [-D ...]`
+/* cmd_init.c: `mswc init MODEL.msw -o WEIGHTS.safetensors [--seed N] [-D ...]
+ *                        [--sparsity S [--distribution uniform|erk] | --dense]`
  *
  * Draws every parameter from the initialiser the model gives it (the
  * runtime's counter-based generator, keyed by seed and parameter name) and
  * writes them under their hierarchical names, so the file loads in PyTorch
- * (e.g. Hugging Face GPT-2 names for models/gpt.msw). */
+ * (e.g. Hugging Face GPT-2 names for models/gpt.msw). A sparse model's
+ * masks are drawn with the same seed (passes/prune.c), its pruned weights
+ * are zero, and each mask is written beside its weight as "<name>.mask";
+ * the achieved sparsity per parameter is printed. */
 #include "tools.h"
 
 #include <limits.h>
@@ -41,7 +45,7 @@ int cmd_init(int argc, char **argv)
 		return EXIT_USER;
 	if (!io.out)
 		return usage_error("init", "no output file given (-o FILE.safetensors)");
-	BuildOptions bo = {.args = &a, .stage = STAGE_PROGRAM};
+	BuildOptions bo = {.args = &a, .stage = STAGE_PROGRAM, .seed = (uint64_t)io.seed};
 	Build b;
 	int rc = build_run(&b, &bo);
 	rt_Pool *pool = NULL;
@@ -68,6 +72,7 @@ int cmd_init(int argc, char **argv)
 	}
 	printf("wrote %s: %lld parameters, %.3f M weights, seed %lld\n", io.out, (long long)nparam,
 	       (double)n / 1e6, io.seed);
+	pass_prune_report(b.g, stdout);
 	rc = 0;
 	goto done;
 fail:

@@ -6,6 +6,12 @@
  * folder: checkpoints, last.safetensors, metrics.csv. This file only parses,
  * prints and handles Ctrl-C; every number comes from the runtime.
  *
+ * Sparsity (docs/sparsity.md): --sparsity S [--distribution uniform|erk]
+ * draws masks with --seed; masks stored in --weights or in the checkpoint
+ * are used instead; --dense drops them all (dense fine-tuning from a
+ * sparse checkpoint, whose zeros are the starting values). Checkpoints hold
+ * "<param>.mask" beside each sparse weight.
+ *
  * With --resume DIR the run continues from DIR's newest valid checkpoint up
  * to --steps in total. Options not given on the command line are taken from
  * the checkpoint's state.json, so `mswc train M --data D --resume run` is
@@ -278,6 +284,28 @@ static int on_step(void *user, const rt_TrainStatus *st)
 	return interrupted != 0;
 }
 
+/* The sparsity the weights really have after training: zeros per sparse
+ * param, and any pruned weight that is not zero (a broken invariant). */
+static int report_sparsity(rt_Exec *e, const Graph *g, Diag *d)
+{
+	int rc = 0;
+	for (size_t i = 0; i < g->mask.len; i++) {
+		const Mask *m = &VEC_AT(g->mask, Mask, i);
+		const char *name = ir_str(g, ir_node(g, m->param)->name);
+		int64_t numel = ir_numel(&ir_node(g, m->param)->shape), zeros, bad;
+		if (i == 0)
+			fprintf(stderr, "zeros in the trained sparse weights:\n");
+		if (rt_sparsity_check(e, name, &zeros, &bad))
+			continue;
+		fprintf(stderr, "  %-36s zeros %lld/%lld (%.2f%%)\n", name, (long long)zeros,
+			(long long)numel, numel ? 100.0 * (double)zeros / (double)numel : 0.0);
+		if (bad)
+			rc = diag_error(d, (SrcLoc){0}, "internal: %lld pruned weights of '%s' are not "
+					"zero", (long long)bad, name);
+	}
+	return rc;
+}
+
 /* --- setting up the run --- */
 
 static int start_weights(const TrainOpts *to, rt_Exec *e, Diag *d)
@@ -383,6 +411,10 @@ static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
 	sigaction(SIGINT, &old, NULL);
 	if (r < 0)
 		goto fail;
+	if (report_sparsity(e, b->g, d)) {
+		rc = EXIT_INTERNAL;
+		goto fail;
+	}
 	if (r == 2) {
 		if (pr.tty)
 			fputc('\n', stderr);
@@ -461,11 +493,31 @@ int cmd_train(int argc, char **argv)
 	}
 	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {to.c.batch, to.c.seq}},
 			       {.name = "targets", .rank = 2, .dim = {to.c.batch, to.c.seq}}};
+	/* Masks in the starting weights (or the checkpoint) are compiled in:
+	 * they win over --sparsity; --dense drops them. */
+	rt_TensorFile wf = {0};
+	PruneTensor *masks = NULL;
+	int nmasks = 0;
+	if (!a.dense && (to.weights || have_ck)) {
+		if (to.weights && rt_safetensors_read(to.weights, &wf, &d))
+			goto fail;
+		if (sparse_tensors(have_ck ? &ck.model : &wf, true, &masks, &nmasks)) {
+			rt_tensorfile_free(&wf);
+			diag_error(&d, (SrcLoc){0}, "out of memory");
+			goto fail;
+		}
+	}
 	BuildOptions bo = {.args = &a, .input = in, .ninput = 2, .training = true,
 			   .optimizer = true, .decay_all = to.decay_all, .freeze = to.freeze,
-			   .nfreeze = to.nfreeze, .stage = STAGE_PROGRAM};
+			   .nfreeze = to.nfreeze, .stage = STAGE_PROGRAM, .seed = to.c.seed,
+			   .masks = masks, .nmasks = nmasks};
 	Build b;
 	rc = build_run(&b, &bo);
+	sparse_tensors_free(masks, nmasks);
+	if (to.weights && !a.dense)
+		rt_tensorfile_free(&wf);
+	if (rc == 0)
+		pass_prune_report(b.g, stderr);
 	if (rc == 0)
 		rc = train(&to, &a, &b, have_ck ? &ck : NULL);
 	build_free(&b);

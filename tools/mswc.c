@@ -15,6 +15,9 @@ static const struct {
 	{"compile", cmd_compile, "compile MODEL.msw [--emit=ir|llvm|asm] [--dump-after=PASS] "
 				 "[--stop-after=PASS] [--train | --decode]"},
 	{"init", cmd_init, "init MODEL.msw -o WEIGHTS.safetensors [--seed N]"},
+	{"prune", cmd_prune, "prune MODEL.msw --weights DENSE.safetensors --sparsity S "
+			     "[--method magnitude|random] [--distribution uniform|erk] "
+			     "-o SPARSE.safetensors"},
 	{"run", cmd_run, "run MODEL.msw --weights W.safetensors --input NAME=FILE.npy... "
 			 "[--out OUT.safetensors] [--repeat N] [--profile]"},
 	{"encode", cmd_encode, "encode TEXT -o TOKENS.npy [--targets T.npy] [--batch B] [--seq T] "
@@ -37,6 +40,9 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions every model command takes:\n"
 		   "  -D name=value   override a hyperparameter or bind an input dimension\n"
 		   "  --threads N     worker threads (default: all cores)\n"
+		   "  --sparsity S    prune every covered weight matrix to S zeros (docs/sparsity.md)\n"
+		   "  --distribution uniform|erk   how S spreads over the layers\n"
+		   "  --dense         drop the model's and the checkpoint's masks\n"
 		   "\nThe language is described in docs/language.md.\n");
 }
 

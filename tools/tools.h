@@ -27,6 +27,10 @@ struct Args {
 	fe_Define def[MAX_DEFINES];
 	int ndef;
 	int threads;              /* 0 = all cores */
+	/* Sparsity (docs/sparsity.md): --sparsity S, --distribution D, --dense. */
+	bool has_sparsity, dense;
+	double sparsity;
+	int dist;                 /* SparseDist + 1; 0 = the model's */
 	void *user;               /* the subcommand's own options */
 };
 int args_parse(Args *a, int argc, char **argv, ArgsExtra extra);
@@ -62,10 +66,22 @@ typedef struct BuildOptions {
 	bool optimizer, decay_all;
 	const char *const *freeze;
 	int nfreeze;
+	/* Sparsity beyond Args: the masks' seed, supplied masks (a
+	 * checkpoint's, they win), and magnitude pruning's weights. */
+	uint64_t seed;
+	PruneMethod method;
+	const PruneTensor *masks, *weights;
+	int nmasks, nweights;
 } BuildOptions;
 /* 0 ok; otherwise an exit status after printing the diagnostics. */
 int build_run(Build *b, const BuildOptions *o);
 void build_free(Build *b);
+/* The tensors of a safetensors file for the prune pass: with masks, every
+ * U8 "<param>.mask" (named by its param); otherwise every F32 tensor.
+ * *out is mem_alloc'd along with its names (free with sparse_tensors_free);
+ * the data points into f. */
+int sparse_tensors(const rt_TensorFile *f, bool masks, PruneTensor **out, int *n);
+void sparse_tensors_free(PruneTensor *t, int n);
 double now_seconds(void);
 
 int cmd_compile(int argc, char **argv);
@@ -77,6 +93,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* cmd_generate.c: text generation with a KV cache (docs/generation.md). */
 int cmd_generate(int argc, char **argv);
+/* cmd_prune.c: one-shot pruning of given weights (docs/sparsity.md). */
+int cmd_prune(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]` and later benchmarks. */
 int cmd_bench(int argc, char **argv);
 

@@ -999,11 +999,13 @@ static void test_oom(void)
 	CHECK(failed > 3 && ok);
 }
 
-/* The pipeline runs autodiff after infer_shapes and before dce. */
+/* The pipeline runs autodiff after infer_shapes and prune (so gradients of
+ * sparse params come out masked) and before dce. */
 static void test_pipeline(void)
 {
-	CHECK(pass_npipeline > 2 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
-	      !strcmp(pass_pipeline[1].name, "autodiff") && !strcmp(pass_pipeline[2].name, "dce"));
+	CHECK(pass_npipeline > 3 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
+	      !strcmp(pass_pipeline[1].name, "prune") &&
+	      !strcmp(pass_pipeline[2].name, "autodiff") && !strcmp(pass_pipeline[3].name, "dce"));
 	Diag d;
 	Graph *g = small(&d);
 	PassOptions o = {.training = true, .verify = true};

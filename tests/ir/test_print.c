@@ -107,6 +107,22 @@ static Graph *build_all(const Source *src)
 	ValId w = ir_cache_write(g, cache, ph, at, L, &d);   /* [2,2,6,4] */
 	ir_iota_offset(g, at, 4, DT_I32, L, &d);
 	ir_causal_mask_offset(g, w, at, L, &d);
+	/* sparsity: wte's mask (its bits in the list, its value a MASK node)
+	 * and the product the prune pass would make */
+	uint8_t bits[80];
+	for (int i = 0; i < 80; i++)
+		bits[i] = i % 3 != 0;
+	Mask *mk = ir_set_mask(g, wte, 0.25, SD_ERK);
+	CHECK(mk && ir_mask_set_bits(mk, bits, 80) == 0 && mk->nkept == 53);
+	Node mn;
+	memset(&mn, 0, sizeof mn);
+	mn.op = OP_MASK;
+	mn.dtype = DT_F32;
+	mn.shape = ws;
+	mn.name = ir_node(g, wte)->name;
+	mn.loc = L;
+	ValId mv = ir_add(g, &mn, NULL, 0, &d);
+	ir_binary(g, OP_MUL, wte, mv, L, &d);
 #undef L
 	if (d.nerror) {
 		fprintf(stderr, "%s", diag_text(&d));
