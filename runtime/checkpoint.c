@@ -231,15 +231,34 @@ static int write_text(const char *path, const char *text, Diag *d)
 	return rt_atomic_commit(&a, d);
 }
 
+/* The model file's metadata. When the trainer's state names the sequence
+ * length it trained at, that goes in too ("mswc.train_seq"), so `mswc
+ * generate` can keep to the positions the model has learnt from the weights
+ * file alone. */
+static void model_metadata(char *meta, size_t n, int64_t step, const char *state_json)
+{
+	long long seq = 0;
+	cJSON *j = state_json ? parse_json(state_json) : NULL;
+	const cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "seq") : NULL;
+	if (cJSON_IsNumber(s) && s->valuedouble >= 1 && s->valuedouble < 1e15)
+		seq = (long long)s->valuedouble;
+	cJSON_Delete(j);
+	if (seq)
+		snprintf(meta, n, "{\"format\":\"pt\",\"step\":\"%lld\",\"mswc.train_seq\":\"%lld\"}",
+			 (long long)step, seq);
+	else
+		snprintf(meta, n, "{\"format\":\"pt\",\"step\":\"%lld\"}", (long long)step);
+}
+
 /* Tensor files, then state.json, into the temporary folder `tmp`. */
 static int write_files(const char *tmp, int64_t step, const rt_NamedTensor *model, int nmodel,
 		       const rt_NamedTensor *optim, int noptim, const char *state_json,
 		       Diag *d)
 {
-	char p[PATH_MAX], meta[96];
+	char p[PATH_MAX], meta[160];
 	uint64_t size[2];
 	Hash128 h[2];
-	snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"step\":\"%lld\"}", (long long)step);
+	model_metadata(meta, sizeof meta, step, state_json);
 	for (int i = 0; i < 2; i++) {
 		if (path_of(p, tmp, file_name[i], d) ||
 		    rt_safetensors_write(p, i ? optim : model, i ? noptim : nmodel, meta, d) ||

@@ -100,56 +100,91 @@ const float *rt_decoder_step(rt_Decoder *dc, int32_t token, int64_t pos, Diag *d
 	return dc->logits;
 }
 
+/* Reset the caches and feed seq[0 .. n) at positions 0 .. n-1; returns the
+ * logits after the last one. */
+static const float *refill(rt_Decoder *dc, const int32_t *seq, int64_t n, Diag *d)
+{
+	const float *logits = NULL;
+	rt_decoder_reset(dc);
+	for (int64_t i = 0; i < n; i++)
+		if (!(logits = rt_decoder_step(dc, seq[i], i, d)))
+			return NULL;
+	return logits;
+}
+
+static int check_lengths(const rt_Decoder *dc, int64_t nprompt, const rt_GenOpts *o, Diag *d)
+{
+	if (nprompt < 1)
+		return diag_error(d, (SrcLoc){0}, "generate: the prompt is empty (give at least one "
+				  "token)");
+	if (o->window < 0 || o->window == 1)
+		return diag_error(d, (SrcLoc){0}, "generate: a window of %lld positions is too small",
+				  (long long)o->window);
+	if (o->max_new < 0)
+		return diag_error(d, (SrcLoc){0}, "generate: %lld new tokens", (long long)o->max_new);
+	return 0;
+}
+
 int rt_generate(rt_Exec *e, const int32_t *prompt, int64_t nprompt, const rt_GenOpts *o,
 		int32_t *out, rt_GenStats *st, Diag *d)
 {
 	rt_Decoder dc;
 	memset(st, 0, sizeof *st);
-	if (rt_decoder_init(&dc, e, d))
+	if (rt_decoder_init(&dc, e, d) || check_lengths(&dc, nprompt, o, d))
 		return -1;
-	if (nprompt < 1)
-		return diag_error(d, (SrcLoc){0}, "generate: the prompt is empty (give at least one "
-				  "token)");
-	if (nprompt > dc.ctx)
-		return diag_error(d, (SrcLoc){0}, "generate: the prompt of %lld tokens is longer than "
-				  "the context of %lld", (long long)nprompt, (long long)dc.ctx);
-	/* The last new token is never fed back, so a sequence fills the
-	 * context exactly when nprompt + max_new == ctx. */
-	if (o->max_new < 0 || o->max_new > dc.ctx - nprompt)
-		return diag_error(d, (SrcLoc){0}, "generate: %lld new tokens after a prompt of %lld "
-				  "do not fit the context of %lld", (long long)o->max_new,
-				  (long long)nprompt, (long long)dc.ctx);
-	void *scratch = mem_alloc(rt_sample_scratch_size((int)dc.vocab) + 1);
-	if (!scratch)
+	int64_t window = o->window && o->window < dc.ctx ? o->window : dc.ctx;
+	int64_t keep = window / 2;
+	/* The whole sequence, so a full window can slide: prompt, then the new
+	 * tokens. Allocated once, like the sampling scratch. */
+	int32_t *seq = mem_alloc((size_t)(nprompt + o->max_new) * sizeof *seq);
+	void *scratch = seq ? mem_alloc(rt_sample_scratch_size((int)dc.vocab) + 1) : NULL;
+	if (!scratch) {
+		mem_free(seq);
 		return diag_error(d, (SrcLoc){0}, "out of memory");
+	}
+	memcpy(seq, prompt, (size_t)nprompt * sizeof *seq);
 	int rc = -1;
-	rt_decoder_reset(&dc);
 	double t0 = now(), t1 = t0;
-	const float *logits = NULL;
-	for (int64_t i = 0; i < nprompt; i++)
-		if (!(logits = rt_decoder_step(&dc, prompt[i], i, d)))
-			goto done;
+	/* A prompt longer than the window: the model sees its last `keep`
+	 * tokens, as after a slide. */
+	int64_t first = nprompt > window ? nprompt - keep : 0, n = nprompt;
+	int64_t npos = n - first;   /* tokens in the caches */
+	const float *logits = refill(&dc, seq + first, npos, d);
+	if (!logits)
+		goto done;
 	st->nprompt = nprompt;
 	t1 = now();
 	st->prompt_s = t1 - t0;
 	for (int64_t i = 0; i < o->max_new; i++) {
-		if (i > 0 && !(logits = rt_decoder_step(&dc, out[i - 1], nprompt + i - 1, d)))
-			goto done;
 		int next = rt_sample(logits, (int)dc.vocab, &o->sample, (uint64_t)i, scratch);
 		if (next < 0) {
 			diag_error(d, (SrcLoc){0}, "generate: the logits at position %lld hold no finite "
-				   "value (or +inf); the weights may be broken",
-				   (long long)(nprompt + i - 1));
+				   "value (or +inf); the weights may be broken", (long long)(npos - 1));
 			goto done;
 		}
-		out[i] = next;
+		out[i] = seq[n++] = next;
 		st->ngen = i + 1;
 		if (o->on_token)
 			o->on_token(o->user, next);
+		if (i + 1 == o->max_new)
+			break;
+		if (npos < window) {
+			logits = rt_decoder_step(&dc, next, npos++, d);
+		} else {
+			/* The window is full: keep its last half and go on from there,
+			 * re-reading those tokens at positions 0 .. keep-1 (the
+			 * model only knows positions it was trained at). */
+			npos = keep;
+			st->nslide++;
+			logits = refill(&dc, seq + n - keep, keep, d);
+		}
+		if (!logits)
+			goto done;
 	}
 	rc = 0;
 done:
 	st->gen_s = st->nprompt ? now() - t1 : 0;
 	mem_free(scratch);
+	mem_free(seq);
 	return rc;
 }

@@ -367,20 +367,26 @@ void rt_decoder_reset(rt_Decoder *dc);
 const float *rt_decoder_step(rt_Decoder *dc, int32_t token, int64_t pos, Diag *d);
 /* rt_generate: reset the caches, feed prompt[0 .. nprompt) at positions
  * 0, 1, ..., then choose max_new tokens into out[], token i drawn by
- * rt_sample(logits, vocab, &sample, counter = i) and fed back at position
- * nprompt + i. nprompt must be in [1, ctx] and max_new in [0, ctx - nprompt]
- * (callers clamp; this checks). on_token, if set, sees each token as it is
+ * rt_sample(logits, vocab, &sample, counter = i) and fed back at the next
+ * position. The model sees at most `window` positions (0 or more than ctx:
+ * ctx): when the window is full, its last half is re-read at positions
+ * 0 .. window/2 - 1 and generation goes on (a prompt longer than the window
+ * starts that way too), so max_new is not bounded by the context and the
+ * model is only ever asked about positions it was trained at (pass the
+ * training sequence length). on_token, if set, sees each token as it is
  * chosen. Stats: prompt_s is the time to feed the prompt, gen_s the time
  * from then to the last new token. One scratch buffer for sampling is
  * allocated before the loop, none inside it. */
 typedef struct rt_GenOpts {
 	rt_SampleOpts sample;
 	int64_t max_new;
+	int64_t window;       /* positions the model sees at most; 0 = the context */
 	void (*on_token)(void *user, int32_t token);
 	void *user;
 } rt_GenOpts;
 typedef struct rt_GenStats {
 	int64_t nprompt, ngen;
+	int64_t nslide;       /* times the window slid */
 	double prompt_s, gen_s;
 } rt_GenStats;
 int rt_generate(rt_Exec *e, const int32_t *prompt, int64_t nprompt, const rt_GenOpts *o,

@@ -1,7 +1,7 @@
 /* cmd_generate.c: `mswc generate MODEL.msw --weights W.safetensors
  *                 (--prompt TEXT | --prompt-file F) [-n N] [--temperature T]
  *                 [--top-k K] [--top-p P] [--seed S] [--greedy] [--threads N]
- *                 [--profile] [-D name=value]...`
+ *                 [--window W] [--profile] [-D name=value]...`
  *
  * Compiles the model in decode mode (one token per run, KV caches as
  * persistent state; docs/generation.md) with tokens bound to [1, 1], loads
@@ -9,10 +9,16 @@
  * bytes are its tokens and each new token is written to stdout as one byte
  * as soon as it is chosen, after the prompt itself, with no newline added.
  * The count and the speed (new tokens per second, the prompt excluded) go
- * to stderr. -n beyond what the context holds after the prompt is clamped
- * with a note on stderr; a prompt longer than the context is an error. */
+ * to stderr.
+ *
+ * The model sees at most W positions: --window, or by default the sequence
+ * length the weights were trained at (the "mswc.train_seq" metadata that
+ * `mswc train` writes), or else the model's context. When the window is
+ * full it slides by half (rt_generate), so -n is not bounded by the context
+ * and positions the model never trained at are never used. */
 #include "tools.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +27,7 @@
 
 typedef struct GenOpts {
 	const char *weights, *prompt, *prompt_file;
-	long long n, top_k, seed;
+	long long n, top_k, seed, window;
 	double temperature, top_p;
 	bool greedy, profile;
 } GenOpts;
@@ -54,6 +60,9 @@ static int gen_option(Args *a, int argc, char **argv, int i)
 			return -1;
 	} else if ((v = args_value(argc, argv, &at, "--temperature"))) {
 		if (get_double("--temperature", v, 0, 1e6, &go->temperature))
+			return -1;
+	} else if ((v = args_value(argc, argv, &at, "--window"))) {
+		if (args_int("generate", "--window", v, 2, 1LL << 30, &go->window))
 			return -1;
 	} else if ((v = args_value(argc, argv, &at, "--top-k"))) {
 		if (args_int("generate", "--top-k", v, 0, 1LL << 30, &go->top_k))
@@ -99,6 +108,26 @@ static int read_prompt(const GenOpts *go, char **text, size_t *len, Diag *d)
 	return rc;
 }
 
+/* The sequence length the weights were trained at, from the metadata
+ * `mswc train` writes into its checkpoints; 0 if the file does not say. */
+static int64_t trained_window(const char *weights)
+{
+	Diag d;
+	diag_init(&d);
+	rt_TensorFile f = {0};
+	long long seq = 0;
+	if (rt_safetensors_read(weights, &f, &d) == 0 && f.metadata_json) {
+		cJSON *meta = cJSON_Parse(f.metadata_json);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "mswc.train_seq");
+		if (cJSON_IsString(v))
+			seq = strtoll(v->valuestring, NULL, 10);
+		cJSON_Delete(meta);
+	}
+	rt_tensorfile_free(&f);
+	diag_free(&d);
+	return seq > 1 ? seq : 0;
+}
+
 static void put_token(void *user, int32_t tok)
 {
 	(void)user;
@@ -121,19 +150,9 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 	rc = EXIT_USER;
 	if (rt_load_params(e, go->weights, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
 		goto done;
-	if ((int64_t)len > dc.ctx) {
-		diag_error(&b->diag, (SrcLoc){0}, "the prompt of %zu tokens is longer than the "
-			   "context of %lld (give a shorter prompt or -D ctx=...)", len,
-			   (long long)dc.ctx);
-		goto done;
-	}
-	int64_t n = go->n;
-	if (n > dc.ctx - (int64_t)len) {
-		fprintf(stderr, "mswc generate: note: -n %lld clamped to %lld: the context holds %lld "
-			"tokens and the prompt has %zu\n", go->n, (long long)(dc.ctx - (int64_t)len),
-			(long long)dc.ctx, len);
-		n = dc.ctx - (int64_t)len;
-	}
+	int64_t n = go->n, window = go->window ? go->window : trained_window(go->weights);
+	if (window <= 0 || window > dc.ctx)
+		window = dc.ctx;
 	prompt = mem_alloc((len ? len : 1) * sizeof *prompt);
 	out = mem_alloc((size_t)(n ? n : 1) * sizeof *out);
 	if (!prompt || !out) {
@@ -153,6 +172,7 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 		.sample = {.temperature = go->greedy ? 0 : go->temperature, .top_k = (int)go->top_k,
 			   .top_p = go->top_p, .seed = (uint64_t)go->seed},
 		.max_new = n,
+		.window = window,
 		.on_token = put_token,
 	};
 	fwrite(text, 1, len, stdout);
@@ -163,9 +183,10 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 	fflush(stdout);
 	if (grc)
 		goto done;
-	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms; %d threads)\n",
-		(long long)st.ngen, st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0,
-		(long long)st.nprompt, 1e3 * st.prompt_s, rt_pool_size(pool));
+	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms; window %lld, "
+		"slid %lld times; %d threads)\n", (long long)st.ngen,
+		st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0, (long long)st.nprompt,
+		1e3 * st.prompt_s, (long long)window, (long long)st.nslide, rt_pool_size(pool));
 	if (go->profile)
 		rt_exec_print_profile(e, stderr);
 	rc = 0;

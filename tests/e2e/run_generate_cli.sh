@@ -2,8 +2,7 @@
 # run_generate_cli.sh MSWC: `mswc generate` end to end on a tiny GPT made by
 # `mswc init`: the prompt and exactly -n new bytes on stdout and the speed
 # on stderr; one seed, one text; greedy is deterministic; -n beyond the
-# context is clamped with a note (documented in docs/generation.md); a
-# prompt longer than the context and bad options exit with status 1.
+# window slides (docs/generation.md); bad options exit with status 1.
 set -u
 mswc=$1
 tmp=$(mktemp -d)
@@ -56,12 +55,18 @@ expect 0 "5 tokens" "${gen[@]}" --prompt "x" -n 5 --top-p 0.9 --temperature 1.2
 printf 'Patient notes:' >"$tmp/p.txt"
 expect 0 "^Patient notes:" "${gen[@]}" --prompt-file "$tmp/p.txt" -n 3
 
-# -n beyond the context: clamped, with a note; prompt + text = ctx bytes.
-"${gen[@]}" --prompt "0123456789" -n 100 --greedy >"$tmp/clamp.out" 2>"$tmp/clamp.err"
+# -n beyond the context of 32: the window slides to its last half (16) when
+# full, so 10 + 100 bytes come out. The caches fill after 22 new tokens, so
+# the slides come after new tokens 23, 40, 57, 74 and 91 (every 17: 16
+# re-read plus one new); the 100th is never fed back. 5 slides.
+"${gen[@]}" --prompt "0123456789" -n 100 --greedy >"$tmp/slide.out" 2>"$tmp/slide.err"
 rc=$?
-[ "$rc" -eq 0 ] && ok || { bad "clamped generate exit $rc"; cat "$tmp/clamp.err"; }
-grep -q "clamped to 22" "$tmp/clamp.err" && ok || { bad "no clamp note"; cat "$tmp/clamp.err"; }
-[ "$(wc -c <"$tmp/clamp.out")" -eq 32 ] && ok || bad "clamped output has $(wc -c <"$tmp/clamp.out") bytes, want 32"
+[ "$rc" -eq 0 ] && ok || { bad "sliding generate exit $rc"; cat "$tmp/slide.err"; }
+grep -q "window 32, slid 5 times" "$tmp/slide.err" && ok || { bad "no slide count"; cat "$tmp/slide.err"; }
+[ "$(wc -c <"$tmp/slide.out")" -eq 110 ] && ok || bad "sliding output has $(wc -c <"$tmp/slide.out") bytes, want 110"
+# A smaller window slides sooner; a window below 2 is refused.
+expect 0 "window 8, slid" "${gen[@]}" --prompt "abc" -n 20 --window 8 --greedy
+expect 1 "--window expects an integer" "${gen[@]}" --prompt "x" --window 1
 
 # Errors: exit status 1 and a message.
 expect 1 "no --weights" "$mswc" generate models/gpt.msw --prompt "x"
@@ -74,7 +79,8 @@ expect 1 "--top-p expects a number" "${gen[@]}" --prompt "x" --top-p 1.5
 expect 1 "--top-p 0 keeps nothing" "${gen[@]}" --prompt "x" --top-p 0
 expect 1 "--top-k expects an integer" "${gen[@]}" --prompt "x" --top-k -1
 expect 1 "unknown option '--frobnicate'" "${gen[@]}" --prompt "x" --frobnicate
-expect 1 "longer than the context of 32" "${gen[@]}" --prompt "$(printf 'a%.0s' {1..40})"
+# A prompt longer than the window: the model reads its last half.
+expect 0 "prompt: 40 tokens" "${gen[@]}" --prompt "$(printf 'a%.0s' {1..40})" -n 3
 expect 1 "no-such-file" "${gen[@]}" --prompt-file "$tmp/no-such-file"
 expect 1 "wte.weight|shape" "$mswc" generate models/gpt.msw -D d=64 -D heads=2 -D layers=2 -D ctx=32 \
 	--weights "$tmp/w.safetensors" --prompt "x"
