@@ -4,28 +4,9 @@
 # without targets), and that bad usage gives a message and exit status 1.
 set -u
 mswc=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/lib.sh"
 small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
 
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr.
-expect() {
-	local want=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		bad "exit $rc (want $want): $*"; echo "$out" | head -20
-	elif ! grep -qE -- "$pat" <<<"$out"; then
-		bad "no /$pat/ in output of: $*"; echo "$out" | head -20
-	else
-		ok
-	fi
-}
 
 expect 0 "usage: mswc" "$mswc" help
 expect 1 "unknown command 'frobnicate'" "$mswc" frobnicate
@@ -63,5 +44,4 @@ echo "not a safetensors file" > "$tmp/junk.safetensors"
 expect 1 "junk.safetensors" "$mswc" run models/gpt.msw "${small[@]}" --weights "$tmp/junk.safetensors" \
 	--input tokens="$tmp/t.npy"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

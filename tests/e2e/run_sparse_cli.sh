@@ -15,32 +15,12 @@
 #   - bad options: exit 1 with a message.
 set -u
 mswc=$1
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/lib.sh"
 model=models/gpt.msw
 small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
 text=tests/fixtures/gpt_train/text.txt
 cfg=(--data "$text" --batch 2 --seq 16 --lr 3e-3 --warmup 2 --eval-every 0 --threads 2)
 
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr.
-expect() {
-	local want=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	last_out=$out
-	if [ "$rc" -ne "$want" ]; then
-		bad "exit $rc (want $want): $*"; echo "$out" | tail -20
-	elif ! grep -qE -- "$pat" <<<"$out"; then
-		bad "no /$pat/ in output of: $*"; echo "$out" | tail -20
-	else
-		ok
-	fi
-}
 
 # count PATTERN N WHAT: lines of the last output matching PATTERN.
 count() {
@@ -126,5 +106,4 @@ expect 1 "nothing to prune" "$mswc" prune $model "${small[@]}" --weights "$tmp/d
 expect 0 "loss [0-9.]+ perplexity" "$mswc" eval $model "${small[@]}" --weights "$tmp/p.safetensors" \
 	--data "$text" --batch 2 --seq 16
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

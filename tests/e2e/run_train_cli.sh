@@ -11,32 +11,13 @@
 #   - bad options give a message and exit status 1.
 set -u
 mswc=$1
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/lib.sh"
 model=models/gpt.msw
 small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
 text=tests/fixtures/gpt_train/text.txt
 cfg=(--data "$text" --batch 2 --seq 16 --steps 20 --lr 3e-3 --warmup 5 --eval-every 10
 	--eval-batches 2 --threads 2)
 
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr.
-expect() {
-	local want=$1 pat=$2
-	shift 2
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		bad "exit $rc (want $want): $*"; echo "$out" | tail -20
-	elif ! grep -qE -- "$pat" <<<"$out"; then
-		bad "no /$pat/ in output of: $*"; echo "$out" | tail -20
-	else
-		ok
-	fi
-}
 
 same_file() {   # same_file A B WHAT
 	if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi
@@ -149,5 +130,4 @@ else
 	bad "SIGINT: exit $rc"; tail -5 "$tmp/i.log"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
