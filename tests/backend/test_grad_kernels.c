@@ -20,6 +20,7 @@
 #include "backend/backend.h"
 #include "frontend/fe.h"
 #include "passes/passes.h"
+#include "tests/backend/harness.h"
 #include "tests/check.h"
 
 #include <math.h>
@@ -33,10 +34,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static double urand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (double)(rng >> 11) / 9007199254740992.0;
+	return harness_urand(&rng);
 }
 
 /* f32 inputs: +-[0.1, 1) * scale, or small integers when `ties` (max_grad:
@@ -56,27 +54,7 @@ static double value_for(DType t)
 	return (float)(urand() < 0.5 ? x : -x);
 }
 
-static Shape shape_of(const int64_t *dim, size_t rank)
-{
-	Shape s = {0};
-	s.rank = (uint8_t)rank;
-	for (size_t i = 0; i < rank; i++)
-		s.dim[i] = dim[i];
-	return s;
-}
-#define SH(...) shape_of((int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
 static const Shape SCALAR = {0};
-
-static ValId in(Graph *g, const char *name, DType t, Shape s)
-{
-	Diag d;
-	diag_init(&d);
-	ValId v = ir_input(g, name, t, &s, L0, &d);
-	if (v == VAL_NONE)
-		fprintf(stderr, "%s", diag_text(&d));
-	diag_free(&d);
-	return v;
-}
 
 static double get(rt_DType t, const void *data, int64_t i)
 {
@@ -130,20 +108,6 @@ static rt_Program *compile(Graph *g, const PassOptions *po, const be_Options *o,
 	CHECK_MSG(p != NULL, "%s: compile", label);
 	diag_free(&d);
 	return p;
-}
-
-/* Run every step with its tasks one at a time, last task first. */
-static void run_scrambled(rt_Exec *e, const rt_Program *p)
-{
-	char *arena = rt_exec_arena(e);
-	for (size_t i = 0; i < p->step.len; i++) {
-		const rt_Step *st = &VEC_AT(p->step, rt_Step, i);
-		void *buf[65];
-		for (uint32_t a = 0; a < st->narg; a++)
-			buf[a] = arena + VEC_AT(p->argoff, int64_t, st->arg0 + a);
-		for (int64_t t = st->ntask - 1; t >= 0; t--)
-			st->fn(buf, t, t + 1);
-	}
 }
 
 /* Values to read back after a run: node ids whose buffers are copied. */

@@ -16,6 +16,7 @@
  * Integer outputs (cast, iota, movement of i32/u8) must match exactly. */
 #include "backend/backend.h"
 #include "passes/passes.h"
+#include "tests/backend/harness.h"
 #include "tests/check.h"
 
 #include <math.h>
@@ -29,10 +30,7 @@ static uint64_t rng = 0x2545f4914f6cdd1dull;
 
 static double urand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (double)(rng >> 11) / 9007199254740992.0;
+	return harness_urand(&rng);
 }
 
 /* How to fill inputs: f32 uniform in +-[0.1, 1) * scale (only positive
@@ -50,26 +48,6 @@ static double value_for(DType t)
 	return (float)(positive || urand() < 0.5 ? x : -x);
 }
 
-static Shape shape_of(const int64_t *dim, size_t rank)
-{
-	Shape s = {0};
-	s.rank = (uint8_t)rank;
-	for (size_t i = 0; i < rank; i++)
-		s.dim[i] = dim[i];
-	return s;
-}
-#define SH(...) shape_of((int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
-
-static ValId in(Graph *g, const char *name, DType t, Shape s)
-{
-	Diag d;
-	diag_init(&d);
-	ValId v = ir_input(g, name, t, &s, L0, &d);
-	if (v == VAL_NONE)
-		fprintf(stderr, "%s", diag_text(&d));
-	diag_free(&d);
-	return v;
-}
 
 static double get(const rt_Tensor *t, int64_t i)
 {
@@ -99,20 +77,6 @@ static int result_slots(const rt_Program *p, const rt_Slot **out, int max)
 			out[n++] = s;
 	}
 	return n;
-}
-
-/* Run every step with its tasks one at a time, last task first. */
-static void run_scrambled(rt_Exec *e, const rt_Program *p)
-{
-	char *arena = rt_exec_arena(e);
-	for (size_t i = 0; i < p->step.len; i++) {
-		const rt_Step *st = &VEC_AT(p->step, rt_Step, i);
-		void *buf[65];
-		for (uint32_t a = 0; a < st->narg; a++)
-			buf[a] = arena + VEC_AT(p->argoff, int64_t, st->arg0 + a);
-		for (int64_t t = st->ntask - 1; t >= 0; t--)
-			st->fn(buf, t, t + 1);
-	}
 }
 
 static void fill_inputs(const Graph *g, double **val)

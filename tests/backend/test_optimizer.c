@@ -18,6 +18,7 @@
  * and the three steps on 1 and 2 threads give bitwise-equal weights. */
 #include "backend/backend.h"
 #include "passes/passes.h"
+#include "tests/backend/harness.h"
 #include "tests/check.h"
 
 #include <math.h>
@@ -29,21 +30,9 @@ static uint64_t rng = 0x243f6a8885a308d3ull;
 
 static double urand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (double)(rng >> 11) / 9007199254740992.0;
+	return harness_urand(&rng);
 }
 
-static Shape shape_of(const int64_t *dim, size_t rank)
-{
-	Shape s = {0};
-	s.rank = (uint8_t)rank;
-	for (size_t i = 0; i < rank; i++)
-		s.dim[i] = dim[i];
-	return s;
-}
-#define SH(...) shape_of((int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
 
 enum { V = 11, D = 13, H = 37, B = 2, T = 6 };
 
