@@ -233,6 +233,12 @@ const rt_NamedTensor *rt_tensorfile_find(const rt_TensorFile *f, const char *nam
  * compiled in), ignores the masks of params the program keeps dense
  * (dense fine-tuning), and zeroes the pruned weights (rt_apply_masks). */
 int rt_load_params(rt_Exec *e, const char *path, Diag *d);
+/* The same from a file already read (path names it in errors). With
+ * RT_LOAD_IGNORE_MASKS the file's "<name>.mask" tensors are not checked
+ * against the program's (mswc prune decides new ones). */
+enum { RT_LOAD_IGNORE_MASKS = 1 };
+int rt_load_params_from(rt_Exec *e, const rt_TensorFile *f, const char *path, unsigned flags,
+			Diag *d);
 int rt_save_params(rt_Exec *e, const char *path, Diag *d);
 
 /* sparsity.c: the runtime half of static sparsity (docs/sparsity.md). A

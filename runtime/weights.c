@@ -79,7 +79,8 @@ static int check_mask(const rt_Program *p, const rt_Slot *s, const rt_NamedTenso
 	return 0;
 }
 
-static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Diag *d)
+static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, unsigned flags,
+			Diag *d)
 {
 	const rt_Program *p = rt_exec_program(e);
 	int bad = 0;
@@ -106,7 +107,7 @@ static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Di
 	for (int i = 0; i < f->ntensor; i++) {
 		const rt_Slot *s = rt_program_find(p, f->tensor[i].name);
 		if (rt_is_mask_name(f->tensor[i].name)) {
-			if (check_mask(p, s, &f->tensor[i], path, d))
+			if (!(flags & RT_LOAD_IGNORE_MASKS) && check_mask(p, s, &f->tensor[i], path, d))
 				bad = -1;
 			continue;
 		}
@@ -117,23 +118,30 @@ static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Di
 	return bad;
 }
 
-int rt_load_params(rt_Exec *e, const char *path, Diag *d)
+int rt_load_params_from(rt_Exec *e, const rt_TensorFile *f, const char *path, unsigned flags,
+			Diag *d)
 {
-	rt_TensorFile f;
-	if (rt_safetensors_read(path, &f, d))
+	if (check_params(e, f, path, flags, d))
 		return -1;
-	int rc = check_params(e, &f, path, d);
 	const rt_Program *p = rt_exec_program(e);
-	for (size_t i = 0; i < p->slot.len && rc == 0; i++) {
+	for (size_t i = 0; i < p->slot.len; i++) {
 		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
 		if (s->kind != RT_SLOT_PARAM)
 			continue;
 		rt_Tensor t;
 		rt_exec_slot_tensor(e, s, &t);
-		memcpy(t.data, rt_tensorfile_find(&f, s->name)->t.data, (size_t)s->nbytes);
+		memcpy(t.data, rt_tensorfile_find(f, s->name)->t.data, (size_t)s->nbytes);
 	}
-	if (rc == 0)
-		rt_apply_masks(e);
+	rt_apply_masks(e);
+	return 0;
+}
+
+int rt_load_params(rt_Exec *e, const char *path, Diag *d)
+{
+	rt_TensorFile f;
+	if (rt_safetensors_read(path, &f, d))
+		return -1;
+	int rc = rt_load_params_from(e, &f, path, 0, d);
 	rt_tensorfile_free(&f);
 	return rc;
 }

@@ -47,28 +47,6 @@ static int prune_option(Args *a, int argc, char **argv, int i)
 	return at - i + 1;
 }
 
-/* The file's values for every param (masks in it ignored, see above). */
-static int copy_params(rt_Exec *e, const rt_TensorFile *f, const char *path, Diag *d)
-{
-	const rt_Program *p = rt_exec_program(e);
-	int bad = 0;
-	for (size_t i = 0; i < p->slot.len; i++) {
-		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
-		if (s->kind != RT_SLOT_PARAM)
-			continue;
-		const rt_NamedTensor *nt = rt_tensorfile_find(f, s->name);
-		rt_Tensor t;
-		rt_exec_slot_tensor(e, s, &t);
-		if (!nt || nt->t.dtype != RT_F32 || rt_numel(&nt->t) != rt_numel(&t)) {
-			bad = rt_file_error(d, path, "parameter '%s' is missing or has another type or "
-					    "size", s->name);
-			continue;
-		}
-		memcpy(t.data, nt->t.data, (size_t)s->nbytes);
-	}
-	return bad;
-}
-
 int cmd_prune(int argc, char **argv)
 {
 	PruneOpts po = {.method = PRUNE_MAGNITUDE};
@@ -114,9 +92,8 @@ int cmd_prune(int argc, char **argv)
 	if (!(pool = rt_pool_create(1)) || rt_exec_create(b.prog, pool, &e, &b.diag))
 		goto fail;
 	rc = EXIT_USER;
-	if (copy_params(e, &f, po.weights, &b.diag))
+	if (rt_load_params_from(e, &f, po.weights, RT_LOAD_IGNORE_MASKS, &b.diag))
 		goto fail;
-	rt_apply_masks(e);
 	if (rt_save_params(e, po.out, &b.diag))
 		goto fail;
 	printf("wrote %s: pruned by %s from %s\n", po.out,
