@@ -243,28 +243,57 @@ static int64_t last_dim(const Node *x)
 	return x->shape.rank ? x->shape.dim[x->shape.rank - 1] : 1;
 }
 
-int be_emit_softmax(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+/* A kernel over the rows of the last axis (softmax and the two backward
+ * row kernels): tasks are groups of whole rows, so a row is never split.
+ * Begin the function (arguments are loaded between the two calls, in the
+ * entry block), then the row loop; `cost` is the work per element. */
+typedef struct RowKernel {
+	LLVMValueRef buf, lo, hi, r, base;
+	int64_t len, rows, per;
+	be_Loop loop;
+} RowKernel;
+
+static void row_kernel_begin(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, double cost,
+			     RowKernel *rk)
 {
 	const Node *nd = ir_node(g, v);
-	int64_t S = last_dim(nd), rows = ir_numel(&nd->shape) / S, per;
 	char name[64];
+	rk->len = last_dim(nd);
+	rk->rows = rk->len ? ir_numel(&nd->shape) / rk->len : 0;
 	be_kernel_name(g, v, name, sizeof name);
-	LLVMValueRef buf, lo, hi, u0, u1;
-	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
-	k->flops = (double)rows * S * 20;
-	be_split(rows, (double)S * 20, &per, &k->ntask);
-	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32), in = be_kernel_arg(c, buf, 1, c->t_f32);
-	be_task_units(c, lo, hi, per, rows, &u0, &u1);
-	be_Loop lr;
-	LLVMValueRef r = be_loop_begin(c, &lr, u0, u1, 1);
-	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, S), "");
-	LLVMValueRef m = fold(c, 1, in, base, S, NULL);
-	Map map = {map_exp, m, out, base};
-	LLVMValueRef s = fold(c, 0, in, base, S, &map);
-	scale_row(c, out, base, S, LLVMBuildFDiv(c->b, be_f32c(c, 1.0), s, ""));
-	be_loop_end(c, &lr);
-	be_loop_scalar(c, &lr);
+	k->fn = be_kernel_begin(c, name, &rk->buf, &rk->lo, &rk->hi);
+	k->flops = (double)rk->rows * (double)rk->len * cost;
+	be_split(rk->rows, (double)rk->len * cost, &rk->per, &k->ntask);
+}
+
+static void row_loop_begin(be_Ctx *c, RowKernel *rk)
+{
+	LLVMValueRef u0, u1;
+	be_task_units(c, rk->lo, rk->hi, rk->per, rk->rows, &u0, &u1);
+	rk->r = be_loop_begin(c, &rk->loop, u0, u1, 1);
+	rk->base = LLVMBuildNSWMul(c->b, rk->r, be_i64(c, rk->len), "");
+}
+
+static void row_kernel_end(be_Ctx *c, RowKernel *rk)
+{
+	be_loop_end(c, &rk->loop);
+	be_loop_scalar(c, &rk->loop);
 	LLVMBuildRetVoid(c->b);
+}
+
+int be_emit_softmax(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	RowKernel rk;
+	row_kernel_begin(c, g, v, k, 20, &rk);
+	LLVMValueRef out = be_kernel_arg(c, rk.buf, 0, c->t_f32);
+	LLVMValueRef in = be_kernel_arg(c, rk.buf, 1, c->t_f32);
+	row_loop_begin(c, &rk);
+	int64_t S = rk.len;
+	LLVMValueRef m = fold(c, 1, in, rk.base, S, NULL);
+	Map map = {map_exp, m, out, rk.base};
+	LLVMValueRef s = fold(c, 0, in, rk.base, S, &map);
+	scale_row(c, out, rk.base, S, LLVMBuildFDiv(c->b, be_f32c(c, 1.0), s, ""));
+	row_kernel_end(c, &rk);
 	return 0;
 }
 
@@ -351,26 +380,15 @@ static LLVMValueRef softmax_grad_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
 
 int be_emit_softmax_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 {
-	const Node *nd = ir_node(g, v);
-	int64_t S = last_dim(nd), rows = S ? ir_numel(&nd->shape) / S : 0, per;
-	char name[64];
-	be_kernel_name(g, v, name, sizeof name);
-	LLVMValueRef buf, lo, hi, u0, u1;
-	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
-	k->flops = (double)rows * S * 4;
-	be_split(rows, (double)S * 4, &per, &k->ntask);
-	SGrad s = {be_kernel_arg(c, buf, 1, c->t_f32), be_kernel_arg(c, buf, 2, c->t_f32), NULL};
-	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32);
-	be_task_units(c, lo, hi, per, rows, &u0, &u1);
-	be_Loop lr;
-	LLVMValueRef r = be_loop_begin(c, &lr, u0, u1, 1);
-	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, S), "");
-	Map map = {map_mul, NULL, s.y, base};
-	s.dot = fold(c, 0, s.dy, base, S, &map);
-	row_map(c, out, base, S, softmax_grad_at, &s);
-	be_loop_end(c, &lr);
-	be_loop_scalar(c, &lr);
-	LLVMBuildRetVoid(c->b);
+	RowKernel rk;
+	row_kernel_begin(c, g, v, k, 4, &rk);
+	SGrad s = {be_kernel_arg(c, rk.buf, 1, c->t_f32), be_kernel_arg(c, rk.buf, 2, c->t_f32), NULL};
+	LLVMValueRef out = be_kernel_arg(c, rk.buf, 0, c->t_f32);
+	row_loop_begin(c, &rk);
+	Map map = {map_mul, NULL, s.y, rk.base};
+	s.dot = fold(c, 0, s.dy, rk.base, rk.len, &map);
+	row_map(c, out, rk.base, rk.len, softmax_grad_at, &s);
+	row_kernel_end(c, &rk);
 	return 0;
 }
 
@@ -391,24 +409,17 @@ static LLVMValueRef nan_at(be_Ctx *c, void *ud, LLVMValueRef at, int n)
 
 int be_emit_cross_entropy_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 {
-	const Node *nd = ir_node(g, v);
-	int64_t V = last_dim(nd), rows = V ? ir_numel(&nd->shape) / V : 0, per;
-	char name[64];
-	be_kernel_name(g, v, name, sizeof name);
-	LLVMValueRef buf, lo, hi, u0, u1;
-	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
-	k->flops = (double)rows * V * 24;
-	be_split(rows, (double)V * 24, &per, &k->ntask);
-	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32);
-	LLVMValueRef in = be_kernel_arg(c, buf, 1, c->t_f32);
-	LLVMValueRef tgt = be_kernel_arg(c, buf, 2, c->t_i32);
-	LLVMValueRef dl = be_load(c, c->t_f32, be_kernel_arg(c, buf, 3, c->t_f32), be_i64(c, 0), 1);
+	RowKernel rk;
+	row_kernel_begin(c, g, v, k, 24, &rk);
+	int64_t V = rk.len, rows = rk.rows;
+	LLVMValueRef out = be_kernel_arg(c, rk.buf, 0, c->t_f32);
+	LLVMValueRef in = be_kernel_arg(c, rk.buf, 1, c->t_f32);
+	LLVMValueRef tgt = be_kernel_arg(c, rk.buf, 2, c->t_i32);
+	LLVMValueRef dl = be_load(c, c->t_f32, be_kernel_arg(c, rk.buf, 3, c->t_f32), be_i64(c, 0), 1);
 	/* the same rounding as dl * (1/rows) would differ: divide, as written */
 	LLVMValueRef scale = LLVMBuildFDiv(c->b, dl, be_f32c(c, (double)(rows ? rows : 1)), "scale");
-	be_task_units(c, lo, hi, per, rows, &u0, &u1);
-	be_Loop lr;
-	LLVMValueRef r = be_loop_begin(c, &lr, u0, u1, 1);
-	LLVMValueRef base = LLVMBuildNSWMul(c->b, r, be_i64(c, V), "");
+	row_loop_begin(c, &rk);
+	LLVMValueRef r = rk.r, base = rk.base;
 	LLVMValueRef m = fold(c, 1, in, base, V, NULL);
 	Map map = {map_exp, m, out, base};
 	LLVMValueRef s = fold(c, 0, in, base, V, &map);
@@ -431,9 +442,7 @@ int be_emit_cross_entropy_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k,
 	LLVMBuildBr(c->b, join);
 	LLVMMoveBasicBlockAfter(join, LLVMGetInsertBlock(c->b));
 	LLVMPositionBuilderAtEnd(c->b, join);
-	be_loop_end(c, &lr);
-	be_loop_scalar(c, &lr);
-	LLVMBuildRetVoid(c->b);
+	row_kernel_end(c, &rk);
 	return 0;
 }
 
