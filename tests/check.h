@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int check_npass, check_nfail;
 
@@ -50,6 +51,23 @@ static int check_npass, check_nfail;
 		if (check_nfail != check_before_)                                          \
 			fprintf(stderr, "  in %s\n", #fn);                                 \
 	} while (0)
+
+/* A scratch folder for a test binary that writes files: a new folder
+ * /tmp/msw_<tag>_XXXXXX in dir (64 bytes), and its removal with everything
+ * in it. A folder that cannot be removed is reported, not a failure. */
+static inline int check_tmpdir(char dir[64], const char *tag)
+{
+	snprintf(dir, 64, "/tmp/msw_%s_XXXXXX", tag);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static inline void check_rmdir(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", dir);
+}
 
 static inline int check_report(void)
 {

@@ -447,17 +447,13 @@ static void test_sigkill(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_ckpt_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "ckpt"))
 		return 1;
 	RUN(test_round_trip);
 	RUN(test_fallback);
 	RUN(test_leftovers);
 	RUN(test_out_of_memory);
 	RUN(test_sigkill);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		return 1;
+	check_rmdir(dir);
 	return check_report();
 }

@@ -269,8 +269,7 @@ static void test_out_of_memory(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_data_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "data"))
 		return 1;
 	RUN(test_folder_order);
 	RUN(test_split);
@@ -278,9 +277,6 @@ int main(void)
 	RUN(test_random);
 	RUN(test_validation);
 	RUN(test_out_of_memory);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		return 1;
+	check_rmdir(dir);
 	return check_report();
 }

@@ -152,15 +152,11 @@ static void test_out_of_memory(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_metrics_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "metrics"))
 		return 1;
 	RUN(test_rows);
 	RUN(test_resume);
 	RUN(test_out_of_memory);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		return 1;
+	check_rmdir(dir);
 	return check_report();
 }

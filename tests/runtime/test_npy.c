@@ -246,8 +246,7 @@ static void test_oom(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_test_npy_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "test_npy"))
 		return 1;
 	RUN(test_round_trip);
 	RUN(test_written_header);
@@ -255,9 +254,6 @@ int main(void)
 	RUN(test_malformed);
 	RUN(test_missing_file);
 	RUN(test_oom);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", dir);
+	check_rmdir(dir);
 	return check_report();
 }

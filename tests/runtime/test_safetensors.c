@@ -391,8 +391,7 @@ static void test_oom(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_test_st_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "test_st"))
 		return 1;
 	RUN(test_round_trip);
 	RUN(test_exact_bytes);
@@ -402,9 +401,6 @@ int main(void)
 	RUN(test_write_errors);
 	RUN(test_atomic);
 	RUN(test_oom);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", dir);
+	check_rmdir(dir);
 	return check_report();
 }

@@ -142,15 +142,11 @@ static void test_mismatches(void)
 
 int main(void)
 {
-	strcpy(dir, "/tmp/msw_test_w_XXXXXX");
-	if (!mkdtemp(dir))
+	if (check_tmpdir(dir, "test_w"))
 		return 1;
 	RUN(test_round_trip);
 	RUN(test_hf_buffers_skipped);
 	RUN(test_mismatches);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", dir);
+	check_rmdir(dir);
 	return check_report();
 }
