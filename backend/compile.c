@@ -56,8 +56,9 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_STATE] = NULL, [OP_CACHE_WRITE] = be_emit_cache_write,
 	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
 	[OP_MASK] = NULL,   /* filled by the runtime from rt_Slot.bits */
+	[OP_SPMM] = be_emit_spmm, [OP_SDDMM] = be_emit_sddmm,
 };
-static_assert(OP_COUNT == 44, "emitter table: add the new op above");
+static_assert(OP_COUNT == 46, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
 {
@@ -106,8 +107,9 @@ static int put_shape(Vec *key, const Shape *s)
 
 /* Everything the emitters read: op, dtype, the flags and attributes the op
  * has (ir_attrs, the same selection the structural hash uses, so a field
- * an op ignores cannot split equal kernels), the output's shape, and each
- * operand's dtype and shape. Field by field, so no padding gets in. */
+ * an op ignores cannot split equal kernels), the output's shape, each
+ * operand's dtype and shape, and for the sparse products the pattern's
+ * hash. Field by field, so no padding gets in. */
 static int node_key(const Graph *g, ValId v, Vec *key)
 {
 	const Node *n = ir_node(g, v);
@@ -126,6 +128,10 @@ static int node_key(const Graph *g, ValId v, Vec *key)
 	for (uint32_t i = 0; i < n->narg; i++) {
 		const Node *a = ir_node(g, ir_operand(g, n, i));
 		rc |= put_i64(key, a->dtype) | put_shape(key, &a->shape);
+	}
+	if (n->op == OP_SPMM || n->op == OP_SDDMM) {   /* the code is the pattern's */
+		const Mask *m = ir_find_mask(g, ir_operand(g, n, n->narg - 1));
+		rc |= m ? put(key, &m->hash, sizeof m->hash) : 0;
 	}
 	return rc;
 }

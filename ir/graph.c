@@ -52,6 +52,7 @@ uint8_t ir_flag_mask(Op op)
 	case OP_SUM: case OP_MEAN: case OP_MAX: return NF_KEEPDIM;
 	case OP_MATMUL: return NF_TRANS_A | NF_TRANS_B;
 	case OP_PARAM: return NF_FROZEN;
+	case OP_SPMM: return NF_TRANS_B | NF_UNROLLED;
 	default: return 0;
 	}
 }
@@ -462,6 +463,21 @@ ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned trans_flags, SrcLoc loc, Di
 	return ir_add(g, &n, args, 2, d);
 }
 
+ValId ir_spmm(Graph *g, ValId at, ValId w, unsigned flags, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_SPMM, DT_F32, loc);
+	n.flags = (uint8_t)(flags & (NF_TRANS_B | NF_UNROLLED));
+	ValId args[2] = {at, w};
+	return ir_add(g, &n, args, 2, d);
+}
+
+ValId ir_sddmm(Graph *g, ValId at, ValId bt, ValId w, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_SDDMM, DT_F32, loc);
+	ValId args[3] = {at, bt, w};
+	return ir_add(g, &n, args, 3, d);
+}
+
 ValId ir_reshape(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d)
 {
 	Node n = tmpl_of(OP_RESHAPE, DT_F32, loc);
@@ -550,4 +566,39 @@ ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, D
 		ir_node(g, dy)->shape.dim[ir_node(g, dy)->shape.rank - 1] : 1;
 	ValId args[2] = {idx, dy};
 	return ir_add(g, &n, args, 2, d);
+}
+
+int ir_reorder(Graph *g, const ValId *order, const ValId *redirect, Diag *d)
+{
+	uint32_t n = ir_nnode(g);
+	ValId *newid = mem_alloc((n ? n : 1) * sizeof *newid);
+	Node *node = mem_alloc((n ? n : 1) * sizeof *node);
+	if (!newid || !node) {
+		mem_free(newid);
+		mem_free(node);
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		newid[order[i]] = i;
+		node[i] = *ir_node(g, order[i]);
+	}
+	memcpy(g->node.data, node, n * sizeof *node);
+	mem_free(node);
+#define MAP(v) newid[redirect ? redirect[v] : (v)]
+	for (size_t i = 0; i < g->arg.len; i++)
+		VEC_AT(g->arg, ValId, i) = MAP(VEC_AT(g->arg, ValId, i));
+	for (size_t i = 0; i < g->out.len; i++)
+		VEC_AT(g->out, Output, i).val = MAP(VEC_AT(g->out, Output, i).val);
+	if (g->loss != VAL_NONE)
+		g->loss = MAP(g->loss);
+	for (size_t i = 0; i < g->grad.len; i++) {
+		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+		gp->param = newid[gp->param];
+		gp->grad = MAP(gp->grad);
+	}
+#undef MAP
+	for (size_t i = 0; i < g->mask.len; i++)
+		VEC_AT(g->mask, Mask, i).param = newid[VEC_AT(g->mask, Mask, i).param];
+	mem_free(newid);
+	return 0;
 }

@@ -183,6 +183,62 @@ static void run_matmul(const Ctx *x, const Node *n, double *out)
 	}
 }
 
+/* The mask bits of the sparse products' weight (their last operand), or an
+ * error when the printed IR this graph came from carried none. */
+static const uint8_t *weight_mask(const Ctx *x, const Node *n)
+{
+	ValId w = ir_operand(x->g, n, n->narg - 1);
+	const Mask *m = ir_find_mask(x->g, w);
+	if (!m || !m->bits) {
+		diag_error(x->d, n->loc, "the mask of \"%s\" is to be supplied (the IR text "
+			   "carries no mask bits)", ir_str(x->g, ir_node(x->g, w)->name));
+		return NULL;
+	}
+	return m->bits;
+}
+
+/* spmm: out[j, m] = sum_i (W*mask)(i, j) at[i, m], with W(i, j) = W[i][j],
+ * or W[j][i] with transb (ops.h). */
+static int run_spmm(const Ctx *x, const Node *n, double *out)
+{
+	const uint8_t *bits = weight_mask(x, n);
+	if (!bits)
+		return -1;
+	const Node *w = opnd(x, n, 1);
+	const double *at = in(x, n, 0), *vw = in(x, n, 1);
+	bool tb = n->flags & NF_TRANS_B;
+	int64_t J = n->shape.dim[0], M = n->shape.dim[1], I = opnd(x, n, 0)->shape.dim[0];
+	int64_t N = w->shape.dim[1];
+	for (int64_t j = 0; j < J; j++)
+		for (int64_t m = 0; m < M; m++) {
+			double acc = 0;
+			for (int64_t i = 0; i < I; i++) {
+				int64_t e = tb ? j * N + i : i * N + j;
+				acc += bits[e] ? vw[e] * at[i * M + m] : 0.0;
+			}
+			out[j * M + m] = acc;
+		}
+	return 0;
+}
+
+/* sddmm: out[k, n] = mask[k][n] ? sum_m at[k, m] bt[n, m] : 0. */
+static int run_sddmm(const Ctx *x, const Node *n, double *out)
+{
+	const uint8_t *bits = weight_mask(x, n);
+	if (!bits)
+		return -1;
+	const double *at = in(x, n, 0), *bt = in(x, n, 1);
+	int64_t K = n->shape.dim[0], N = n->shape.dim[1], M = opnd(x, n, 0)->shape.dim[1];
+	for (int64_t k = 0; k < K; k++)
+		for (int64_t j = 0; j < N; j++) {
+			double acc = 0;
+			for (int64_t m = 0; bits[k * N + j] && m < M; m++)
+				acc += at[k * M + m] * bt[j * M + m];
+			out[k * N + j] = acc;
+		}
+	return 0;
+}
+
 static void run_permute(const Ctx *x, const Node *n, double *out)
 {
 	const Node *a = opnd(x, n, 0);
@@ -481,6 +537,8 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 			out[i] = (double)i;
 		return 0;
 	case OP_MATMUL: run_matmul(x, n, out); return 0;
+	case OP_SPMM: return run_spmm(x, n, out);
+	case OP_SDDMM: return run_sddmm(x, n, out);
 	case OP_RESHAPE: memcpy(out, in(x, n, 0), (size_t)numel * sizeof *out); return 0;
 	case OP_PERMUTE: run_permute(x, n, out); return 0;
 	case OP_SLICE: run_slice(x, n, out); return 0;

@@ -44,6 +44,7 @@ enum {
 	NF_TRANS_A = 1 << 1, /* matmul reads A transposed in its last two axes */
 	NF_TRANS_B = 1 << 2, /* matmul reads B transposed in its last two axes */
 	NF_FROZEN = 1 << 3,  /* param receives no gradient */
+	NF_UNROLLED = 1 << 4, /* spmm: code specialised to the mask's pattern */
 };
 
 typedef uint32_t ValId;
@@ -250,6 +251,19 @@ ValId ir_max_grad(Graph *g, ValId x, ValId dy, int64_t axis, SrcLoc loc, Diag *d
 ValId ir_grad_op(Graph *g, Op op, const ValId *args, uint32_t nargs, SrcLoc loc, Diag *d);
 /* gather_grad: [vocab, D] rows scatter-added from dy[...,D] at idx[...]. */
 ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, Diag *d);
+/* The sparse products of a masked param w (ops.h): spmm with flags
+ * NF_TRANS_B and NF_UNROLLED; sddmm(at, bt, w). */
+ValId ir_spmm(Graph *g, ValId at, ValId w, unsigned flags, SrcLoc loc, Diag *d);
+ValId ir_sddmm(Graph *g, ValId at, ValId bt, ValId w, SrcLoc loc, Diag *d);
+
+/* Renumber the nodes so that new node i is old node order[i] (a
+ * permutation), rewriting operands, outputs, the loss, gradients and masks.
+ * With redirect (NULL: none), every reader of value v (operands, outputs,
+ * the loss, gradients) reads redirect[v] instead. The caller guarantees the
+ * result is topological. For passes that append nodes, then place them
+ * before their readers and replace old values with them. -1 on out of
+ * memory, with the graph unchanged. */
+int ir_reorder(Graph *g, const ValId *order, const ValId *redirect, Diag *d);
 
 /* shape.c: the shape and dtype rule of every op. Reads the node's operands
  * and attributes and writes n->shape (and n->dtype where the op decides it).

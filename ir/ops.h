@@ -66,7 +66,23 @@
  *                          bits live in the graph's mask list (Graph.mask),
  *                          not in the node, and the runtime fills the
  *                          value once when a program is bound. Readers of
- *                          a sparse param read mul(param, mask) instead. */
+ *                          a sparse param read mul(param, mask) instead.
+ *
+ * The sparse products (passes/sparse_lower.c, docs/sparsity.md) work in a
+ * "feature-major" layout: the rows of their operands and results are
+ * features, the columns the M rows of the activations, so the vector lanes
+ * of the kernels run along M and every kept weight is one broadcast FMA.
+ * W is a sparse param [K,N] (operand, never read where its mask is 0):
+ *   spmm at, W             at [K,M] -> out [N,M]: out = (W*mask)^T @ at
+ *                          (the forward y = x @ W, transposed)
+ *   spmm at, W transb      at [N,M] -> out [K,M]: out = (W*mask) @ at
+ *                          (the input gradient dx = dy @ W^T, transposed)
+ *   sddmm at, bt, W        at [K,M], bt [N,M] -> out [K,N]: at @ bt^T at
+ *                          W's kept entries, exactly 0 at pruned ones
+ *                          (the weight gradient x^T @ dy, sampled)
+ * The flag `unrolled` selects code specialised to the pattern (indices as
+ * constants) instead of the compressed-row kernel; results are the same
+ * sums in the same order. */
 #define IR_OPS(X)                                                                             \
 	/* sources: no operands */                                                            \
 	X(INPUT, "input", 0, OPF_SOURCE, "graph input, bound by name at run time")             \
@@ -121,7 +137,9 @@
 	X(IOTA_OFFSET, "iota_offset", 1, 0, "off, off+1, ..., off+n-1 (off an i32 scalar)")   \
 	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, "x[...,T,S], -inf where j > i+off") \
 	/* sparsity (docs/sparsity.md) */                                                     \
-	X(MASK, "mask", 0, OPF_SOURCE, "f32 0/1 mask of the named param (graph mask list)")
+	X(MASK, "mask", 0, OPF_SOURCE, "f32 0/1 mask of the named param (graph mask list)")   \
+	X(SPMM, "spmm", 2, 0, "(W*mask)^T @ at, or (W*mask) @ at with transb: only kept entries") \
+	X(SDDMM, "sddmm", 3, 0, "at @ bt^T at the kept entries of W's mask, 0 elsewhere")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */

@@ -423,7 +423,7 @@ static int parse_perm(Parser *P, Attrs *a)
 }
 
 /* attr := axis=int | lo=int | hi=int | perm=(int,...) | keepdim | transa
- *       | transb | frozen | none | zeros | ones | normal(number) */
+ *       | transb | frozen | unrolled | none | zeros | ones | normal(number) */
 static int parse_attr(Parser *P, Attrs *a)
 {
 	static const struct {
@@ -434,6 +434,7 @@ static int parse_attr(Parser *P, Attrs *a)
 		{"axis", IRA_AXIS, 0}, {"lo", IRA_LOHI, 0}, {"hi", IRA_LOHI, 0},
 		{"perm", IRA_PERM, 0}, {"keepdim", 0, NF_KEEPDIM}, {"transa", 0, NF_TRANS_A},
 		{"transb", 0, NF_TRANS_B}, {"frozen", 0, NF_FROZEN},
+		{"unrolled", 0, NF_UNROLLED},
 	};
 	Tok w = P->t;
 	for (int k = 0; k < INIT_COUNT; k++)

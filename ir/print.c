@@ -121,6 +121,8 @@ static void emit_attrs(Out *o, const Node *n)
 		emit(o, " transa");
 	if (f & NF_TRANS_B)
 		emit(o, " transb");
+	if (f & NF_UNROLLED)
+		emit(o, " unrolled");
 }
 
 /* %id = op ["name" | value] [operands] [attrs] : type  [; loc] */

@@ -368,6 +368,57 @@ static int rule_causal_mask(Graph *g, Node *n, Diag *d)
 
 /* Softmax has no axis attribute: it is always the last axis, which the
  * rule records in n->axis for the kernels' convenience. */
+/* The sparse products (ops.h): w is a rank-2 param, at (and bt) are
+ * feature-major [features, M]. That w has a mask is the verifier's to
+ * check: printed IR lists the masks after the nodes. */
+static int check_sparse_operands(Graph *g, Node *n, Diag *d, uint32_t nact)
+{
+	const Node *w = arg(g, n, n->narg - 1);
+	if (w->op != OP_PARAM || w->shape.rank != 2)
+		return fail(d, n, "%s: the last operand must be a rank-2 param (a sparse weight)",
+			    opname(n));
+	for (uint32_t i = 0; i < nact; i++) {
+		const Node *a = arg(g, n, i);
+		if (a->dtype != DT_F32 || a->shape.rank != 2)
+			return fail(d, n, "%s: operand %u must be an f32 matrix [features, rows]",
+				    opname(n), i);
+	}
+	return 0;
+}
+
+static int rule_spmm(Graph *g, Node *n, Diag *d)
+{
+	if (check_sparse_operands(g, n, d, 1))
+		return -1;
+	const Node *at = arg(g, n, 0), *w = arg(g, n, 1);
+	bool tb = n->flags & NF_TRANS_B;
+	int64_t in = w->shape.dim[tb ? 1 : 0], out = w->shape.dim[tb ? 0 : 1];
+	if (at->shape.dim[0] != in)
+		return fail(d, n, "spmm%s: the operand has %lld features, the weight [%lld,%lld] "
+			    "needs %lld", tb ? " transb" : "", (long long)at->shape.dim[0],
+			    (long long)w->shape.dim[0], (long long)w->shape.dim[1], (long long)in);
+	n->shape = (Shape){.rank = 2, .dim = {out, at->shape.dim[1]}};
+	n->dtype = DT_F32;
+	return 0;
+}
+
+static int rule_sddmm(Graph *g, Node *n, Diag *d)
+{
+	if (check_sparse_operands(g, n, d, 2))
+		return -1;
+	const Node *at = arg(g, n, 0), *bt = arg(g, n, 1), *w = arg(g, n, 2);
+	if (at->shape.dim[0] != w->shape.dim[0] || bt->shape.dim[0] != w->shape.dim[1] ||
+	    at->shape.dim[1] != bt->shape.dim[1])
+		return fail(d, n, "sddmm: operands [%lld,%lld] and [%lld,%lld] do not fit the "
+			    "weight [%lld,%lld]", (long long)at->shape.dim[0],
+			    (long long)at->shape.dim[1], (long long)bt->shape.dim[0],
+			    (long long)bt->shape.dim[1], (long long)w->shape.dim[0],
+			    (long long)w->shape.dim[1]);
+	n->shape = w->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
 static int rule_softmax(Graph *g, Node *n, Diag *d)
 {
 	const Node *x = arg(g, n, 0);
@@ -638,8 +689,10 @@ static const Rule rule[] = {
 	[OP_CACHE_WRITE] = rule_cache_write,
 	[OP_IOTA_OFFSET] = rule_iota_offset,
 	[OP_CAUSAL_MASK_OFFSET] = rule_causal_mask_offset,
+	[OP_SPMM] = rule_spmm,
+	[OP_SDDMM] = rule_sddmm,
 };
-static_assert(OP_COUNT == 44, "add the new op's shape rule to rule[]");
+static_assert(OP_COUNT == 46, "add the new op's shape rule to rule[]");
 static_assert(sizeof rule / sizeof rule[0] == OP_COUNT, "rule[] covers every op");
 
 int ir_infer_node(Graph *g, Node *n, Diag *d)

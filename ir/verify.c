@@ -185,6 +185,10 @@ static int check_masks(const Graph *g, Diag *d)
 	}
 	for (ValId v = 0; v < ir_nnode(g); v++) {
 		const Node *n = ir_node(g, v);
+		if ((n->op == OP_SPMM || n->op == OP_SDDMM) && n->narg > 0 &&
+		    !ir_find_mask(g, ir_operand(g, n, n->narg - 1)))
+			rc = diag_error(d, n->loc, "%s %%%u: its weight has no sparsity mask",
+					ir_op[n->op].name, v);
 		if (n->op != OP_MASK || n->name == 0 || n->name >= g->str.len)
 			continue;
 		ValId p = ir_find_param(g, ir_str(g, n->name));

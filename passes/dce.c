@@ -20,8 +20,9 @@
  * writes matter only to later runs through the outputs that read the
  * cache, so when no output depends on a cache, its writes go too.
  *
- * Masks (Graph.mask) stay with their params, which always live; a MASK
- * node lives or dies with the products that read it.
+ * Masks (Graph.mask) stay with their params, which always live, and so do
+ * MASK nodes, even when sparse_lower left nothing reading them: the
+ * optimizer's masked AdamW and the checkpoint writer read their slots.
  *
  * Survivors keep their order and are renumbered densely; the operand list,
  * outputs, loss, gradients and masks are rewritten to the new ids. Everything new is built
@@ -44,7 +45,7 @@ static void mark_live(const Graph *g, const PassOptions *o, bool *live)
 			live[VEC_AT(g->grad, GradPair, i).grad] = true;
 	for (ValId v = ir_nnode(g); v-- > 0;) {
 		const Node *n = ir_node(g, v);
-		if (n->op == OP_PARAM)
+		if (n->op == OP_PARAM || n->op == OP_MASK)
 			live[v] = true;
 		if (!live[v])
 			continue;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "../ir/ir.h"
+#include "sparse.h"
 
 /* prune.c's inputs beyond the graph (docs/sparsity.md). */
 typedef enum PruneMethod {
@@ -42,6 +43,8 @@ typedef struct PassOptions {
 	bool verify;         /* run ir_verify after every pass (default in debug) */
 	int64_t alignment;   /* plan_memory: byte alignment of every buffer (64) */
 	const PruneOptions *prune;   /* prune: NULL = pass_prune_defaults */
+	SparseFormat sparse_format;  /* sparse_lower; 0 (zeroed options) is SPF_MASKED,
+	                              * the tools use SPF_AUTO */
 } PassOptions;
 
 typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);
@@ -72,6 +75,14 @@ void pass_prune_report(const Graph *g, FILE *f);
  * overall sparsity target (the RigL rule, capped at 1 and redistributed).
  * Exported for tests and tools. */
 int pass_erk_density(const Shape *shape, int n, double target, double *density);
+
+/* sparse_lower.c: the products of each sparse weight W (the forward
+ * matmul, and when training the input and weight gradients autodiff
+ * built) become spmm / sddmm kernels in the feature-major layout, with
+ * transposes around them shared between products, in the format the cost
+ * model (or o->sparse_format) picks per weight and product. Products left
+ * masked keep reading mul(W, mask). No-op for a dense graph. */
+int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d);
 
 /* dce.c: drop nodes that reach no output (nor the loss when training). */
 int pass_dce(Graph *g, const PassOptions *o, Diag *d);

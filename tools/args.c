@@ -97,6 +97,14 @@ int args_parse(Args *a, int argc, char **argv, ArgsExtra extra)
 						   "'%s'", v);
 		} else if (!strcmp(s, "--dense")) {
 			a->dense = true;
+		} else if ((v = args_value(argc, argv, &i, "--sparse-format"))) {
+			a->sparse_format = -1;
+			for (int k = SPF_AUTO; k < SPF_COUNT; k++)
+				if (!strcmp(v, k == SPF_AUTO ? "auto" : sparse_format_name[k]))
+					a->sparse_format = k + 1;
+			if (a->sparse_format < 0)
+				return usage_error(a->cmd, "--sparse-format expects auto, masked, csr or "
+						   "unrolled, got '%s'", v);
 		} else if ((v = args_value(argc, argv, &i, "--threads"))) {
 			long long n = 0;
 			if (args_int(a->cmd, "--threads", v, 0, 1024, &n))

@@ -80,7 +80,8 @@ static int run_passes(Build *b, const BuildOptions *o)
 	pr.weights = o->weights;
 	pr.nweights = o->nweights;
 	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
-			  .alignment = RT_ALIGN, .prune = &pr};
+			  .alignment = RT_ALIGN, .prune = &pr,
+			  .sparse_format = (SparseFormat)(a->sparse_format - 1)};
 #ifndef NDEBUG
 	po.verify = true;
 #endif

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		   "  --sparsity S    prune every covered weight matrix to S zeros (docs/sparsity.md)\n"
 		   "  --distribution uniform|erk   how S spreads over the layers\n"
 		   "  --dense         drop the model's and the checkpoint's masks\n"
+		   "  --sparse-format auto|masked|csr|unrolled   kernels for sparse weights (default auto:\n"
+		   "                  the cost model picks per weight and product)\n"
 		   "\nThe language is described in docs/language.md.\n");
 }
 

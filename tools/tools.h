@@ -31,6 +31,7 @@ struct Args {
 	bool has_sparsity, dense;
 	double sparsity;
 	int dist;                 /* SparseDist + 1; 0 = the model's */
+	int sparse_format;        /* --sparse-format: SparseFormat + 1; 0 = auto */
 	void *user;               /* the subcommand's own options */
 };
 int args_parse(Args *a, int argc, char **argv, ArgsExtra extra);

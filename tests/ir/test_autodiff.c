@@ -1000,12 +1000,14 @@ static void test_oom(void)
 }
 
 /* The pipeline runs autodiff after infer_shapes and prune (so gradients of
- * sparse params come out masked) and before dce. */
+ * sparse params come out masked), then sparse_lower (which rewrites the
+ * products autodiff built), and dce after both. */
 static void test_pipeline(void)
 {
-	CHECK(pass_npipeline > 3 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
+	CHECK(pass_npipeline > 4 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
 	      !strcmp(pass_pipeline[1].name, "prune") &&
-	      !strcmp(pass_pipeline[2].name, "autodiff") && !strcmp(pass_pipeline[3].name, "dce"));
+	      !strcmp(pass_pipeline[2].name, "autodiff") &&
+	      !strcmp(pass_pipeline[3].name, "sparse_lower") && !strcmp(pass_pipeline[4].name, "dce"));
 	Diag d;
 	Graph *g = small(&d);
 	PassOptions o = {.training = true, .verify = true};

@@ -1,0 +1,388 @@
+/* emit_sparse.c: kernels for the sparse products of a masked weight.
+ *
+ * The operands are feature-major (ops.h): a row of at / bt / out is one
+ * feature over the M rows of the activations, so a vector of L lanes
+ * (16 with AVX-512) holds L consecutive rows m, and one kept weight w of
+ * the pattern costs one broadcast and R vector FMAs over a block of R*L
+ * rows. The mask is known here (Graph.mask), so the pattern is compiled in:
+ *
+ *   spmm, compressed rows:  out row j's kept entries as two constant
+ *                 arrays, ptr[J+1] and idx[nnz] (the feature i each reads;
+ *                 the weight's offset is i*N + j, or j*N + i with transb),
+ *                 walked by a loop:
+ *                   for each block of R*L rows m, for each j of the task:
+ *                     acc[0..R) = 0
+ *                     for p in ptr[j]..ptr[j+1]:  acc[r] += at[idx[p]][m..] * w
+ *                     out[j][m..] = acc
+ *   spmm, unrolled: the same loops over m, but the j loop and the loop over
+ *                 each row's entries are written out with the indices and
+ *                 weight offsets as constants: no index loads, no loop
+ *                 control, and LLVM schedules across rows (SparseRT's idea).
+ *                 The task index selects its rows with a switch.
+ *   sddmm:        out row k: zero it, then for each block of R*L rows m:
+ *                 load at[k][m..] once, and for each kept (k, n) add the
+ *                 dot product with bt[n][m..] (R FMAs and one horizontal
+ *                 sum) to out[k][n]. Compressed rows only.
+ * Blocks of R*L rows come first, then blocks of L, then single rows, so any
+ * M works. Tasks are ranges of output rows with about equal kept entries
+ * (balanced at compile time). Every sum runs in a fixed order (entries by
+ * increasing index, m blocks in order), so results never depend on the
+ * split or the thread count. */
+#include "backend.h"
+
+#include <string.h>
+
+enum {
+	SPMM_VECS = 4,    /* R for spmm: 4 independent accumulators hide FMA latency */
+	SDDMM_VECS = 8,   /* R for sddmm: long dot products amortise the horizontal sum */
+	MAX_TASKS = 64,
+};
+
+/* Row lists of one product, from the mask. */
+typedef struct Rows {
+	int64_t nrow, nnz;
+	int32_t *ptr;     /* nrow + 1 */
+	int32_t *idx;     /* nnz: the feature read (spmm) or the column n (sddmm) */
+	int32_t chunk[MAX_TASKS + 1];
+	int ntask;
+} Rows;
+
+/* by_column: row j lists the k with bits[k][j] (spmm forward); otherwise
+ * row k lists the n with bits[k][n]. */
+static int rows_build(Rows *r, const uint8_t *bits, int64_t K, int64_t N, bool by_column)
+{
+	r->nrow = by_column ? N : K;
+	r->ptr = mem_alloc((size_t)(r->nrow + 1) * sizeof *r->ptr);
+	int64_t nnz = 0;
+	for (int64_t e = 0; e < K * N; e++)
+		nnz += bits[e] != 0;
+	r->idx = mem_alloc((size_t)(nnz ? nnz : 1) * sizeof *r->idx);
+	if (!r->ptr || !r->idx)
+		return -1;
+	r->nnz = 0;
+	int64_t inner = by_column ? K : N;
+	for (int64_t j = 0; j < r->nrow; j++) {
+		r->ptr[j] = (int32_t)r->nnz;
+		for (int64_t i = 0; i < inner; i++)
+			if (bits[by_column ? i * N + j : j * N + i])
+				r->idx[r->nnz++] = (int32_t)i;
+	}
+	r->ptr[r->nrow] = (int32_t)r->nnz;
+	return 0;
+}
+
+static void rows_free(Rows *r)
+{
+	mem_free(r->ptr);
+	mem_free(r->idx);
+}
+
+/* Tasks of about equal work (entries, plus a little per row) for M rows. */
+static void rows_split(Rows *r, int64_t M)
+{
+	double per_row = 8.0, total = (double)r->nnz + per_row * (double)r->nrow;
+	double work = total * (double)M;
+	int64_t n = (int64_t)(work / (4.0 * BE_TASK_WORK)) + 1;
+	if (n > MAX_TASKS)
+		n = MAX_TASKS;
+	if (n > r->nrow)
+		n = r->nrow > 0 ? r->nrow : 1;
+	r->ntask = (int)n;
+	r->chunk[0] = 0;
+	int t = 1;
+	double acc = 0;
+	for (int64_t j = 0; j < r->nrow && t < r->ntask; j++) {
+		acc += (double)(r->ptr[j + 1] - r->ptr[j]) + per_row;
+		if (acc >= total * t / (double)r->ntask)
+			r->chunk[t++] = (int32_t)(j + 1);
+	}
+	while (t < r->ntask)   /* fewer cut points than tasks: empty tails */
+		r->chunk[t++] = (int32_t)r->nrow;
+	r->chunk[r->ntask] = (int32_t)r->nrow;
+}
+
+/* A constant i32 array as a private global (its bytes as one constant
+ * string, which LLVM builds without a value per element). */
+static LLVMValueRef const_i32s(be_Ctx *c, const char *kernel, const char *what,
+			       const int32_t *v, int64_t n)
+{
+	char name[96];
+	snprintf(name, sizeof name, "%s.%s", kernel, what);
+	LLVMValueRef init = LLVMConstStringInContext(c->ctx, (const char *)v,
+						     (unsigned)(n * (int64_t)sizeof *v), 1);
+	LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(gv, init);
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMPrivateLinkage);
+	LLVMSetAlignment(gv, 64);
+	return LLVMBuildBitCast(c->b, gv, LLVMPointerType(c->t_i32, 0), "");
+}
+
+static LLVMValueRef load_i64(be_Ctx *c, LLVMValueRef arr, LLVMValueRef i)
+{
+	return LLVMBuildSExt(c->b, be_load(c, c->t_i32, arr, i, 1), c->t_i64, "");
+}
+
+static LLVMValueRef add(be_Ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildNSWAdd(c->b, a, b, "");
+}
+
+static LLVMValueRef mul(be_Ctx *c, LLVMValueRef a, int64_t k)
+{
+	return LLVMBuildNSWMul(c->b, a, be_i64(c, k), "");
+}
+
+/* ---- what one kernel needs, and the m-block loops ---- */
+
+typedef struct Sp {
+	const Rows *rows;
+	int64_t M, N;         /* activation rows; the weight's second dim */
+	bool tb, unrolled;
+	LLVMValueRef out, at, bt, w;
+	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
+	LLVMValueRef r0, r1;  /* the task's rows */
+	int task;             /* unrolled: the task whose rows are emitted */
+} Sp;
+
+typedef void BlockFn(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n);
+
+/* Blocks of R*L rows, then of L, then single rows; only the loops M needs. */
+static void for_blocks(be_Ctx *c, const Sp *s, int R, BlockFn *body)
+{
+	int L = c->vec_lanes;
+	int64_t big = (int64_t)R * L, m_big = s->M / big * big, m_vec = s->M / L * L;
+	be_Loop l;
+	if (m_big > 0) {
+		body(c, s, be_loop_begin(c, &l, be_i64(c, 0), be_i64(c, m_big), big), R, L);
+		be_loop_end(c, &l);
+		be_loop_scalar(c, &l);
+	}
+	if (m_vec > m_big) {
+		body(c, s, be_loop_begin(c, &l, be_i64(c, m_big), be_i64(c, m_vec), L), 1, L);
+		be_loop_end(c, &l);
+		be_loop_scalar(c, &l);
+	}
+	if (s->M > m_vec) {
+		body(c, s, be_loop_begin(c, &l, be_i64(c, m_vec), be_i64(c, s->M), 1), 1, 1);
+		be_loop_end(c, &l);
+		be_loop_scalar(c, &l);
+	}
+}
+
+/* ---- spmm ---- */
+
+static LLVMValueRef zeros(be_Ctx *c, int n)
+{
+	return LLVMConstNull(be_vtype(c, c->t_f32, n));
+}
+
+/* acc[r] += at[i][m0 + r*n ..] * w[woff] */
+static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef woff,
+		       LLVMValueRef m0, int R, int n, LLVMValueRef *acc)
+{
+	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, s->w, woff, 1), n);
+	LLVMValueRef base = add(c, mul(c, i, s->M), m0);
+	for (int r = 0; r < R; r++)
+		acc[r] = be_fma(c, be_load(c, c->t_f32, s->at, add(c, base, be_i64(c, (int64_t)r * n)), n),
+				wv, acc[r], n);
+}
+
+static void spmm_store(be_Ctx *c, const Sp *s, LLVMValueRef j, LLVMValueRef m0, int R, int n,
+		       LLVMValueRef *acc)
+{
+	LLVMValueRef base = add(c, mul(c, j, s->M), m0);
+	for (int r = 0; r < R; r++)
+		be_store(c, acc[r], c->t_f32, s->out, add(c, base, be_i64(c, (int64_t)r * n)), n);
+}
+
+static LLVMValueRef weight_offset(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef j)
+{
+	return s->tb ? add(c, mul(c, j, s->N), i) : add(c, mul(c, i, s->N), j);
+}
+
+static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
+{
+	LLVMTypeRef vt = be_vtype(c, c->t_f32, n);
+	LLVMValueRef slot[SPMM_VECS], acc[SPMM_VECS];
+	for (int r = 0; r < R; r++)
+		slot[r] = be_local(c, vt, NULL);
+	be_Loop lj, lp;
+	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
+	for (int r = 0; r < R; r++)
+		be_set(c, slot[r], zeros(c, n));
+	LLVMValueRef p0 = load_i64(c, s->ptr, j), p1 = load_i64(c, s->ptr, add(c, j, be_i64(c, 1)));
+	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
+	LLVMValueRef i = load_i64(c, s->idx, p);
+	for (int r = 0; r < R; r++)
+		acc[r] = be_get(c, vt, slot[r]);
+	spmm_entry(c, s, i, weight_offset(c, s, i, j), m0, R, n, acc);
+	for (int r = 0; r < R; r++)
+		be_set(c, slot[r], acc[r]);
+	be_loop_end(c, &lp);
+	for (int r = 0; r < R; r++)
+		acc[r] = be_get(c, vt, slot[r]);
+	spmm_store(c, s, j, m0, R, n, acc);
+	be_loop_end(c, &lj);
+	be_loop_scalar(c, &lj);
+}
+
+static void spmm_unrolled_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
+{
+	const Rows *rw = s->rows;
+	LLVMValueRef acc[SPMM_VECS];
+	for (int32_t j = rw->chunk[s->task]; j < rw->chunk[s->task + 1]; j++) {
+		for (int r = 0; r < R; r++)
+			acc[r] = zeros(c, n);
+		for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
+			LLVMValueRef i = be_i64(c, rw->idx[p]);
+			spmm_entry(c, s, i, weight_offset(c, s, i, be_i64(c, j)), m0, R, n, acc);
+		}
+		spmm_store(c, s, be_i64(c, j), m0, R, n, acc);
+	}
+}
+
+/* ---- sddmm ---- */
+
+static void sddmm_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
+{
+	LLVMValueRef a[SDDMM_VECS];
+	be_Loop lk, lp;
+	LLVMValueRef k = be_loop_begin(c, &lk, s->r0, s->r1, 1);
+	LLVMValueRef abase = add(c, mul(c, k, s->M), m0);
+	for (int r = 0; r < R; r++)
+		a[r] = be_load(c, c->t_f32, s->at, add(c, abase, be_i64(c, (int64_t)r * n)), n);
+	LLVMValueRef p0 = load_i64(c, s->ptr, k), p1 = load_i64(c, s->ptr, add(c, k, be_i64(c, 1)));
+	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
+	LLVMValueRef col = load_i64(c, s->idx, p);
+	LLVMValueRef bbase = add(c, mul(c, col, s->M), m0);
+	LLVMValueRef even = zeros(c, n), odd = zeros(c, n);   /* two chains */
+	for (int r = 0; r < R; r++) {
+		LLVMValueRef b = be_load(c, c->t_f32, s->bt, add(c, bbase, be_i64(c, (int64_t)r * n)), n);
+		if (r % 2)
+			odd = be_fma(c, a[r], b, odd, n);
+		else
+			even = be_fma(c, a[r], b, even, n);
+	}
+	LLVMValueRef dot = be_hsum(c, LLVMBuildFAdd(c->b, even, odd, ""), n);
+	LLVMValueRef o = add(c, mul(c, k, s->N), col);
+	be_store(c, LLVMBuildFAdd(c->b, be_load(c, c->t_f32, s->out, o, 1), dot, ""), c->t_f32,
+		 s->out, o, 1);
+	be_loop_end(c, &lp);
+	be_loop_end(c, &lk);
+	be_loop_scalar(c, &lk);
+}
+
+/* out rows [r0, r1) of N floats set to 0. */
+static void zero_rows(be_Ctx *c, const Sp *s)
+{
+	LLVMValueRef dst = be_gep(c, c->t_f32, s->out, mul(c, s->r0, s->N));
+	LLVMValueRef bytes = mul(c, LLVMBuildNSWSub(c->b, s->r1, s->r0, ""), s->N * 4);
+	LLVMBuildMemSet(c->b, LLVMBuildBitCast(c->b, dst, c->t_ptr, ""),
+			LLVMConstInt(c->t_i8, 0, 0), bytes, 4);
+}
+
+/* ---- the kernels ---- */
+
+static int sparse_pattern(const Graph *g, const Node *nd, const uint8_t **bits, Diag *d)
+{
+	ValId w = ir_operand(g, nd, nd->narg - 1);
+	const Mask *m = ir_find_mask(g, w);
+	if (!m || !m->bits)
+		return diag_error(d, nd->loc, "the mask of '%s' is to be supplied (IR text carries "
+				  "no mask bits)", ir_str(g, ir_node(g, w)->name));
+	*bits = m->bits;
+	return 0;
+}
+
+/* for t in [lo, hi): rows [chunk[t], chunk[t+1]) of the compressed rows. */
+static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
+		      int R, BlockFn *body, bool zero)
+{
+	const Rows *rw = s->rows;
+	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
+	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
+	LLVMValueRef chunk = const_i32s(c, name, "chunk", rw->chunk, rw->ntask + 1);
+	be_Loop lt;
+	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
+	s->r0 = load_i64(c, chunk, t);
+	s->r1 = load_i64(c, chunk, add(c, t, be_i64(c, 1)));
+	if (zero)
+		zero_rows(c, s);
+	for_blocks(c, s, R, body);
+	be_loop_end(c, &lt);
+	be_loop_scalar(c, &lt);
+}
+
+/* switch (t) { case k: the unrolled rows of task k }, for t in [lo, hi). */
+static void unrolled_tasks(be_Ctx *c, Sp *s, LLVMValueRef lo, LLVMValueRef hi)
+{
+	be_Loop lt;
+	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
+	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+	LLVMValueRef sw = LLVMBuildSwitch(c->b, t, next, (unsigned)s->rows->ntask);
+	for (int k = 0; k < s->rows->ntask; k++) {
+		LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "rows");
+		LLVMAddCase(sw, be_i64(c, k), bb);
+		LLVMPositionBuilderAtEnd(c->b, bb);
+		s->task = k;
+		for_blocks(c, s, SPMM_VECS, spmm_unrolled_block);
+		LLVMBuildBr(c->b, next);
+	}
+	LLVMMoveBasicBlockAfter(next, LLVMGetInsertBlock(c->b));
+	LLVMPositionBuilderAtEnd(c->b, next);
+	be_loop_end(c, &lt);
+	be_loop_scalar(c, &lt);
+}
+
+static int emit_product(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	const Node *nd = ir_node(g, v);
+	const Node *wn = ir_node(g, ir_operand(g, nd, nd->narg - 1));
+	const uint8_t *bits = NULL;
+	if (sparse_pattern(g, nd, &bits, d))
+		return -1;
+	bool sddmm = nd->op == OP_SDDMM;
+	Sp s = {.M = ir_node(g, ir_operand(g, nd, 0))->shape.dim[1], .N = wn->shape.dim[1],
+		.tb = nd->flags & NF_TRANS_B, .unrolled = nd->flags & NF_UNROLLED};
+	Rows rw = {0};
+	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb)) {
+		rows_free(&rw);
+		return diag_error(d, nd->loc, "out of memory");
+	}
+	rows_split(&rw, s.M);
+	s.rows = &rw;
+	char name[64];
+	be_kernel_name(g, v, name, sizeof name);
+	LLVMValueRef buf, lo, hi;
+	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
+	k->ntask = rw.ntask;
+	k->flops = 2.0 * (double)rw.nnz * (double)s.M;
+	s.out = be_kernel_arg(c, buf, 0, c->t_f32);
+	s.at = be_kernel_arg(c, buf, 1, c->t_f32);
+	if (sddmm) {
+		s.bt = be_kernel_arg(c, buf, 2, c->t_f32);
+		s.w = be_kernel_arg(c, buf, 3, c->t_f32);
+		csr_tasks(c, &s, name, lo, hi, SDDMM_VECS, sddmm_block, true);
+	} else {
+		s.w = be_kernel_arg(c, buf, 2, c->t_f32);
+		if (s.unrolled)
+			unrolled_tasks(c, &s, lo, hi);
+		else
+			csr_tasks(c, &s, name, lo, hi, SPMM_VECS, spmm_csr_block, false);
+	}
+	LLVMBuildRetVoid(c->b);
+	rows_free(&rw);
+	return 0;
+}
+
+int be_emit_spmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	return emit_product(c, g, v, k, d);
+}
+
+int be_emit_sddmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+{
+	return emit_product(c, g, v, k, d);
+}

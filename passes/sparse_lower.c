@@ -1,0 +1,290 @@
+/* sparse_lower.c: the products of a sparse weight become sparse kernels.
+ *
+ * After prune and autodiff, a sparse weight W is read as P = mul(W, mask)
+ * and its linear layer y = x @ P has up to three products:
+ *   forward       y  = matmul(x, P)                       x  [..., K]
+ *   input grad    dx = matmul(dy, P) transb               dy [..., N]
+ *   weight grad   dW = mul(matmul(x2, dy2) transa, mask)  x2 [M,K], dy2 [M,N]
+ * Each becomes a sparse op in the feature-major layout (ops.h):
+ *   y  = T(spmm(T(x), W))          dx = T(spmm(T(dy), W) transb)
+ *   dW = sddmm(T(x), T(dy), W)
+ * where T is a 2-D transpose (a permute of x viewed as [M, K]). The
+ * transposes of x and dy are made once and shared: the forward's T(x)
+ * serves the weight gradient, the input gradient's T(dy) too.
+ *
+ * Per weight and product, the cost model (sparse_cost.c) or the forced
+ * format decides: masked (the product is left alone), csr, or unrolled
+ * (flag on the spmm). A product left masked keeps P alive; otherwise DCE
+ * drops P and the dense matmul. The MASK node stays: the optimizer's masked
+ * AdamW reads it.
+ *
+ * New nodes are appended, recorded with the old node they must precede,
+ * and put in place by ir_reorder at the end; readers of a replaced node
+ * are redirected through repl[]. */
+#include "passes.h"
+
+#include <string.h>
+
+typedef struct Lower {
+	Graph *g;
+	Diag *d;
+	SparseFormat force;
+	Vec place;     /* ValId per new node: the old node it goes before */
+	ValId *repl;   /* old id -> its replacement (itself if none) */
+	uint32_t n0;   /* nodes before the pass */
+	Vec memo;      /* Transposed */
+	ValId at;      /* the old node being lowered (placement of new nodes) */
+} Lower;
+
+/* The feature-major copy of a value viewed as [rows, cols]. */
+typedef struct Transposed {
+	ValId base;    /* the value under any reshapes */
+	int64_t cols;
+	ValId t;       /* [cols, rows] */
+} Transposed;
+
+static ValId resolve(const Lower *L, ValId v)
+{
+	while (v < L->n0 && L->repl[v] != v)
+		v = L->repl[v];
+	return v;
+}
+
+/* Record the nodes appended since `before` as placed before L->at. */
+static int placed(Lower *L, ValId v, uint32_t before)
+{
+	if (v == VAL_NONE)
+		return -1;
+	for (uint32_t i = before; i < ir_nnode(L->g); i++) {
+		ValId *p = vec_push(&L->place, sizeof *p);
+		if (!p)
+			return diag_error(L->d, (SrcLoc){0}, "out of memory");
+		*p = L->at;
+	}
+	return 0;
+}
+
+static ValId through_reshapes(const Lower *L, ValId v)
+{
+	while (ir_node(L->g, v)->op == OP_RESHAPE)
+		v = resolve(L, ir_operand(L->g, ir_node(L->g, v), 0));
+	return v;
+}
+
+/* T(x viewed as [numel / cols, cols]), made once per (value, cols). */
+static ValId feature_major(Lower *L, ValId x, int64_t cols, SrcLoc loc)
+{
+	Graph *g = L->g;
+	ValId base = through_reshapes(L, x);
+	for (size_t i = 0; i < L->memo.len; i++) {
+		const Transposed *t = &VEC_AT(L->memo, Transposed, i);
+		if (t->base == base && t->cols == cols)
+			return t->t;
+	}
+	uint32_t before = ir_nnode(g);
+	int64_t rows = ir_numel(&ir_node(g, base)->shape) / cols;
+	Shape s2 = {.rank = 2, .dim = {rows, cols}};
+	ValId v = base;
+	if (!ir_shape_eq(&ir_node(g, base)->shape, &s2))
+		v = ir_reshape(g, base, &s2, loc, L->d);
+	static const uint8_t swap[2] = {1, 0};
+	if (v != VAL_NONE)
+		v = ir_permute(g, v, swap, loc, L->d);
+	Transposed *t = placed(L, v, before) ? NULL : vec_push(&L->memo, sizeof *t);
+	if (!t)
+		return VAL_NONE;
+	*t = (Transposed){base, cols, v};
+	return v;
+}
+
+/* T(yt) reshaped to the shape of the matmul it replaces. */
+static ValId row_major(Lower *L, ValId yt, const Shape *shape, SrcLoc loc)
+{
+	uint32_t before = ir_nnode(L->g);
+	static const uint8_t swap[2] = {1, 0};
+	ValId y = ir_permute(L->g, yt, swap, loc, L->d);
+	if (y != VAL_NONE && !ir_shape_eq(&ir_node(L->g, y)->shape, shape))
+		y = ir_reshape(L->g, y, shape, loc, L->d);
+	return placed(L, y, before) ? VAL_NONE : y;
+}
+
+/* A weight's product P = mul(W, mask), its MASK node, shape and count. */
+typedef struct Weight {
+	ValId w, mask, prod;
+	SparseShape s;
+	bool lowered[SPP_COUNT];
+} Weight;
+
+static bool is_product(const Graph *g, const Node *n, ValId w, ValId mask)
+{
+	if (n->op != OP_MUL || n->narg != 2)
+		return false;
+	ValId a = ir_operand(g, n, 0), b = ir_operand(g, n, 1);
+	return (a == w && b == mask) || (a == mask && b == w);
+}
+
+/* The products to lower: the weights whose mask and product exist. */
+static int find_weights(const Graph *g, Vec *ws, Diag *d)
+{
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (n->op != OP_MASK)
+			continue;
+		ValId w = ir_find_param(g, ir_str(g, n->name));
+		const Mask *m = w == VAL_NONE ? NULL : ir_find_mask(g, w);
+		if (!m || !m->bits || ir_node(g, w)->shape.rank != 2)
+			continue;
+		for (ValId u = v + 1; u < ir_nnode(g); u++)
+			if (is_product(g, ir_node(g, u), w, v)) {
+				Weight *x = vec_push(ws, sizeof *x);
+				if (!x)
+					return diag_error(d, (SrcLoc){0}, "out of memory");
+				const Shape *s = &ir_node(g, w)->shape;
+				*x = (Weight){.w = w, .mask = v, .prod = u,
+					      .s = {.k = s->dim[0], .n = s->dim[1], .nnz = m->nkept}};
+				break;
+			}
+	}
+	return 0;
+}
+
+static SparseFormat choose(Lower *L, Weight *w, SparseProduct p, int64_t rows)
+{
+	w->s.rows = rows;
+	bool shared = p == SPP_WEIGHT_GRAD && w->lowered[SPP_FORWARD] &&
+		      w->lowered[SPP_INPUT_GRAD];
+	return sparse_choose(p, &w->s, shared, L->force);
+}
+
+/* y = matmul(x, P) or dx = matmul(dy, P) transb. */
+static int lower_matmul(Lower *L, Weight *w, ValId v)
+{
+	Graph *g = L->g;
+	const Node *n = ir_node(g, v);
+	bool tb = n->flags & NF_TRANS_B;
+	SparseProduct p = tb ? SPP_INPUT_GRAD : SPP_FORWARD;
+	ValId x = resolve(L, ir_operand(g, n, 0));
+	int64_t cols = tb ? w->s.n : w->s.k;
+	SparseFormat f = choose(L, w, p, ir_numel(&ir_node(g, x)->shape) / cols);
+	if (f == SPF_MASKED)
+		return 0;
+	Shape shape = n->shape;
+	SrcLoc loc = n->loc;
+	ValId xt = feature_major(L, x, cols, loc);
+	if (xt == VAL_NONE)
+		return -1;
+	uint32_t before = ir_nnode(g);
+	ValId yt = ir_spmm(g, xt, w->w, (tb ? NF_TRANS_B : 0) | (f == SPF_UNROLLED ? NF_UNROLLED : 0),
+			   loc, L->d);
+	if (placed(L, yt, before))
+		return -1;
+	ValId y = row_major(L, yt, &shape, loc);
+	if (y == VAL_NONE)
+		return -1;
+	L->repl[v] = y;
+	w->lowered[p] = true;
+	return 0;
+}
+
+/* dW = mul(matmul(x2, dy2) transa, mask), in either operand order. */
+static int lower_weight_grad(Lower *L, Weight *w, ValId v)
+{
+	Graph *g = L->g;
+	const Node *n = ir_node(g, v);
+	ValId mm = ir_operand(g, n, ir_operand(g, n, 0) == w->mask ? 1 : 0);
+	const Node *m = ir_node(g, mm);
+	if (m->op != OP_MATMUL || m->flags != NF_TRANS_A)
+		return 0;
+	ValId x = resolve(L, ir_operand(g, m, 0)), dy = resolve(L, ir_operand(g, m, 1));
+	if (ir_node(g, x)->shape.rank != 2 || ir_node(g, x)->shape.dim[1] != w->s.k)
+		return 0;
+	if (choose(L, w, SPP_WEIGHT_GRAD, ir_node(g, x)->shape.dim[0]) == SPF_MASKED)
+		return 0;
+	SrcLoc loc = n->loc;
+	ValId xt = feature_major(L, x, w->s.k, loc);
+	ValId dyt = xt == VAL_NONE ? VAL_NONE : feature_major(L, dy, w->s.n, loc);
+	if (dyt == VAL_NONE)
+		return -1;
+	uint32_t before = ir_nnode(g);
+	ValId dw = ir_sddmm(g, xt, dyt, w->w, loc, L->d);
+	if (placed(L, dw, before))
+		return -1;
+	L->repl[v] = dw;
+	w->lowered[SPP_WEIGHT_GRAD] = true;
+	return 0;
+}
+
+static int lower_node(Lower *L, Vec *ws, ValId v)
+{
+	const Graph *g = L->g;
+	const Node *n = ir_node(g, v);
+	for (size_t i = 0; i < ws->len; i++) {
+		Weight *w = &VEC_AT(*ws, Weight, i);
+		if (n->op == OP_MATMUL && n->narg == 2 && ir_operand(g, n, 1) == w->prod &&
+		    (n->flags & ~NF_TRANS_B) == 0)
+			return lower_matmul(L, w, v);
+		if (n->op == OP_MUL && n->narg == 2 && v != w->prod &&
+		    (ir_operand(g, n, 0) == w->mask || ir_operand(g, n, 1) == w->mask))
+			return lower_weight_grad(L, w, v);
+	}
+	return 0;
+}
+
+/* Every node goes to its place; readers of a replaced node read its
+ * replacement. Only the new nodes read new nodes already. */
+static int commit(Lower *L)
+{
+	uint32_t n = ir_nnode(L->g), k = 0, next = L->n0;
+	ValId *order = mem_alloc(n * sizeof *order), *redirect = mem_alloc(n * sizeof *redirect);
+	int rc = -1;
+	if (!order || !redirect) {
+		diag_error(L->d, (SrcLoc){0}, "out of memory");
+		goto done;
+	}
+	for (ValId v = 0; v < n; v++)
+		redirect[v] = resolve(L, v);
+	for (ValId v = 0; v < L->n0; v++) {
+		while (next < n && VEC_AT(L->place, ValId, next - L->n0) == v)
+			order[k++] = next++;
+		order[k++] = v;
+	}
+	rc = ir_reorder(L->g, order, redirect, L->d);
+done:
+	mem_free(order);
+	mem_free(redirect);
+	return rc;
+}
+
+int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d)
+{
+	if (!g->mask.len || o->sparse_format == SPF_MASKED)
+		return 0;
+	Lower L = {.g = g, .d = d, .force = o->sparse_format, .n0 = ir_nnode(g)};
+	Vec ws = {0};
+	int rc = -1;
+	L.repl = mem_alloc((L.n0 ? L.n0 : 1) * sizeof *L.repl);
+	if (!L.repl) {
+		diag_error(d, (SrcLoc){0}, "out of memory");
+		goto done;
+	}
+	for (ValId v = 0; v < L.n0; v++)
+		L.repl[v] = v;
+	if (find_weights(g, &ws, d))
+		goto done;
+	for (ValId v = 0; v < L.n0; v++) {
+		L.at = v;
+		if (lower_node(&L, &ws, v))
+			goto done;
+	}
+	rc = L.place.len ? commit(&L) : 0;
+done:
+	/* On failure the appended nodes are unread; DCE would drop them, but a
+	 * failed pass leaves the graph unchanged: cut them off. */
+	if (rc)
+		g->node.len = L.n0;
+	vec_free(&ws);
+	vec_free(&L.place);
+	vec_free(&L.memo);
+	mem_free(L.repl);
+	return rc;
+}
