@@ -72,6 +72,9 @@ typedef struct be_Kernel {
  * its entry block and returns its three parameters. */
 LLVMValueRef be_kernel_begin(be_Ctx *c, const char *name, LLVMValueRef *buf, LLVMValueRef *lo,
 			     LLVMValueRef *hi);
+/* The attributes every function of ours carries (nounwind, the vector
+ * width); be_kernel_begin adds them, helpers emitted beside a kernel too. */
+void be_fn_attrs(be_Ctx *c, LLVMValueRef fn);
 /* Load buf[i] as a float* / i32* (typed pointer into the arena). */
 LLVMValueRef be_kernel_arg(be_Ctx *c, LLVMValueRef buf, int i, LLVMTypeRef elem);
 

@@ -1,10 +1,11 @@
 /* emit_sparse.c: kernels for the sparse products of a masked weight.
  *
- * The operands are feature-major (ops.h): a row of at / bt / out is one
- * feature over the M rows of the activations, so a vector of L lanes
- * (16 with AVX-512) holds L consecutive rows m, and one kept weight w of
- * the pattern costs one broadcast and R vector FMAs over a block of R*L
- * rows. The mask is known here (Graph.mask), so the pattern is compiled in:
+ * The operands are in feature-major blocks [blocks, features, B] (ops.h):
+ * within a block a row is one feature over B rows of the activations, so a
+ * vector of L lanes (16 with AVX-512) holds L consecutive rows m, and one
+ * kept weight w of the pattern costs one broadcast and R vector FMAs over
+ * R*L rows. Each task walks the blocks in order, so a block's features
+ * (64 KB for 256 features of 64 rows) stay in L2 while its rows use them. The mask is known here (Graph.mask), so the pattern is compiled in:
  *
  *   spmm, compressed rows:  out row j's kept entries as two constant
  *                 arrays, ptr[J+1] and idx[nnz] (the feature i each reads;
@@ -137,12 +138,15 @@ static LLVMValueRef mul(be_Ctx *c, LLVMValueRef a, int64_t k)
 
 typedef struct Sp {
 	const Rows *rows;
-	int64_t M, N;         /* activation rows; the weight's second dim */
+	int64_t M, N;         /* activation rows per block (B); the weight's second dim */
+	int64_t nblk;         /* blocks of M rows */
+	int64_t at_stride, bt_stride, out_stride;   /* floats per block (0: not blocked) */
 	bool tb, unrolled;
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
 	LLVMValueRef r0, r1;  /* the task's rows */
 	int task;             /* unrolled: the task whose rows are emitted */
+	const char *name;     /* the kernel's, a prefix for its helpers */
 } Sp;
 
 typedef void BlockFn(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n);
@@ -168,6 +172,22 @@ static void for_blocks(be_Ctx *c, const Sp *s, int R, BlockFn *body)
 		be_loop_end(c, &l);
 		be_loop_scalar(c, &l);
 	}
+}
+
+/* for_blocks over every block of rows, with the operands' pointers moved
+ * to the block. */
+static void for_each_block(be_Ctx *c, const Sp *s, int R, BlockFn *body)
+{
+	be_Loop lb;
+	LLVMValueRef blk = be_loop_begin(c, &lb, be_i64(c, 0), be_i64(c, s->nblk), 1);
+	Sp b = *s;
+	b.at = be_gep(c, c->t_f32, s->at, mul(c, blk, s->at_stride));
+	if (s->bt)
+		b.bt = be_gep(c, c->t_f32, s->bt, mul(c, blk, s->bt_stride));
+	b.out = be_gep(c, c->t_f32, s->out, mul(c, blk, s->out_stride));
+	for_blocks(c, &b, R, body);
+	be_loop_end(c, &lb);
+	be_loop_scalar(c, &lb);
 }
 
 /* ---- spmm ---- */
@@ -227,18 +247,56 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	be_loop_scalar(c, &lj);
 }
 
+/* Row j of the unrolled kernel as its own function
+ * void row(float *out, const float *at, const float *w, i64 m0) for one
+ * block shape (R vectors of n lanes). Small functions keep LLVM's
+ * optimiser linear in the pattern's size: one straight-line body for all
+ * rows took minutes to optimise beyond a few thousand entries. noinline
+ * keeps them apart; a call per row and block costs a few cycles against
+ * the row's R * entries FMAs. */
+static LLVMValueRef unrolled_row(be_Ctx *c, const Sp *s, int32_t j, int R, int n)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s.row%d.%dx%d", s->name, j, R, n);
+	LLVMTypeRef fp = LLVMPointerType(c->t_f32, 0);
+	LLVMTypeRef pt[4] = {fp, fp, fp, c->t_i64};
+	LLVMTypeRef ft = LLVMFunctionType(c->t_void, pt, 4, 0);
+	LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+	if (fn)
+		return fn;
+	fn = LLVMAddFunction(c->mod, name, ft);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	be_fn_attrs(c, fn);
+	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+				LLVMCreateEnumAttribute(c->ctx, noinline, 0));
+	LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	Sp r = *s;
+	r.out = LLVMGetParam(fn, 0);
+	r.at = LLVMGetParam(fn, 1);
+	r.w = LLVMGetParam(fn, 2);
+	LLVMValueRef m0 = LLVMGetParam(fn, 3), acc[SPMM_VECS];
+	for (int q = 0; q < R; q++)
+		acc[q] = zeros(c, n);
+	const Rows *rw = s->rows;
+	for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
+		LLVMValueRef i = be_i64(c, rw->idx[p]);
+		spmm_entry(c, &r, i, weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
+	}
+	spmm_store(c, &r, be_i64(c, j), m0, R, n, acc);
+	LLVMBuildRetVoid(c->b);
+	LLVMPositionBuilderAtEnd(c->b, saved);
+	return fn;
+}
+
 static void spmm_unrolled_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
 {
 	const Rows *rw = s->rows;
-	LLVMValueRef acc[SPMM_VECS];
 	for (int32_t j = rw->chunk[s->task]; j < rw->chunk[s->task + 1]; j++) {
-		for (int r = 0; r < R; r++)
-			acc[r] = zeros(c, n);
-		for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
-			LLVMValueRef i = be_i64(c, rw->idx[p]);
-			spmm_entry(c, s, i, weight_offset(c, s, i, be_i64(c, j)), m0, R, n, acc);
-		}
-		spmm_store(c, s, be_i64(c, j), m0, R, n, acc);
+		LLVMValueRef fn = unrolled_row(c, s, j, R, n);
+		LLVMValueRef args[4] = {s->out, s->at, s->w, m0};
+		LLVMBuildCall2(c->b, LLVMGlobalGetValueType(fn), fn, args, 4, "");
 	}
 }
 
@@ -309,7 +367,7 @@ static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMV
 	s->r1 = load_i64(c, chunk, add(c, t, be_i64(c, 1)));
 	if (zero)
 		zero_rows(c, s);
-	for_blocks(c, s, R, body);
+	for_each_block(c, s, R, body);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
 }
@@ -327,7 +385,7 @@ static void unrolled_tasks(be_Ctx *c, Sp *s, LLVMValueRef lo, LLVMValueRef hi)
 		LLVMAddCase(sw, be_i64(c, k), bb);
 		LLVMPositionBuilderAtEnd(c->b, bb);
 		s->task = k;
-		for_blocks(c, s, SPMM_VECS, spmm_unrolled_block);
+		for_each_block(c, s, SPMM_VECS, spmm_unrolled_block);
 		LLVMBuildBr(c->b, next);
 	}
 	LLVMMoveBasicBlockAfter(next, LLVMGetInsertBlock(c->b));
@@ -344,21 +402,28 @@ static int emit_product(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	if (sparse_pattern(g, nd, &bits, d))
 		return -1;
 	bool sddmm = nd->op == OP_SDDMM;
-	Sp s = {.M = ir_node(g, ir_operand(g, nd, 0))->shape.dim[1], .N = wn->shape.dim[1],
+	const Shape *sa = &ir_node(g, ir_operand(g, nd, 0))->shape;
+	Sp s = {.M = sa->dim[2], .N = wn->shape.dim[1], .nblk = sa->dim[0],
+		.at_stride = sa->dim[1] * sa->dim[2],
 		.tb = nd->flags & NF_TRANS_B, .unrolled = nd->flags & NF_UNROLLED};
+	if (sddmm)
+		s.bt_stride = ir_node(g, ir_operand(g, nd, 1))->shape.dim[1] * s.M;
+	else
+		s.out_stride = nd->shape.dim[1] * s.M;
 	Rows rw = {0};
 	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb)) {
 		rows_free(&rw);
 		return diag_error(d, nd->loc, "out of memory");
 	}
-	rows_split(&rw, s.M);
+	rows_split(&rw, s.M * s.nblk);
 	s.rows = &rw;
 	char name[64];
 	be_kernel_name(g, v, name, sizeof name);
+	s.name = name;
 	LLVMValueRef buf, lo, hi;
 	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
 	k->ntask = rw.ntask;
-	k->flops = 2.0 * (double)rw.nnz * (double)s.M;
+	k->flops = 2.0 * (double)rw.nnz * (double)(s.M * s.nblk);
 	s.out = be_kernel_arg(c, buf, 0, c->t_f32);
 	s.at = be_kernel_arg(c, buf, 1, c->t_f32);
 	if (sddmm) {

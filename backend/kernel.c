@@ -399,11 +399,8 @@ LLVMValueRef be_hmax(be_Ctx *c, LLVMValueRef v, int n)
 	return v;
 }
 
-LLVMValueRef be_kernel_begin(be_Ctx *c, const char *name, LLVMValueRef *buf, LLVMValueRef *lo,
-			     LLVMValueRef *hi)
+void be_fn_attrs(be_Ctx *c, LLVMValueRef fn)
 {
-	LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->t_kernel);
-	LLVMSetLinkage(fn, LLVMExternalLinkage);
 	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 				LLVMCreateEnumAttribute(c->ctx, nounwind, 0));
@@ -418,6 +415,14 @@ LLVMValueRef be_kernel_begin(be_Ctx *c, const char *name, LLVMValueRef *buf, LLV
 				LLVMCreateStringAttribute(c->ctx, kv[i][0], (unsigned)strlen(kv[i][0]),
 							  kv[i][1], (unsigned)strlen(kv[i][1])));
 	}
+}
+
+LLVMValueRef be_kernel_begin(be_Ctx *c, const char *name, LLVMValueRef *buf, LLVMValueRef *lo,
+			     LLVMValueRef *hi)
+{
+	LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->t_kernel);
+	LLVMSetLinkage(fn, LLVMExternalLinkage);
+	be_fn_attrs(c, fn);
 	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
 	LLVMPositionBuilderAtEnd(c->b, entry);
 	*buf = LLVMGetParam(fn, 0);

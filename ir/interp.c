@@ -197,8 +197,8 @@ static const uint8_t *weight_mask(const Ctx *x, const Node *n)
 	return m->bits;
 }
 
-/* spmm: out[j, m] = sum_i (W*mask)(i, j) at[i, m], with W(i, j) = W[i][j],
- * or W[j][i] with transb (ops.h). */
+/* spmm, per block b: out[b, j, m] = sum_i (W*mask)(i, j) at[b, i, m], with
+ * W(i, j) = W[i][j], or W[j][i] with transb (ops.h). */
 static int run_spmm(const Ctx *x, const Node *n, double *out)
 {
 	const uint8_t *bits = weight_mask(x, n);
@@ -207,33 +207,36 @@ static int run_spmm(const Ctx *x, const Node *n, double *out)
 	const Node *w = opnd(x, n, 1);
 	const double *at = in(x, n, 0), *vw = in(x, n, 1);
 	bool tb = n->flags & NF_TRANS_B;
-	int64_t J = n->shape.dim[0], M = n->shape.dim[1], I = opnd(x, n, 0)->shape.dim[0];
-	int64_t N = w->shape.dim[1];
-	for (int64_t j = 0; j < J; j++)
-		for (int64_t m = 0; m < M; m++) {
-			double acc = 0;
-			for (int64_t i = 0; i < I; i++) {
-				int64_t e = tb ? j * N + i : i * N + j;
-				acc += bits[e] ? vw[e] * at[i * M + m] : 0.0;
+	int64_t nb = n->shape.dim[0], J = n->shape.dim[1], B = n->shape.dim[2];
+	int64_t I = opnd(x, n, 0)->shape.dim[1], N = w->shape.dim[1];
+	for (int64_t b = 0; b < nb; b++)
+		for (int64_t j = 0; j < J; j++)
+			for (int64_t m = 0; m < B; m++) {
+				double acc = 0;
+				for (int64_t i = 0; i < I; i++) {
+					int64_t e = tb ? j * N + i : i * N + j;
+					acc += bits[e] ? vw[e] * at[(b * I + i) * B + m] : 0.0;
+				}
+				out[(b * J + j) * B + m] = acc;
 			}
-			out[j * M + m] = acc;
-		}
 	return 0;
 }
 
-/* sddmm: out[k, n] = mask[k][n] ? sum_m at[k, m] bt[n, m] : 0. */
+/* sddmm: out[k, n] = mask[k][n] ? sum_b sum_m at[b, k, m] bt[b, n, m] : 0. */
 static int run_sddmm(const Ctx *x, const Node *n, double *out)
 {
 	const uint8_t *bits = weight_mask(x, n);
 	if (!bits)
 		return -1;
 	const double *at = in(x, n, 0), *bt = in(x, n, 1);
-	int64_t K = n->shape.dim[0], N = n->shape.dim[1], M = opnd(x, n, 0)->shape.dim[1];
+	const Shape *sa = &opnd(x, n, 0)->shape;
+	int64_t K = n->shape.dim[0], N = n->shape.dim[1], nb = sa->dim[0], B = sa->dim[2];
 	for (int64_t k = 0; k < K; k++)
 		for (int64_t j = 0; j < N; j++) {
 			double acc = 0;
-			for (int64_t m = 0; bits[k * N + j] && m < M; m++)
-				acc += at[k * M + m] * bt[j * M + m];
+			for (int64_t b = 0; b < nb && bits[k * N + j]; b++)
+				for (int64_t m = 0; m < B; m++)
+					acc += at[(b * K + k) * B + m] * bt[(b * N + j) * B + m];
 			out[k * N + j] = acc;
 		}
 	return 0;

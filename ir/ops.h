@@ -69,17 +69,22 @@
  *                          a sparse param read mul(param, mask) instead.
  *
  * The sparse products (passes/sparse_lower.c, docs/sparsity.md) work in a
- * "feature-major" layout: the rows of their operands and results are
- * features, the columns the M rows of the activations, so the vector lanes
- * of the kernels run along M and every kept weight is one broadcast FMA.
- * W is a sparse param [K,N] (operand, never read where its mask is 0):
- *   spmm at, W             at [K,M] -> out [N,M]: out = (W*mask)^T @ at
+ * blocked "feature-major" layout [blocks, features, B]: block b holds rows
+ * b*B .. b*B+B-1 of the activations, one feature per row of B floats, so
+ * the vector lanes of the kernels run along the activation rows and every
+ * kept weight is one broadcast FMA per vector. Blocking (B = 128 or 64 when
+ * it divides M) keeps a block's features contiguous: with a whole [K,M]
+ * transpose the rows sat a power-of-two stride apart and fought over the
+ * same cache sets. W is a sparse param [K,N] (never read where its mask
+ * is 0), and for every block:
+ *   spmm at, W             at [.,K,B] -> out [.,N,B]: out = (W*mask)^T @ at
  *                          (the forward y = x @ W, transposed)
- *   spmm at, W transb      at [N,M] -> out [K,M]: out = (W*mask) @ at
+ *   spmm at, W transb      at [.,N,B] -> out [.,K,B]: out = (W*mask) @ at
  *                          (the input gradient dx = dy @ W^T, transposed)
- *   sddmm at, bt, W        at [K,M], bt [N,M] -> out [K,N]: at @ bt^T at
- *                          W's kept entries, exactly 0 at pruned ones
- *                          (the weight gradient x^T @ dy, sampled)
+ *   sddmm at, bt, W        at [.,K,B], bt [.,N,B] -> out [K,N]: the sum
+ *                          over blocks of at @ bt^T at W's kept entries,
+ *                          exactly 0 at pruned ones (the weight gradient
+ *                          x^T @ dy, sampled)
  * The flag `unrolled` selects code specialised to the pattern (indices as
  * constants) instead of the compressed-row kernel; results are the same
  * sums in the same order. */

@@ -369,8 +369,8 @@ static int rule_causal_mask(Graph *g, Node *n, Diag *d)
 /* Softmax has no axis attribute: it is always the last axis, which the
  * rule records in n->axis for the kernels' convenience. */
 /* The sparse products (ops.h): w is a rank-2 param, at (and bt) are
- * feature-major [features, M]. That w has a mask is the verifier's to
- * check: printed IR lists the masks after the nodes. */
+ * feature-major blocks [blocks, features, B]. That w has a mask is the
+ * verifier's to check: printed IR lists the masks after the nodes. */
 static int check_sparse_operands(Graph *g, Node *n, Diag *d, uint32_t nact)
 {
 	const Node *w = arg(g, n, n->narg - 1);
@@ -379,8 +379,8 @@ static int check_sparse_operands(Graph *g, Node *n, Diag *d, uint32_t nact)
 			    opname(n));
 	for (uint32_t i = 0; i < nact; i++) {
 		const Node *a = arg(g, n, i);
-		if (a->dtype != DT_F32 || a->shape.rank != 2)
-			return fail(d, n, "%s: operand %u must be an f32 matrix [features, rows]",
+		if (a->dtype != DT_F32 || a->shape.rank != 3)
+			return fail(d, n, "%s: operand %u must be f32 [blocks, features, rows]",
 				    opname(n), i);
 	}
 	return 0;
@@ -393,11 +393,11 @@ static int rule_spmm(Graph *g, Node *n, Diag *d)
 	const Node *at = arg(g, n, 0), *w = arg(g, n, 1);
 	bool tb = n->flags & NF_TRANS_B;
 	int64_t in = w->shape.dim[tb ? 1 : 0], out = w->shape.dim[tb ? 0 : 1];
-	if (at->shape.dim[0] != in)
+	if (at->shape.dim[1] != in)
 		return fail(d, n, "spmm%s: the operand has %lld features, the weight [%lld,%lld] "
-			    "needs %lld", tb ? " transb" : "", (long long)at->shape.dim[0],
+			    "needs %lld", tb ? " transb" : "", (long long)at->shape.dim[1],
 			    (long long)w->shape.dim[0], (long long)w->shape.dim[1], (long long)in);
-	n->shape = (Shape){.rank = 2, .dim = {out, at->shape.dim[1]}};
+	n->shape = (Shape){.rank = 3, .dim = {at->shape.dim[0], out, at->shape.dim[2]}};
 	n->dtype = DT_F32;
 	return 0;
 }
@@ -407,13 +407,14 @@ static int rule_sddmm(Graph *g, Node *n, Diag *d)
 	if (check_sparse_operands(g, n, d, 2))
 		return -1;
 	const Node *at = arg(g, n, 0), *bt = arg(g, n, 1), *w = arg(g, n, 2);
-	if (at->shape.dim[0] != w->shape.dim[0] || bt->shape.dim[0] != w->shape.dim[1] ||
-	    at->shape.dim[1] != bt->shape.dim[1])
-		return fail(d, n, "sddmm: operands [%lld,%lld] and [%lld,%lld] do not fit the "
-			    "weight [%lld,%lld]", (long long)at->shape.dim[0],
-			    (long long)at->shape.dim[1], (long long)bt->shape.dim[0],
-			    (long long)bt->shape.dim[1], (long long)w->shape.dim[0],
-			    (long long)w->shape.dim[1]);
+	if (at->shape.dim[1] != w->shape.dim[0] || bt->shape.dim[1] != w->shape.dim[1] ||
+	    at->shape.dim[0] != bt->shape.dim[0] || at->shape.dim[2] != bt->shape.dim[2]) {
+		char sa[SHAPE_BUF], sb[SHAPE_BUF], sw[SHAPE_BUF];
+		ir_shape_str(&at->shape, sa, sizeof sa);
+		ir_shape_str(&bt->shape, sb, sizeof sb);
+		ir_shape_str(&w->shape, sw, sizeof sw);
+		return fail(d, n, "sddmm: operands %s and %s do not fit the weight %s", sa, sb, sw);
+	}
 	n->shape = w->shape;
 	n->dtype = DT_F32;
 	return 0;

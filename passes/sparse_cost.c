@@ -7,9 +7,10 @@
  *                    layout the sparse kernels use (ops.h), as bytes moved
  *   unrolled       : 2*M*nnz / UNROLLED_FLOPS + the same transposes, only
  *                    when the code stays small (nnz <= UNROLL_MAX_NNZ):
- *                    every kept weight is a few instructions, and beyond a
- *                    few megabytes of code the front end, not the FMA
- *                    units, sets the pace (and LLVM takes seconds)
+ *                    every kept weight is a handful of instructions, LLVM
+ *                    spends about 0.3 ms optimising each, and the gain over
+ *                    compressed rows measured 0-6%, so it is worth it only
+ *                    for small patterns
  * The rates are measured on the development machine (Zen 4, AVX-512) by
  * `mswc bench sparse` (docs/performance.md); only their ratios matter, so
  * they carry over to other x86 machines to first order. The transposes of
@@ -19,14 +20,14 @@
 
 #include <math.h>
 
-enum { UNROLL_MAX_NNZ = 1 << 15 };
+enum { UNROLL_MAX_NNZ = 4096 };
 
-static const double DENSE_FLOPS = 100e9;
-static const double CSR_FLOPS = 60e9;
-static const double UNROLLED_FLOPS = 70e9;
-static const double SDDMM_FLOPS = 45e9;
-static const double TRANSPOSE_BYTES = 8e9;   /* read + write, per second */
-static const double ROW_SECONDS = 4e-9;      /* per output row and 64 columns */
+static const double DENSE_FLOPS = 115e9;
+static const double CSR_FLOPS = 45e9;
+static const double UNROLLED_FLOPS = 47e9;
+static const double SDDMM_FLOPS = 50e9;
+static const double TRANSPOSE_BYTES = 30e9;  /* read + write, per second */
+static const double ROW_SECONDS = 2e-9;      /* per output row and 64 columns */
 
 const char *const sparse_format_name[SPF_COUNT] = {"masked", "csr", "unrolled"};
 const char *const sparse_product_name[SPP_COUNT] = {"forward", "input-grad", "weight-grad"};

@@ -5,10 +5,11 @@
  *   forward       y  = matmul(x, P)                       x  [..., K]
  *   input grad    dx = matmul(dy, P) transb               dy [..., N]
  *   weight grad   dW = mul(matmul(x2, dy2) transa, mask)  x2 [M,K], dy2 [M,N]
- * Each becomes a sparse op in the feature-major layout (ops.h):
+ * Each becomes a sparse op in the blocked feature-major layout (ops.h):
  *   y  = T(spmm(T(x), W))          dx = T(spmm(T(dy), W) transb)
  *   dW = sddmm(T(x), T(dy), W)
- * where T is a 2-D transpose (a permute of x viewed as [M, K]). The
+ * where T turns x viewed as [M, K] into [M/B, K, B] blocks (a reshape and
+ * a permute of the last two axes) and back. The
  * transposes of x and dy are made once and shared: the forward's T(x)
  * serves the weight gradient, the input gradient's T(dy) too.
  *
@@ -36,11 +37,11 @@ typedef struct Lower {
 	ValId at;      /* the old node being lowered (placement of new nodes) */
 } Lower;
 
-/* The feature-major copy of a value viewed as [rows, cols]. */
+/* The feature-major blocks of a value viewed as [rows, cols]. */
 typedef struct Transposed {
 	ValId base;    /* the value under any reshapes */
 	int64_t cols;
-	ValId t;       /* [cols, rows] */
+	ValId t;       /* [rows / B, cols, B] */
 } Transposed;
 
 static ValId resolve(const Lower *L, ValId v)
@@ -71,7 +72,19 @@ static ValId through_reshapes(const Lower *L, ValId v)
 	return v;
 }
 
-/* T(x viewed as [numel / cols, cols]), made once per (value, cols). */
+/* Rows per block of the feature-major layout (ops.h): 128 (eight AVX-512
+ * vectors: the weight gradient's dot products run over a whole block
+ * before their horizontal sum) or 64 when they divide M; otherwise one
+ * block of all M rows. */
+static int64_t block_rows(int64_t m)
+{
+	return m % 128 == 0 ? 128 : m % 64 == 0 ? 64 : m;
+}
+
+static const uint8_t swap_last[3] = {0, 2, 1};
+
+/* x viewed as [M, cols], in blocks: [M/B, cols, B], made once per
+ * (value, cols). */
 static ValId feature_major(Lower *L, ValId x, int64_t cols, SrcLoc loc)
 {
 	Graph *g = L->g;
@@ -82,14 +95,13 @@ static ValId feature_major(Lower *L, ValId x, int64_t cols, SrcLoc loc)
 			return t->t;
 	}
 	uint32_t before = ir_nnode(g);
-	int64_t rows = ir_numel(&ir_node(g, base)->shape) / cols;
-	Shape s2 = {.rank = 2, .dim = {rows, cols}};
+	int64_t rows = ir_numel(&ir_node(g, base)->shape) / cols, b = block_rows(rows);
+	Shape s3 = {.rank = 3, .dim = {rows / b, b, cols}};
 	ValId v = base;
-	if (!ir_shape_eq(&ir_node(g, base)->shape, &s2))
-		v = ir_reshape(g, base, &s2, loc, L->d);
-	static const uint8_t swap[2] = {1, 0};
+	if (!ir_shape_eq(&ir_node(g, base)->shape, &s3))
+		v = ir_reshape(g, base, &s3, loc, L->d);
 	if (v != VAL_NONE)
-		v = ir_permute(g, v, swap, loc, L->d);
+		v = ir_permute(g, v, swap_last, loc, L->d);
 	Transposed *t = placed(L, v, before) ? NULL : vec_push(&L->memo, sizeof *t);
 	if (!t)
 		return VAL_NONE;
@@ -97,12 +109,11 @@ static ValId feature_major(Lower *L, ValId x, int64_t cols, SrcLoc loc)
 	return v;
 }
 
-/* T(yt) reshaped to the shape of the matmul it replaces. */
+/* Blocks [M/B, N, B] back to rows, in the shape of the matmul replaced. */
 static ValId row_major(Lower *L, ValId yt, const Shape *shape, SrcLoc loc)
 {
 	uint32_t before = ir_nnode(L->g);
-	static const uint8_t swap[2] = {1, 0};
-	ValId y = ir_permute(L->g, yt, swap, loc, L->d);
+	ValId y = ir_permute(L->g, yt, swap_last, loc, L->d);
 	if (y != VAL_NONE && !ir_shape_eq(&ir_node(L->g, y)->shape, shape))
 		y = ir_reshape(L->g, y, shape, loc, L->d);
 	return placed(L, y, before) ? VAL_NONE : y;

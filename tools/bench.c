@@ -111,57 +111,7 @@ static int parse_opts(int argc, char **argv, BenchOpts *o)
 	return 0;
 }
 
-static bool use_cpu_clock;
-
-static double clock_now(void)
-{
-	if (!use_cpu_clock)
-		return now_seconds();
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Something to time: fn(arg), called `inner` times per repetition so a
- * repetition lasts about 20 ms (sized from a warm-up call). */
-typedef struct Timed {
-	void (*fn)(void *);
-	void *arg;
-	int inner;
-	double best;          /* seconds per call */
-} Timed;
-
-static void timed_warm(Timed *t)
-{
-	double t0 = clock_now();
-	t->fn(t->arg);
-	double once = clock_now() - t0;
-	t->inner = once > 0.02 ? 1 : (int)(0.02 / (once > 1e-7 ? once : 1e-7)) + 1;
-	t->best = INFINITY;
-}
-
-static void timed_rep(Timed *t)
-{
-	double t0 = clock_now();
-	for (int i = 0; i < t->inner; i++)
-		t->fn(t->arg);
-	double s = (clock_now() - t0) / t->inner;
-	if (s < t->best)
-		t->best = s;
-}
-
-/* Best of `reps` for each of n contenders, their repetitions interleaved so
- * that whatever else runs on the machine disturbs them alike. */
-static void best_times(Timed *t, int n, int reps)
-{
-	for (int i = 0; i < n; i++)
-		timed_warm(&t[i]);
-	for (int r = 0; r < reps; r++)
-		for (int i = 0; i < n; i++)
-			timed_rep(&t[i]);
-}
-
-static void run_exec(void *e)
+void bench_run_exec(void *e)
 {
 	rt_exec_run(e);
 }
@@ -250,9 +200,9 @@ static int bench_threads(const BenchOpts *o, int threads)
 		fprintf(stderr, "mswc bench: error: cannot start %d threads\n", threads);
 		return EXIT_INTERNAL;
 	}
-	use_cpu_clock = o->cpu_clock && threads == 1;
+	bench_cpu_clock = o->cpu_clock && threads == 1;
 	printf("\nmatmul C[M,N] = A[M,K] @ B[K,N], f32, %d thread%s, best of %d (GFLOP/s%s)\n",
-	       threads, threads == 1 ? "" : "s", o->reps, use_cpu_clock ? ", CPU time" : "");
+	       threads, threads == 1 ? "" : "s", o->reps, bench_cpu_clock ? ", CPU time" : "");
 #ifdef MSW_HAVE_OPENBLAS
 	openblas_set_num_threads(threads);
 	printf("%6s %6s %6s %10s %10s %7s %9s\n", "M", "K", "N", "mswc", "OpenBLAS", "ratio",
@@ -276,7 +226,7 @@ static int bench_threads(const BenchOpts *o, int threads)
 			break;
 		}
 		diag_free(&d);
-		Timed t[2] = {{.fn = run_exec, .arg = mb.exec}};
+		BenchTimed t[2] = {{.fn = bench_run_exec, .arg = mb.exec}};
 #ifdef MSW_HAVE_OPENBLAS
 		float *c = mem_aligned((size_t)(s->m * s->n) * sizeof *c, RT_ALIGN);
 		if (!c) {
@@ -285,8 +235,8 @@ static int bench_threads(const BenchOpts *o, int threads)
 			break;
 		}
 		BlasCall bc = {s, mb.a, mb.b, c};
-		t[1] = (Timed){.fn = run_blas, .arg = &bc};
-		best_times(t, 2, o->reps);
+		t[1] = (BenchTimed){.fn = run_blas, .arg = &bc};
+		bench_best(t, 2, o->reps);
 		double t_mswc = t[0].best, t_blas = t[1].best;
 		double ratio = t_blas / t_mswc;
 		logsum += log(ratio);
@@ -295,7 +245,7 @@ static int bench_threads(const BenchOpts *o, int threads)
 		       flops / t_blas * 1e-9, ratio, rel_diff(mb.c, c, s->m * s->n));
 		mem_aligned_free(c);
 #else
-		best_times(t, 1, o->reps);
+		bench_best(t, 1, o->reps);
 		double t_mswc = t[0].best;
 		printf("%6lld %6lld %6lld %10.1f\n", (long long)s->m, (long long)s->k,
 		       (long long)s->n, flops / t_mswc * 1e-9);
@@ -315,8 +265,11 @@ int cmd_bench(int argc, char **argv)
 {
 	if (argc < 1)
 		return usage_error("bench", "which benchmark? (mswc bench matmul)");
+	if (!strcmp(argv[0], "sparse"))
+		return cmd_bench_sparse(argc - 1, argv + 1);
 	if (strcmp(argv[0], "matmul"))
-		return usage_error("bench", "unknown benchmark '%s' (known: matmul)", argv[0]);
+		return usage_error("bench", "unknown benchmark '%s' (known: matmul, sparse)",
+				   argv[0]);
 	BenchOpts o;
 	if (parse_opts(argc, argv, &o))
 		return EXIT_USER;

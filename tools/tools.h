@@ -96,7 +96,25 @@ int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* cmd_prune.c: one-shot pruning of given weights (docs/sparsity.md). */
 int cmd_prune(int argc, char **argv);
-/* bench.c: `mswc bench matmul [options]` and later benchmarks. */
+/* bench.c: `mswc bench matmul [options]`, and `mswc bench sparse` from
+ * bench_sparse.c (docs/performance.md). */
 int cmd_bench(int argc, char **argv);
+int cmd_bench_sparse(int argc, char **argv);
+
+/* bench_timing.c: something to time, fn(arg), called `inner` times per
+ * repetition so a repetition lasts about 20 ms (sized from a warm-up
+ * call). bench_best keeps the best of `reps` for each of n contenders,
+ * their repetitions interleaved so that whatever else runs on the machine
+ * disturbs them alike; best-of because other processes only ever make a
+ * run slower. With bench_cpu_clock, the calling thread's CPU time. */
+typedef struct BenchTimed {
+	void (*fn)(void *);
+	void *arg;
+	int inner;
+	double best;          /* seconds per call */
+} BenchTimed;
+extern bool bench_cpu_clock;
+void bench_best(BenchTimed *t, int n, int reps);
+void bench_run_exec(void *exec);   /* rt_exec_run */
 
 #endif

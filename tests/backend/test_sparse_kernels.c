@@ -1,8 +1,8 @@
 /* test_sparse_kernels.c: spmm and sddmm (backend/emit_sparse.c) against
  * plain loops in double over the dense W * mask.
  *
- * For awkward shapes (M not a multiple of the vector width, M = 1, a
- * single feature) and masks of 0%, 50%, 75%, 90% and 100% zeros, in both
+ * For awkward shapes (rows per block M not a multiple of the vector
+ * width, M = 1, a single feature, several blocks) and masks of 0%, 50%, 75%, 90% and 100% zeros, in both
  * formats (compressed rows, unrolled):
  *   - results within 1e-5 normwise relative error of the reference
  *     (float sums of up to a few hundred terms of +-[0.1, 1) values);
@@ -24,7 +24,7 @@
 static const double TOL = 1e-5;
 
 typedef struct Case {
-	int64_t K, N, M;
+	int64_t K, N, M, nb;  /* blocks of M rows */
 	double sparsity;
 	bool tb, sddmm;
 	unsigned flags;       /* NF_UNROLLED */
@@ -58,11 +58,11 @@ static int build(Case *t)
 	int ok = m && !ir_mask_set_bits(m, t->bits, numel);
 	ValId out = VAL_NONE;
 	if (ok && t->sddmm) {
-		ValId at = in(t->g, "at", DT_F32, SH(t->K, t->M));
-		ValId bt = in(t->g, "bt", DT_F32, SH(t->N, t->M));
+		ValId at = in(t->g, "at", DT_F32, SH(t->nb, t->K, t->M));
+		ValId bt = in(t->g, "bt", DT_F32, SH(t->nb, t->N, t->M));
 		out = ir_sddmm(t->g, at, bt, w, loc, &d);
 	} else if (ok) {
-		ValId at = in(t->g, "at", DT_F32, SH(t->tb ? t->N : t->K, t->M));
+		ValId at = in(t->g, "at", DT_F32, SH(t->nb, t->tb ? t->N : t->K, t->M));
 		out = ir_spmm(t->g, at, w, (t->tb ? NF_TRANS_B : 0) | t->flags, loc, &d);
 	}
 	PassOptions po = {.verify = true, .alignment = 64};
@@ -75,7 +75,7 @@ static int build(Case *t)
 	return ok ? 0 : -1;
 }
 
-/* Plain loops in double over W * mask. */
+/* Plain loops in double over W * mask, block by block. */
 static void reference(const Case *t, const float *at, const float *bt, const float *w,
 		      double *out)
 {
@@ -84,23 +84,25 @@ static void reference(const Case *t, const float *at, const float *bt, const flo
 		for (int64_t k = 0; k < K; k++)
 			for (int64_t n = 0; n < N; n++) {
 				double s = 0;
-				for (int64_t m = 0; m < M && t->bits[k * N + n]; m++)
-					s += (double)at[k * M + m] * bt[n * M + m];
+				for (int64_t b = 0; b < t->nb && t->bits[k * N + n]; b++)
+					for (int64_t m = 0; m < M; m++)
+						s += (double)at[(b * K + k) * M + m] * bt[(b * N + n) * M + m];
 				out[k * N + n] = s;
 			}
 		return;
 	}
 	int64_t J = t->tb ? K : N, I = t->tb ? N : K;
-	for (int64_t j = 0; j < J; j++)
-		for (int64_t m = 0; m < M; m++) {
-			double s = 0;
-			for (int64_t i = 0; i < I; i++) {
-				int64_t e = t->tb ? j * N + i : i * N + j;
-				if (t->bits[e])
-					s += (double)w[e] * at[i * M + m];
+	for (int64_t b = 0; b < t->nb; b++)
+		for (int64_t j = 0; j < J; j++)
+			for (int64_t m = 0; m < M; m++) {
+				double s = 0;
+				for (int64_t i = 0; i < I; i++) {
+					int64_t e = t->tb ? j * N + i : i * N + j;
+					if (t->bits[e])
+						s += (double)w[e] * at[(b * I + i) * M + m];
+				}
+				out[(b * J + j) * M + m] = s;
 			}
-			out[j * M + m] = s;
-		}
 }
 
 static int run(const Case *t, int threads, bool scrambled, float *out, double *ref)
@@ -144,10 +146,10 @@ done:
 static void check_case(Case *t)
 {
 	char what[160];
-	snprintf(what, sizeof what, "%s%s%s K=%lld N=%lld M=%lld sparsity %.2f",
+	snprintf(what, sizeof what, "%s%s%s K=%lld N=%lld %lld blocks of M=%lld, sparsity %.2f",
 		 t->sddmm ? "sddmm" : "spmm", t->tb ? " transb" : "",
 		 t->flags & NF_UNROLLED ? " unrolled" : "", (long long)t->K, (long long)t->N,
-		 (long long)t->M, t->sparsity);
+		 (long long)t->nb, (long long)t->M, t->sparsity);
 	int built = !build(t);
 	CHECK_MSG(built, "build %s", what);
 	int64_t n = built ? ir_numel(&ir_node(t->g, VEC_AT(t->g->out, Output, 0).val)->shape) : 0;
@@ -185,10 +187,10 @@ static void check_case(Case *t)
 	mem_free(t->bits);
 }
 
-static const int64_t shapes[][3] = {
-	/* K, N, M */
-	{1, 1, 1},   {7, 5, 1},    {16, 16, 16}, {33, 17, 70},
-	{64, 96, 128}, {40, 24, 203}, {3, 130, 65}, {96, 32, 17},
+static const int64_t shapes[][4] = {
+	/* K, N, blocks, M */
+	{1, 1, 1, 1},   {7, 5, 3, 1},  {33, 17, 1, 70}, {64, 96, 2, 64},
+	{40, 24, 1, 203}, {3, 130, 2, 65}, {96, 32, 3, 17},
 };
 static const double sparsities[] = {0, 0.5, 0.75, 0.9, 1.0};
 
@@ -196,7 +198,8 @@ static void each(bool sddmm, bool tb, unsigned flags)
 {
 	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
 		for (size_t q = 0; q < sizeof sparsities / sizeof sparsities[0]; q++) {
-			Case t = {.K = shapes[s][0], .N = shapes[s][1], .M = shapes[s][2],
+			Case t = {.K = shapes[s][0], .N = shapes[s][1], .nb = shapes[s][2],
+				  .M = shapes[s][3],
 				  .sparsity = sparsities[q], .tb = tb, .sddmm = sddmm, .flags = flags};
 			check_case(&t);
 		}

@@ -124,7 +124,7 @@ static Graph *build_all(const Source *src)
 	ValId mv = ir_add(g, &mn, NULL, 0, &d);
 	ir_binary(g, OP_MUL, wte, mv, L, &d);
 	/* the sparse products of wte [10,8] in the feature-major layout */
-	Shape fa = S(2, 10, 3, 0, 0), fb = S(2, 8, 3, 0, 0);
+	Shape fa = S(3, 2, 10, 3, 0), fb = S(3, 2, 8, 3, 0);
 	ValId xa = ir_input(g, "xt", DT_F32, &fa, L, &d);
 	ValId xb = ir_input(g, "dyt", DT_F32, &fb, L, &d);
 	ir_spmm(g, xa, wte, NF_UNROLLED, L, &d);
