@@ -36,7 +36,8 @@
 enum {
 	SPMM_VECS = 4,    /* R for spmm: 4 independent accumulators hide FMA latency */
 	SDDMM_VECS = 8,   /* R for sddmm: long dot products amortise the horizontal sum */
-	MAX_TASKS = 64,
+	MIN_TASKS = 64,       /* unless there is little work */
+	MAX_TASK_NNZ = 32768, /* entries per task: its packed weights live on the stack */
 };
 
 /* Row lists of one product, from the mask. */
@@ -44,8 +45,9 @@ typedef struct Rows {
 	int64_t nrow, nnz;
 	int32_t *ptr;     /* nrow + 1 */
 	int32_t *idx;     /* nnz: the feature read (spmm) or the column n (sddmm) */
-	int32_t chunk[MAX_TASKS + 1];
+	int32_t *chunk;   /* ntask + 1: the tasks' first rows */
 	int ntask;
+	int64_t max_task_nnz;
 } Rows;
 
 /* by_column: row j lists the k with bits[k][j] (spmm forward); otherwise
@@ -58,7 +60,8 @@ static int rows_build(Rows *r, const uint8_t *bits, int64_t K, int64_t N, bool b
 	for (int64_t e = 0; e < K * N; e++)
 		nnz += bits[e] != 0;
 	r->idx = mem_alloc((size_t)(nnz ? nnz : 1) * sizeof *r->idx);
-	if (!r->ptr || !r->idx)
+	r->chunk = mem_alloc((size_t)(r->nrow + 2) * sizeof *r->chunk);
+	if (!r->ptr || !r->idx || !r->chunk)
 		return -1;
 	r->nnz = 0;
 	int64_t inner = by_column ? K : N;
@@ -76,16 +79,20 @@ static void rows_free(Rows *r)
 {
 	mem_free(r->ptr);
 	mem_free(r->idx);
+	mem_free(r->chunk);
 }
 
-/* Tasks of about equal work (entries, plus a little per row) for M rows. */
+/* Tasks of about equal work (entries, plus a little per row) for M rows:
+ * enough for the pool to balance, and few enough entries each for the
+ * task's packed weights to fit on its stack. */
 static void rows_split(Rows *r, int64_t M)
 {
 	double per_row = 8.0, total = (double)r->nnz + per_row * (double)r->nrow;
-	double work = total * (double)M;
-	int64_t n = (int64_t)(work / (4.0 * BE_TASK_WORK)) + 1;
-	if (n > MAX_TASKS)
-		n = MAX_TASKS;
+	int64_t n = (int64_t)(total * (double)M / (4.0 * BE_TASK_WORK)) + 1;
+	if (n > MIN_TASKS)
+		n = MIN_TASKS;
+	if (n < r->nnz / MAX_TASK_NNZ + 1)
+		n = r->nnz / MAX_TASK_NNZ + 1;
 	if (n > r->nrow)
 		n = r->nrow > 0 ? r->nrow : 1;
 	r->ntask = (int)n;
@@ -100,6 +107,11 @@ static void rows_split(Rows *r, int64_t M)
 	while (t < r->ntask)   /* fewer cut points than tasks: empty tails */
 		r->chunk[t++] = (int32_t)r->nrow;
 	r->chunk[r->ntask] = (int32_t)r->nrow;
+	r->max_task_nnz = 1;
+	for (int k = 0; k < r->ntask; k++) {
+		int64_t e = r->ptr[r->chunk[k + 1]] - r->ptr[r->chunk[k]];
+		r->max_task_nnz = e > r->max_task_nnz ? e : r->max_task_nnz;
+	}
 }
 
 /* A constant i32 array as a private global (its bytes as one constant
@@ -144,6 +156,8 @@ typedef struct Sp {
 	bool tb, unrolled;
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
+	LLVMValueRef vals, p0; /* compressed rows: the task's kept weights, packed in
+	                        * entry order from its first entry p0 */
 	LLVMValueRef r0, r1;  /* the task's rows */
 	int task;             /* unrolled: the task whose rows are emitted */
 	const char *name;     /* the kernel's, a prefix for its helpers */
@@ -197,11 +211,11 @@ static LLVMValueRef zeros(be_Ctx *c, int n)
 	return LLVMConstNull(be_vtype(c, c->t_f32, n));
 }
 
-/* acc[r] += at[i][m0 + r*n ..] * w[woff] */
-static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef woff,
+/* acc[r] += at[i][m0 + r*n ..] * wp[k] */
+static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef wp, LLVMValueRef k,
 		       LLVMValueRef m0, int R, int n, LLVMValueRef *acc)
 {
-	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, s->w, woff, 1), n);
+	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, wp, k, 1), n);
 	LLVMValueRef base = add(c, mul(c, i, s->M), m0);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_fma(c, be_load(c, c->t_f32, s->at, add(c, base, be_i64(c, (int64_t)r * n)), n),
@@ -236,7 +250,7 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	LLVMValueRef i = load_i64(c, s->idx, p);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_get(c, vt, slot[r]);
-	spmm_entry(c, s, i, weight_offset(c, s, i, j), m0, R, n, acc);
+	spmm_entry(c, s, i, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), m0, R, n, acc);
 	for (int r = 0; r < R; r++)
 		be_set(c, slot[r], acc[r]);
 	be_loop_end(c, &lp);
@@ -282,7 +296,7 @@ static LLVMValueRef unrolled_row(be_Ctx *c, const Sp *s, int32_t j, int R, int n
 	const Rows *rw = s->rows;
 	for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
 		LLVMValueRef i = be_i64(c, rw->idx[p]);
-		spmm_entry(c, &r, i, weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
+		spmm_entry(c, &r, i, r.w, weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
 	}
 	spmm_store(c, &r, be_i64(c, j), m0, R, n, acc);
 	LLVMBuildRetVoid(c->b);
@@ -353,6 +367,27 @@ static int sparse_pattern(const Graph *g, const Node *nd, const uint8_t **bits, 
 	return 0;
 }
 
+/* The task's kept weights in entry order, gathered once per call: the
+ * blocks then read them sequentially instead of walking W down a column
+ * (a new cache line per entry, for every block of rows). */
+static void pack_weights(be_Ctx *c, Sp *s)
+{
+	LLVMTypeRef at = LLVMArrayType(c->t_f32, (unsigned)s->rows->max_task_nnz);
+	LLVMValueRef buf = be_local(c, at, NULL);
+	LLVMSetAlignment(buf, 64);
+	s->vals = LLVMBuildBitCast(c->b, buf, LLVMPointerType(c->t_f32, 0), "");
+	s->p0 = load_i64(c, s->ptr, s->r0);
+	be_Loop lj, lp;
+	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
+	LLVMValueRef p0 = load_i64(c, s->ptr, j), p1 = load_i64(c, s->ptr, add(c, j, be_i64(c, 1)));
+	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
+	LLVMValueRef w = be_load(c, c->t_f32, s->w, weight_offset(c, s, load_i64(c, s->idx, p), j), 1);
+	be_store(c, w, c->t_f32, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), 1);
+	be_loop_end(c, &lp);
+	be_loop_end(c, &lj);
+	be_loop_scalar(c, &lj);
+}
+
 /* for t in [lo, hi): rows [chunk[t], chunk[t+1]) of the compressed rows. */
 static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
 		      int R, BlockFn *body, bool zero)
@@ -367,6 +402,8 @@ static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMV
 	s->r1 = load_i64(c, chunk, add(c, t, be_i64(c, 1)));
 	if (zero)
 		zero_rows(c, s);
+	else
+		pack_weights(c, s);
 	for_each_block(c, s, R, body);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
