@@ -38,6 +38,7 @@ enum {
 	SDDMM_VECS = 8,   /* R for sddmm: long dot products amortise the horizontal sum */
 	MIN_TASKS = 64,       /* unless there is little work */
 	MAX_TASK_NNZ = 32768, /* entries per task: its packed weights live on the stack */
+	PANEL = 96,           /* spmm features per panel: 96 x 64 rows x 4 B = 24 KB, in L1 */
 };
 
 /* Row lists of one product, from the mask. */
@@ -48,7 +49,33 @@ typedef struct Rows {
 	int32_t *chunk;   /* ntask + 1: the tasks' first rows */
 	int ntask;
 	int64_t max_task_nnz;
+	/* Panels (spmm): features [q*PANEL, (q+1)*PANEL) are panel q; row j's
+	 * entries in panel q are [pptr[q][j], pptr[q+1][j]), a sub-range of its
+	 * entries since they are sorted by feature. pptr[npanel][j] = ptr[j+1]. */
+	int npanel;
+	int32_t *pptr;    /* (npanel + 1) * (nrow + 1) */
 } Rows;
+
+static int rows_panels(Rows *r, int64_t inner)
+{
+	r->npanel = (int)((inner + PANEL - 1) / PANEL);
+	if (r->npanel < 1)
+		r->npanel = 1;
+	int64_t stride = r->nrow + 1;
+	r->pptr = mem_alloc((size_t)((r->npanel + 1) * stride) * sizeof *r->pptr);
+	if (!r->pptr)
+		return -1;
+	for (int64_t j = 0; j < r->nrow; j++) {
+		int32_t p = r->ptr[j];
+		for (int q = 0; q <= r->npanel; q++) {
+			int64_t lo = q == r->npanel ? INT64_MAX : (int64_t)q * PANEL;
+			while (p < r->ptr[j + 1] && r->idx[p] < lo)
+				p++;
+			r->pptr[q * stride + j] = p;
+		}
+	}
+	return 0;
+}
 
 /* by_column: row j lists the k with bits[k][j] (spmm forward); otherwise
  * row k lists the n with bits[k][n]. */
@@ -72,7 +99,7 @@ static int rows_build(Rows *r, const uint8_t *bits, int64_t K, int64_t N, bool b
 				r->idx[r->nnz++] = (int32_t)i;
 	}
 	r->ptr[r->nrow] = (int32_t)r->nnz;
-	return 0;
+	return rows_panels(r, inner);
 }
 
 static void rows_free(Rows *r)
@@ -80,7 +107,9 @@ static void rows_free(Rows *r)
 	mem_free(r->ptr);
 	mem_free(r->idx);
 	mem_free(r->chunk);
+	mem_free(r->pptr);
 }
+
 
 /* Tasks of about equal work (entries, plus a little per row) for M rows:
  * enough for the pool to balance, and few enough entries each for the
@@ -156,6 +185,8 @@ typedef struct Sp {
 	bool tb, unrolled;
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
+	LLVMValueRef pptr;     /* their panels (spmm) */
+	LLVMValueRef arow;     /* spmm: idx[p] * M, the entry's feature row in a block */
 	LLVMValueRef vals, p0; /* compressed rows: the task's kept weights, packed in
 	                        * entry order from its first entry p0 */
 	LLVMValueRef r0, r1;  /* the task's rows */
@@ -211,12 +242,13 @@ static LLVMValueRef zeros(be_Ctx *c, int n)
 	return LLVMConstNull(be_vtype(c, c->t_f32, n));
 }
 
-/* acc[r] += at[i][m0 + r*n ..] * wp[k] */
-static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef wp, LLVMValueRef k,
+/* acc[r] += at[i][m0 + r*n ..] * wp[k], with arow = i*M (the feature row
+ * of the block) */
+static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef arow, LLVMValueRef wp, LLVMValueRef k,
 		       LLVMValueRef m0, int R, int n, LLVMValueRef *acc)
 {
 	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, wp, k, 1), n);
-	LLVMValueRef base = add(c, mul(c, i, s->M), m0);
+	LLVMValueRef base = add(c, arow, m0);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_fma(c, be_load(c, c->t_f32, s->at, add(c, base, be_i64(c, (int64_t)r * n)), n),
 				wv, acc[r], n);
@@ -235,22 +267,32 @@ static LLVMValueRef weight_offset(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMVa
 	return s->tb ? add(c, mul(c, j, s->N), i) : add(c, mul(c, i, s->N), j);
 }
 
+/* Panel by panel, so the features a panel reads stay in L1 while every
+ * row of the task uses them; a row's partial sums wait in out between
+ * panels (the same f32 sums in the same order as in one pass). */
 static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
 {
 	LLVMTypeRef vt = be_vtype(c, c->t_f32, n);
 	LLVMValueRef slot[SPMM_VECS], acc[SPMM_VECS];
 	for (int r = 0; r < R; r++)
 		slot[r] = be_local(c, vt, NULL);
-	be_Loop lj, lp;
+	int64_t stride = s->rows->nrow + 1;
+	be_Loop lq, lj, lp;
+	LLVMValueRef q = be_loop_begin(c, &lq, be_i64(c, 0), be_i64(c, s->rows->npanel), 1);
+	LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, q, be_i64(c, 0), "");
+	LLVMValueRef pa = mul(c, q, stride), pb = add(c, pa, be_i64(c, stride));
 	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
-	for (int r = 0; r < R; r++)
-		be_set(c, slot[r], zeros(c, n));
-	LLVMValueRef p0 = load_i64(c, s->ptr, j), p1 = load_i64(c, s->ptr, add(c, j, be_i64(c, 1)));
+	LLVMValueRef obase = add(c, mul(c, j, s->M), m0);
+	for (int r = 0; r < R; r++) {
+		LLVMValueRef old = be_load(c, c->t_f32, s->out, add(c, obase, be_i64(c, (int64_t)r * n)), n);
+		be_set(c, slot[r], LLVMBuildSelect(c->b, first, zeros(c, n), old, ""));
+	}
+	LLVMValueRef p0 = load_i64(c, s->pptr, add(c, pa, j)), p1 = load_i64(c, s->pptr, add(c, pb, j));
 	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
-	LLVMValueRef i = load_i64(c, s->idx, p);
+	LLVMValueRef arow = load_i64(c, s->arow, p);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_get(c, vt, slot[r]);
-	spmm_entry(c, s, i, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), m0, R, n, acc);
+	spmm_entry(c, s, arow, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), m0, R, n, acc);
 	for (int r = 0; r < R; r++)
 		be_set(c, slot[r], acc[r]);
 	be_loop_end(c, &lp);
@@ -259,6 +301,8 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	spmm_store(c, s, j, m0, R, n, acc);
 	be_loop_end(c, &lj);
 	be_loop_scalar(c, &lj);
+	be_loop_end(c, &lq);
+	be_loop_scalar(c, &lq);
 }
 
 /* Row j of the unrolled kernel as its own function
@@ -296,7 +340,8 @@ static LLVMValueRef unrolled_row(be_Ctx *c, const Sp *s, int32_t j, int R, int n
 	const Rows *rw = s->rows;
 	for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
 		LLVMValueRef i = be_i64(c, rw->idx[p]);
-		spmm_entry(c, &r, i, r.w, weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
+		spmm_entry(c, &r, be_i64(c, rw->idx[p] * s->M), r.w,
+			   weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
 	}
 	spmm_store(c, &r, be_i64(c, j), m0, R, n, acc);
 	LLVMBuildRetVoid(c->b);
@@ -394,7 +439,15 @@ static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMV
 {
 	const Rows *rw = s->rows;
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
+	s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
 	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
+	if (!zero) {   /* spmm: the feature rows precomputed */
+		for (int64_t p = 0; p < rw->nnz; p++)
+			rw->idx[p] *= (int32_t)s->M;
+		s->arow = const_i32s(c, name, "arow", rw->idx, rw->nnz ? rw->nnz : 1);
+		for (int64_t p = 0; p < rw->nnz; p++)
+			rw->idx[p] /= (int32_t)s->M;
+	}
 	LLVMValueRef chunk = const_i32s(c, name, "chunk", rw->chunk, rw->ntask + 1);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
