@@ -23,6 +23,9 @@ typedef struct be_Options {
 	 * param, moments in RT_SLOT_OPTIM slots, scalars in "optim.hparams". */
 	bool optimizer;
 	bool decay_all;       /* weight decay on every param, not only rank>=2 non-embeddings */
+	/* The kernel cache (kernel_cache.c): a folder for compiled objects,
+	 * or NULL for none. be_cache_default_dir gives the tools' default. */
+	const char *cache_dir;
 } be_Options;
 
 typedef struct be_Module be_Module;
@@ -41,6 +44,12 @@ char *be_emit_text(be_Module *m, be_TextKind kind, Diag *d);
  * "<param>.exp_avg_sq" and "optim.hparams". The program owns the JIT; the
  * module is consumed (destroy it anyway; it is then empty). */
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
+
+/* Whether be_compile found the module's object in the kernel cache. */
+bool be_cache_hit(const be_Module *m);
+/* $MSW_CACHE_DIR ("" = no cache), else $XDG_CACHE_HOME/mswc/kernels, else
+ * ~/.cache/mswc/kernels; NULL for none. mem_free the result. */
+char *be_cache_default_dir(void);
 
 /* Convenience: be_compile + be_jit. */
 int be_build_program(const Graph *g, const be_Options *o, rt_Program **out, Diag *d);
@@ -250,6 +259,12 @@ int be_emit_update(be_Module *m, const Graph *g, Diag *d);
  * embedding table), or every param when o->decay_all. */
 bool be_param_decays(const Graph *g, ValId v, bool decay_all);
 
+/* kernel_cache.c: the key of a module as emitted (before optimisation),
+ * and cached objects by key (NULL: not there or damaged). */
+int be_cache_key(be_Module *m, Hash128 *key, Diag *d);
+LLVMMemoryBufferRef be_cache_load(const char *dir, Hash128 key);
+int be_cache_store(const char *dir, Hash128 key, const void *data, size_t n);
+
 struct be_Module {
 	be_CompatCtx cc;
 	be_Ctx c;             /* c.mod is NULL once the JIT owns the module */
@@ -259,6 +274,10 @@ struct be_Module {
 	Vec kernel;           /* be_KernelRec: the distinct kernels */
 	Arena keys;           /* their keys */
 	be_Update upd;        /* update phase (empty without be_Options.optimizer) */
+	char *cache_dir;      /* our copy of be_Options.cache_dir */
+	Hash128 cache_key;
+	LLVMMemoryBufferRef obj;   /* the cached object, until the JIT takes it */
+	bool cache_hit;
 };
 
 #endif

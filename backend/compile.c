@@ -21,6 +21,10 @@
  * kernel whose value the loss or an output needs; the backward kernels
  * autodiff appended follow; be_emit_update adds the update phase last.
  *
+ * With a cache folder (be_Options.cache_dir), the module as emitted is
+ * hashed (kernel_cache.c); when the cache holds its object, optimisation
+ * and code generation are skipped and be_jit loads that object.
+ *
  * Assumes: the graph passed plan_memory (every Node.offset is set). On
  * failure nothing is returned and everything built so far is released. */
 #include "backend.h"
@@ -296,7 +300,17 @@ int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d)
 		goto fail;
 	if (m->opt.optimizer && g->grad.len > 0 && be_emit_update(m, g, d))
 		goto fail;
-	if (optimise(m, d))
+	if (o && o->cache_dir) {
+		if (!(m->cache_dir = mem_strdup(o->cache_dir))) {
+			diag_error(d, noloc(), "out of memory");
+			goto fail;
+		}
+		if (be_cache_key(m, &m->cache_key, d))
+			goto fail;
+		m->obj = be_cache_load(m->cache_dir, m->cache_key);
+		m->cache_hit = m->obj != NULL;
+	}
+	if (!m->cache_hit && optimise(m, d))
 		goto fail;
 	*out = m;
 	return 0;
@@ -315,9 +329,17 @@ void be_module_destroy(be_Module *m)
 	vec_free(&m->kernel);
 	arena_free(&m->keys);
 	vec_free(&m->upd.param);
+	if (m->obj)
+		LLVMDisposeMemoryBuffer(m->obj);
+	mem_free(m->cache_dir);
 	mem_free(m->cpu);
 	mem_free(m->features);
 	mem_free(m);
+}
+
+bool be_cache_hit(const be_Module *m)
+{
+	return m->cache_hit;
 }
 
 int be_nkernel(const be_Module *m)

@@ -62,7 +62,9 @@ static int rows_panels(Rows *r, int64_t inner)
 	if (r->npanel < 1)
 		r->npanel = 1;
 	int64_t stride = r->nrow + 1;
-	r->pptr = mem_alloc((size_t)((r->npanel + 1) * stride) * sizeof *r->pptr);
+	/* zeroed: the unused last column is part of the constant (and of the
+	 * kernel cache's key), so it must not be garbage */
+	r->pptr = mem_calloc((size_t)((r->npanel + 1) * stride), sizeof *r->pptr);
 	if (!r->pptr)
 		return -1;
 	for (int64_t j = 0; j < r->nrow; j++) {

@@ -91,6 +91,29 @@ static int add_module(be_Module *m, LLVMOrcLLJITRef jit, Diag *d)
 	return err ? llvm_error(d, "cannot add the module to the JIT", err) : 0;
 }
 
+/* The module as an object file: the cached one, or code generated now and
+ * stored in the cache. The JIT takes the buffer. */
+static int add_object(be_Module *m, LLVMOrcLLJITRef jit, Diag *d)
+{
+	LLVMMemoryBufferRef obj = m->obj;
+	m->obj = NULL;
+	if (!obj) {
+		char *msg = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(m->c.tm, m->c.mod, LLVMObjectFile, &msg, &obj)) {
+			diag_error(d, noloc(), "LLVM code generation failed: %s", msg ? msg : "?");
+			LLVMDisposeMessage(msg);
+			return -1;
+		}
+		/* A cache that cannot be written costs the next compile, nothing more. */
+		be_cache_store(m->cache_dir, m->cache_key, LLVMGetBufferStart(obj),
+			       LLVMGetBufferSize(obj));
+	}
+	LLVMDisposeModule(m->c.mod);
+	m->c.mod = NULL;
+	LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(jit, LLVMOrcLLJITGetMainJITDylib(jit), obj);
+	return err ? llvm_error(d, "cannot add the cached object to the JIT", err) : 0;
+}
+
 static void shape_of(const Node *n, rt_Slot *s)
 {
 	s->dtype = n->dtype;
@@ -300,7 +323,7 @@ int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 	rt_Program *p = NULL;
 	if (create_jit(m, &jit, d))
 		return -1;
-	if (add_module(m, jit, d))
+	if (m->cache_dir ? add_object(m, jit, d) : add_module(m, jit, d))
 		goto fail;
 	p = rt_program_create();
 	if (!p) {

@@ -108,8 +108,14 @@ int build_run(Build *b, const BuildOptions *o)
 	if (b->stopped || o->stage == STAGE_GRAPH)
 		return 0;
 	double t0 = now_seconds();
-	be_Options bo = {.opt_level = 3, .optimizer = o->optimizer, .decay_all = o->decay_all};
-	if (be_compile(b->g, &bo, &b->mod, &b->diag))
+	/* The kernel cache, except when the module is to be printed: a cached
+	 * module is never optimised. */
+	char *cache = o->stage == STAGE_PROGRAM ? be_cache_default_dir() : NULL;
+	be_Options bo = {.opt_level = 3, .optimizer = o->optimizer, .decay_all = o->decay_all,
+			 .cache_dir = cache};
+	int rc = be_compile(b->g, &bo, &b->mod, &b->diag);
+	mem_free(cache);
+	if (rc)
 		return report(b, EXIT_INTERNAL);
 	b->t_codegen = now_seconds() - t0;
 	if (o->stage == STAGE_MODULE)

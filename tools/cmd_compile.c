@@ -77,7 +77,8 @@ static void summary(const Build *b)
 	for (int i = 0; i < pass_npipeline; i++)
 		printf("  %-14s %8.1f ms\n", pass_pipeline[i].name, 1e3 * b->t_pass[i]);
 	printf("  %-14s %8.1f ms\n", "codegen", 1e3 * b->t_codegen);
-	printf("  %-14s %8.1f ms\n", "jit", 1e3 * b->t_jit);
+	printf("  %-14s %8.1f ms%s\n", "jit", 1e3 * b->t_jit,
+	       be_cache_hit(b->mod) ? "  (kernel cache hit)" : "");
 }
 
 static int emit(Build *b, const char *what)
