@@ -7,7 +7,8 @@
 #
 # EXPERIMENT_STEPS (default 1000) pre-training steps, EXPERIMENT_FT_STEPS
 # (default 200) fine-tuning steps, EXPERIMENT_THREADS (default: all cores).
-# Needs a built mswc (cmake --build build).
+# A run whose checkpoint and time are already in OUT_DIR is not repeated
+# (delete the folder to start over). Needs a built mswc (cmake --build build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -35,6 +36,7 @@ flops() {   # sparsity -> FLOPs per token
 train() {   # name, extra flags...
 	local name=$1
 	shift
+	if [ -f "$out/$name/last.safetensors" ] && [ -f "$out/$name.seconds" ]; then return; fi
 	rm -rf "$out/$name"
 	local t0=$SECONDS
 	$mswc train models/gpt.msw --data "$out/corpus.txt" --batch $batch --seq $seq \
@@ -43,9 +45,9 @@ train() {   # name, extra flags...
 	echo $((SECONDS - t0)) > "$out/$name.seconds"
 }
 
-heldout() {   # name -> mean loss over every held-out batch
+heldout() {   # name -> mean loss over every held-out batch (the 5% tail train holds out)
 	$mswc eval models/gpt.msw --weights "$out/$1/last.safetensors" --data "$out/corpus.txt" \
-		--batch $batch --seq $seq --all --threads "$threads" 2>&1 |
+		--batch $batch --seq $seq --threads "$threads" 2>&1 |
 		sed -n 's/.*loss \([0-9.]*\).*/\1/p' | tail -1
 }
 

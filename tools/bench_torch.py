@@ -7,7 +7,8 @@ way a PyTorch user would write it (nn.Module, torch.optim.AdamW). It is a
 peer for comparison, not a reference for numerics (gpt_reference.py is).
 
     /usr/bin/python3 tools/bench_torch.py --d 256 --layers 4 --threads 1
-prints one line per measurement:  torch train_step_ms=...  gen_tokens_per_s=...
+prints one line per measurement:  torch train_step_ms=...  forward_ms=...  gen_tokens_per_s=...
+(forward_ms: the inference forward of a whole batch, no gradients).
 """
 
 import argparse
@@ -98,6 +99,12 @@ def bench_train(model, args):
 
 
 @torch.no_grad()
+def bench_forward(model, args):
+    tokens = torch.randint(0, args.vocab, (args.batch, args.seq))
+    return best_of(lambda: model(tokens), args.repeat)
+
+
+@torch.no_grad()
 def bench_generate(model, args):
     hd = args.d // args.heads
     n = min(args.gen_tokens, args.ctx)
@@ -132,10 +139,11 @@ def main():
     nparam = sum(p.numel() for p in model.parameters())
     step = bench_train(model, args)
     model.eval()
+    fwd = bench_forward(model, args)
     gen = bench_generate(model, args)
     print(f"torch {torch.__version__} d={args.d} layers={args.layers} params={nparam / 1e6:.2f}M "
           f"threads={args.threads} batch={args.batch} seq={args.seq} "
-          f"train_step_ms={1e3 * step:.1f} gen_tokens_per_s={gen:.1f}")
+          f"train_step_ms={1e3 * step:.1f} forward_ms={1e3 * fwd:.1f} gen_tokens_per_s={gen:.1f}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ tmp=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 pass=0 fail=0
 last_out=
+# Compiles cache their kernels in the scratch folder, not in ~/.cache.
+export MSW_CACHE_DIR="$tmp/kernel-cache"
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 

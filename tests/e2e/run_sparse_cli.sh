@@ -12,6 +12,10 @@
 #     in what it saves);
 #   - prune --method magnitude --sparsity 0.9: round(0.9 numel) zeros per
 #     param, and training from the pruned file keeps them;
+#   - the sparse kernels: --dump-after=sparse_lower shows spmm / sddmm for
+#     every product with --sparse-format csr and none with masked; training
+#     through them keeps exactly 75% zeros; the kernel cache hits on the
+#     second compile; `mswc bench sparse` runs;
 #   - bad options: exit 1 with a message.
 set -u
 mswc=$1
@@ -105,5 +109,28 @@ expect 1 "nothing to prune" "$mswc" prune $model "${small[@]}" --weights "$tmp/d
 # the pruned file is an ordinary checkpoint for a dense program too
 expect 0 "loss [0-9.]+ perplexity" "$mswc" eval $model "${small[@]}" --weights "$tmp/p.safetensors" \
 	--data "$text" --batch 2 --seq 16
+
+# --- the sparse kernels ---
+expect 1 "--sparse-format expects auto, masked, csr or unrolled" "$mswc" compile $model \
+	--sparse-format dense
+expect 0 "spmm" "$mswc" compile $model "${small[@]}" --sparsity 0.75 --train --sparse-format csr \
+	--dump-after=sparse_lower --stop-after=sparse_lower
+count "= spmm %[0-9]+, %[0-9]+ :" 8 "a forward spmm per sparse weight"
+count "= spmm %[0-9]+, %[0-9]+ transb :" 8 "an input-gradient spmm per sparse weight"
+count "= sddmm " 8 "a weight-gradient sddmm per sparse weight"
+expect 0 "IR after sparse_lower" "$mswc" compile $model "${small[@]}" --sparsity 0.75 --train \
+	--sparse-format masked --dump-after=sparse_lower --stop-after=sparse_lower
+count "spmm|sddmm" 0 "masked: no sparse kernels"
+expect 0 "done: step 3" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 3 --sparsity 0.75 \
+	--sparse-format csr --out "$tmp/csr"
+count "zeros 2304/3072" 2 "csr kernels keep exactly 75% zeros"
+export MSW_CACHE_DIR="$tmp/kcache"
+expect 0 "jit" "$mswc" compile $model "${small[@]}" --sparsity 0.9 --sparse-format csr
+count "kernel cache hit" 0 "first compile misses the cache"
+expect 0 "kernel cache hit" "$mswc" compile $model "${small[@]}" --sparsity 0.9 --sparse-format csr
+export MSW_CACHE_DIR="$tmp/kernel-cache"
+expect 0 "whole model" "$mswc" bench sparse $model "${small[@]}" --sparsity 0.5 --batch 2 --seq 32 \
+	--reps 1 --threads 1
+count "^ +32 x 96 +(forward|input-grad|weight-grad) +0\.50" 3 "bench: the three products"
 
 finish
