@@ -256,6 +256,16 @@ void rt_apply_masks(rt_Exec *e);
 int rt_mask_tensors(const rt_Program *p, rt_NamedTensor **out, int *n);
 bool rt_is_mask_name(const char *name);
 int rt_sparsity_check(rt_Exec *e, const char *param, int64_t *zeros, int64_t *bad);
+/* regrow.c: dynamic sparse training's mask update on one param of n
+ * entries: drop the k kept entries of smallest |w|, grow k of the entries
+ * pruned before (largest |score|: RigL's dense gradient; score NULL: SET's
+ * seeded random choice), set both kinds of weights to +0.0. Returns the
+ * entries moved (k, or fewer without enough candidates), -1 out of memory.
+ * rt_regrow_fraction: RigL's cosine-decaying update fraction
+ * alpha/2 (1 + cos(pi step / end)), 0 from `end` on. */
+int64_t rt_mask_regrow(uint8_t *bits, float *w, const float *score, int64_t n, int64_t k,
+		       uint64_t seed);
+double rt_regrow_fraction(double alpha, int64_t step, int64_t end);
 
 
 /* --- Training data, checkpoints, sampling, metrics (docs/runtime.md,

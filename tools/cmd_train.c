@@ -12,6 +12,11 @@
  * sparse checkpoint, whose zeros are the starting values). Checkpoints hold
  * "<param>.mask" beside each sparse weight.
  *
+ * Dynamic sparsity (--dynamic set|rigl, tools/train_dynamic.c): the
+ * trainer runs in segments that end where the masks change; between them
+ * the masks of the checkpoint just written are updated, and the next
+ * segment compiles with them and resumes from that checkpoint.
+ *
  * With --resume DIR the run continues from DIR's newest valid checkpoint up
  * to --steps in total. Options not given on the command line are taken from
  * the checkpoint's state.json, so `mswc train M --data D --resume run` is
@@ -30,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { MAX_FREEZE = 64 };
+enum { MAX_FREEZE = 64, SEGMENT_END = 1000 };
 
 /* Options that land in rt_TrainConfig, by type; `given` remembers which
  * were on the command line, so --resume takes the others from the run. */
@@ -73,6 +78,7 @@ typedef struct TrainOpts {
 	int nfreeze;
 	bool decay_all;
 	long long keep, log_every;
+	DynamicOpts dyn;
 } TrainOpts;
 
 static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
@@ -139,6 +145,9 @@ static int train_option(Args *a, int argc, char **argv, int i)
 		to->decay_all = true;
 		return 1;
 	}
+	int used = dynamic_option(&to->dyn, argc, argv, i);
+	if (used)
+		return used;
 	if ((v = args_value(argc, argv, &at, "--data"))) {
 		to->data = v;
 	} else if ((v = args_value(argc, argv, &at, "--weights"))) {
@@ -228,6 +237,7 @@ typedef struct Progress {
 	long long log_every;
 	double t0, drawn;     /* start, last redraw of the terminal line (-1: none) */
 	int64_t drawn_step, tokens_per_step;
+	int64_t stop_at;      /* end the segment after this step (0: run to the end) */
 	rt_TrainStatus last;
 } Progress;
 
@@ -281,7 +291,7 @@ static int on_step(void *user, const rt_TrainStatus *st)
 			st->tokens_per_s, eta, val);
 	}
 	fflush(stderr);
-	return interrupted != 0;
+	return interrupted != 0 || (pr->stop_at && st->step >= pr->stop_at);
 }
 
 /* The sparsity the weights really have after training: zeros per sparse
@@ -402,7 +412,8 @@ static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
 			(long long)to->c.steps);
 	Progress pr = {.tty = isatty(2), .first_step = done, .log_every = to->log_every,
 		       .t0 = now_seconds(), .drawn = -1, .drawn_step = done,
-		       .tokens_per_step = to->c.batch * to->c.seq};
+		       .tokens_per_step = to->c.batch * to->c.seq,
+		       .stop_at = dynamic_next_stop(&to->dyn, done, to->c.steps)};
 	/* One-shot: a second Ctrl-C kills at once, which checkpoints survive. */
 	struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND}, old;
 	sigemptyset(&sa.sa_mask);
@@ -423,7 +434,9 @@ static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
 			"was saved (checkpoints in %s are from before it)\n", to->c.run_dir);
 		goto done;
 	}
-	if (r == 1) {
+	if (r == 1 && !interrupted && pr.stop_at && pr.last.step == pr.stop_at) {
+		rc = SEGMENT_END;   /* the masks change here */
+	} else if (r == 1) {
 		fprintf(stderr, "interrupted: checkpoint of step %lld written; continue with "
 			"--resume %s\n", (long long)rt_trainer_step_count(t), to->c.run_dir);
 		rc = 130;
@@ -447,9 +460,45 @@ done:
 	return rc;
 }
 
+/* Compile for training with the masks of the starting weights or the
+ * checkpoint (they win over --sparsity; --dense drops them), then train. */
+static int build_and_train(TrainOpts *to, Args *a, rt_Checkpoint *ck, Diag *d)
+{
+	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {to->c.batch, to->c.seq}},
+			       {.name = "targets", .rank = 2, .dim = {to->c.batch, to->c.seq}}};
+	rt_TensorFile wf = {0};
+	PruneTensor *masks = NULL;
+	int nmasks = 0;
+	if (!a->dense && (to->weights || ck)) {
+		if (to->weights && rt_safetensors_read(to->weights, &wf, d)) {
+			fputs(diag_text(d), stderr);
+			return EXIT_USER;
+		}
+		if (sparse_tensors(ck ? &ck->model : &wf, true, &masks, &nmasks)) {
+			rt_tensorfile_free(&wf);
+			fprintf(stderr, "mswc train: out of memory\n");
+			return EXIT_INTERNAL;
+		}
+	}
+	BuildOptions bo = {.args = a, .input = in, .ninput = 2, .training = true,
+			   .optimizer = true, .decay_all = to->decay_all, .freeze = to->freeze,
+			   .nfreeze = to->nfreeze, .stage = STAGE_PROGRAM, .seed = to->c.seed,
+			   .masks = masks, .nmasks = nmasks};
+	Build b;
+	int rc = build_run(&b, &bo);
+	sparse_tensors_free(masks, nmasks);
+	rt_tensorfile_free(&wf);
+	if (rc == 0 && !ck)
+		pass_prune_report(b.g, stderr);
+	if (rc == 0)
+		rc = train(to, a, &b, ck);
+	build_free(&b);
+	return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
-	TrainOpts to = {.keep = 3, .log_every = 10};
+	TrainOpts to = {.keep = 3, .log_every = 10, .dyn = {.every = 100, .alpha = 0.3}};
 	rt_train_defaults(&to.c);
 	to.c.eval_every = 100;
 	to.c.eval_batches = 20;
@@ -491,36 +540,30 @@ int cmd_train(int argc, char **argv)
 		diag_error(&d, (SrcLoc){0}, "%s: the saved batch and seq are not positive", to.resume);
 		goto fail;
 	}
-	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {to.c.batch, to.c.seq}},
-			       {.name = "targets", .rank = 2, .dim = {to.c.batch, to.c.seq}}};
-	/* Masks in the starting weights (or the checkpoint) are compiled in:
-	 * they win over --sparsity; --dense drops them. */
-	rt_TensorFile wf = {0};
-	PruneTensor *masks = NULL;
-	int nmasks = 0;
-	if (!a.dense && (to.weights || have_ck)) {
-		if (to.weights && rt_safetensors_read(to.weights, &wf, &d))
-			goto fail;
-		if (sparse_tensors(have_ck ? &ck.model : &wf, true, &masks, &nmasks)) {
-			rt_tensorfile_free(&wf);
-			diag_error(&d, (SrcLoc){0}, "out of memory");
-			goto fail;
-		}
+	if (to.dyn.method != DYN_NONE && a.dense) {
+		diag_error(&d, (SrcLoc){0}, "--dynamic changes masks; --dense has none");
+		goto fail;
 	}
-	BuildOptions bo = {.args = &a, .input = in, .ninput = 2, .training = true,
-			   .optimizer = true, .decay_all = to.decay_all, .freeze = to.freeze,
-			   .nfreeze = to.nfreeze, .stage = STAGE_PROGRAM, .seed = to.c.seed,
-			   .masks = masks, .nmasks = nmasks};
-	Build b;
-	rc = build_run(&b, &bo);
-	sparse_tensors_free(masks, nmasks);
-	if (to.weights && !a.dense)
-		rt_tensorfile_free(&wf);
-	if (rc == 0)
-		pass_prune_report(b.g, stderr);
-	if (rc == 0)
-		rc = train(&to, &a, &b, have_ck ? &ck : NULL);
-	build_free(&b);
+	/* A run resumed where the masks change: the checkpoint holds the old ones. */
+	if (have_ck && dynamic_due(&to.dyn, ck.step, to.c.steps) &&
+	    dynamic_update(&to.dyn, &a, &to.c, to.data, &ck, &d))
+		goto fail;
+	for (;;) {
+		rc = build_and_train(&to, &a, have_ck ? &ck : NULL, &d);
+		if (rc != SEGMENT_END)
+			break;
+		/* The segment wrote a checkpoint of this step: change its masks and
+		 * go on from it with a program compiled for them. */
+		if (have_ck)
+			rt_checkpoint_free(&ck);
+		have_ck = false;
+		if (rt_checkpoint_load_latest(to.c.run_dir, &ck, &d))
+			goto fail;
+		have_ck = true;
+		to.weights = NULL;
+		if (dynamic_update(&to.dyn, &a, &to.c, to.data, &ck, &d))
+			goto fail;
+	}
 	goto done;
 fail:
 	fputs(diag_text(&d), stderr);

@@ -94,6 +94,24 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* cmd_generate.c: text generation with a KV cache (docs/generation.md). */
 int cmd_generate(int argc, char **argv);
+/* train_dynamic.c: dynamic sparse training between trainer segments.
+ * dynamic_option parses --dynamic, --update-every, --update-fraction and
+ * --update-end (the ArgsExtra convention); dynamic_next_stop is the next
+ * step after `done` where the masks change (0: none left); dynamic_due
+ * tells whether they change at `step`; dynamic_update rewrites the masks,
+ * weights and moments of checkpoint ck for its step. */
+typedef enum DynMethod { DYN_NONE, DYN_SET, DYN_RIGL } DynMethod;
+typedef struct DynamicOpts {
+	DynMethod method;
+	int64_t every;        /* steps between updates (default 100) */
+	int64_t end;          /* no update from this step on (0: 3/4 of the steps) */
+	double alpha;         /* initial fraction of kept weights moved (default 0.3) */
+} DynamicOpts;
+int dynamic_option(DynamicOpts *o, int argc, char **argv, int i);
+int64_t dynamic_next_stop(const DynamicOpts *o, int64_t done, int64_t steps);
+bool dynamic_due(const DynamicOpts *o, int64_t step, int64_t steps);
+int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
+		   const char *data, rt_Checkpoint *ck, Diag *d);
 /* cmd_prune.c: one-shot pruning of given weights (docs/sparsity.md). */
 int cmd_prune(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]`, and `mswc bench sparse` from

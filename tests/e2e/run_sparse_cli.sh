@@ -16,6 +16,8 @@
 #     every product with --sparse-format csr and none with masked; training
 #     through them keeps exactly 75% zeros; the kernel cache hits on the
 #     second compile; `mswc bench sparse` runs;
+#   - dynamic sparsity: --dynamic rigl|set moves weights at every
+#     --update-every step before the update end and keeps exactly 75% zeros;
 #   - bad options: exit 1 with a message.
 set -u
 mswc=$1
@@ -132,5 +134,16 @@ export MSW_CACHE_DIR="$tmp/kernel-cache"
 expect 0 "whole model" "$mswc" bench sparse $model "${small[@]}" --sparsity 0.5 --batch 2 --seq 32 \
 	--reps 1 --threads 1
 count "^ +32 x 96 +(forward|input-grad|weight-grad) +0\.50" 3 "bench: the three products"
+
+# --- dynamic sparsity (updates at steps 4 and 8; the update end is 3/4 of 12) ---
+expect 1 "--dynamic expects set or rigl" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
+	--dynamic magnitude --out "$tmp/dx"
+for m in rigl set; do
+	expect 0 "done: step 12" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 12 \
+		--sparsity 0.75 --dynamic $m --update-every 4 --out "$tmp/dyn-$m"
+	count "step [48]: $m moved [1-9][0-9]* of 6144 kept weights" 2 "$m: two mask updates"
+	count "zeros 2304/3072" 6 "$m: exactly 75% zeros after each of the three segments"
+	masks_in "$tmp/dyn-$m/last.safetensors" 8
+done
 
 finish
