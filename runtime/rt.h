@@ -266,6 +266,12 @@ int rt_sparsity_check(rt_Exec *e, const char *param, int64_t *zeros, int64_t *ba
 int64_t rt_mask_regrow(uint8_t *bits, float *w, const float *score, int64_t n, int64_t k,
 		       uint64_t seed);
 double rt_regrow_fraction(double alpha, int64_t step, int64_t end);
+/* Gradual magnitude pruning: rt_mask_drop drops the k kept entries of
+ * smallest |w| (ties by index), setting them to +0.0, and returns how many
+ * (-1 out of memory); rt_gradual_sparsity is Zhu and Gupta's schedule
+ * target (1 - (1 - step/end)^3), equal to target from `end` on. */
+int64_t rt_mask_drop(uint8_t *bits, float *w, int64_t n, int64_t k);
+double rt_gradual_sparsity(double target, int64_t step, int64_t end);
 
 
 /* --- Training data, checkpoints, sampling, metrics (docs/runtime.md,

@@ -544,6 +544,15 @@ int cmd_train(int argc, char **argv)
 		diag_error(&d, (SrcLoc){0}, "--dynamic changes masks; --dense has none");
 		goto fail;
 	}
+	if (to.dyn.method == DYN_GRADUAL) {
+		if (!a.has_sparsity) {
+			diag_error(&d, (SrcLoc){0}, "--dynamic gradual prunes towards --sparsity S; "
+				   "give S");
+			goto fail;
+		}
+		to.dyn.target = a.sparsity;
+		a.sparsity = 0;   /* the run starts dense: masks that keep everything */
+	}
 	/* A run resumed where the masks change: the checkpoint holds the old ones. */
 	if (have_ck && dynamic_due(&to.dyn, ck.step, to.c.steps) &&
 	    dynamic_update(&to.dyn, &a, &to.c, to.data, &ck, &d))

@@ -100,12 +100,13 @@ int cmd_generate(int argc, char **argv);
  * step after `done` where the masks change (0: none left); dynamic_due
  * tells whether they change at `step`; dynamic_update rewrites the masks,
  * weights and moments of checkpoint ck for its step. */
-typedef enum DynMethod { DYN_NONE, DYN_SET, DYN_RIGL } DynMethod;
+typedef enum DynMethod { DYN_NONE, DYN_SET, DYN_RIGL, DYN_GRADUAL } DynMethod;
 typedef struct DynamicOpts {
 	DynMethod method;
 	int64_t every;        /* steps between updates (default 100) */
 	int64_t end;          /* no update from this step on (0: 3/4 of the steps) */
 	double alpha;         /* initial fraction of kept weights moved (default 0.3) */
+	double target;        /* gradual: the final sparsity (--sparsity) */
 } DynamicOpts;
 int dynamic_option(DynamicOpts *o, int argc, char **argv, int i);
 int64_t dynamic_next_stop(const DynamicOpts *o, int64_t done, int64_t steps);

@@ -1,5 +1,5 @@
 /* train_dynamic.c: dynamic sparse training for `mswc train --dynamic
- * set|rigl [--update-every N] [--update-fraction A] [--update-end S]`
+ * set|rigl|gradual [--update-every N] [--update-fraction A] [--update-end S]`
  * (docs/sparsity.md, "Dynamic sparsity").
  *
  * The masks are compiled into the program, so a mask update is a
@@ -13,7 +13,10 @@
  * fraction moved decays as RigL's: A/2 (1 + cos(pi step / S)), no update
  * from step S on (default: 3/4 of the steps). RigL's dense gradient comes
  * from a second, dense program (forward and backward only) run on the
- * batch of the next step. */
+ * batch of the next step. `gradual` is gradual magnitude pruning (Zhu and
+ * Gupta): the run starts dense (all-kept masks) and at each update drops
+ * the smallest weights down to the schedule's sparsity, reaching --sparsity
+ * at the last update at or before S. */
 #include "tools.h"
 
 #include <math.h>
@@ -27,9 +30,11 @@ int dynamic_option(DynamicOpts *o, int argc, char **argv, int i)
 	const char *v;
 	long long x;
 	if ((v = args_value(argc, argv, &at, "--dynamic"))) {
-		o->method = !strcmp(v, "set") ? DYN_SET : !strcmp(v, "rigl") ? DYN_RIGL : DYN_NONE;
+		o->method = !strcmp(v, "set") ? DYN_SET : !strcmp(v, "rigl") ? DYN_RIGL :
+			    !strcmp(v, "gradual") ? DYN_GRADUAL : DYN_NONE;
 		if (o->method == DYN_NONE)
-			return -usage_error("train", "--dynamic expects set or rigl, got '%s'", v);
+			return -usage_error("train", "--dynamic expects set, rigl or gradual, got '%s'",
+					    v);
 	} else if ((v = args_value(argc, argv, &at, "--update-every"))) {
 		if (args_int("train", "--update-every", v, 1, 1LL << 40, &x))
 			return -1;
@@ -56,10 +61,17 @@ static int64_t update_end(const DynamicOpts *o, int64_t steps)
 	return o->end ? o->end : steps * 3 / 4;
 }
 
+/* Gradual pruning's last update: the last multiple of N at or before the end. */
+static int64_t last_update(const DynamicOpts *o, int64_t steps)
+{
+	return update_end(o, steps) / o->every * o->every;
+}
+
 bool dynamic_due(const DynamicOpts *o, int64_t step, int64_t steps)
 {
-	return o->method != DYN_NONE && step > 0 && step % o->every == 0 &&
-	       step < update_end(o, steps) && step < steps;
+	if (o->method == DYN_NONE || step <= 0 || step % o->every || step >= steps)
+		return false;
+	return o->method == DYN_GRADUAL ? step <= last_update(o, steps) : step < update_end(o, steps);
 }
 
 int64_t dynamic_next_stop(const DynamicOpts *o, int64_t done, int64_t steps)
@@ -123,7 +135,9 @@ static int dense_grad(DenseGrad *g, const Args *a, const rt_TrainConfig *c, cons
 int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 		   const char *data, rt_Checkpoint *ck, Diag *d)
 {
-	double f = rt_regrow_fraction(o->alpha, ck->step, update_end(o, c->steps));
+	double f = o->method == DYN_GRADUAL ?
+			   rt_gradual_sparsity(o->target, ck->step, last_update(o, c->steps)) :
+			   rt_regrow_fraction(o->alpha, ck->step, update_end(o, c->steps));
 	DenseGrad g = {0};
 	if (o->method == DYN_RIGL && dense_grad(&g, a, c, data, ck, d)) {
 		dense_grad_free(&g);
@@ -158,7 +172,9 @@ int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 			score = gt.data;
 		}
 		uint64_t seed = rt_rng_bits(c->seed ^ 0x5e7d1a5e, (uint64_t)ck->step * 1000003u + (uint64_t)i);
-		int64_t m = rt_mask_regrow(bits, w->data, score, n, llround(f * (double)nkept), seed);
+		int64_t m = o->method == DYN_GRADUAL ?
+				    rt_mask_drop(bits, w->data, n, llround(f * (double)n) - (n - nkept)) :
+				    rt_mask_regrow(bits, w->data, score, n, llround(f * (double)nkept), seed);
 		if (m < 0) {
 			rc = diag_error(d, (SrcLoc){0}, "out of memory");
 			break;
@@ -174,7 +190,10 @@ int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 		moved += m;
 		kept += nkept;
 	}
-	if (!rc)
+	if (!rc && o->method == DYN_GRADUAL)
+		fprintf(stderr, "step %lld: gradual pruning to sparsity %.4f dropped %lld of %lld "
+			"kept weights\n", (long long)ck->step, f, (long long)moved, (long long)kept);
+	else if (!rc)
 		fprintf(stderr, "step %lld: %s moved %lld of %lld kept weights (fraction %.3f)\n",
 			(long long)ck->step, o->method == DYN_RIGL ? "rigl" : "set", (long long)moved,
 			(long long)kept, f);

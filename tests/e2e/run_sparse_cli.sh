@@ -18,6 +18,7 @@
 #     second compile; `mswc bench sparse` runs;
 #   - dynamic sparsity: --dynamic rigl|set moves weights at every
 #     --update-every step before the update end and keeps exactly 75% zeros;
+#     --dynamic gradual starts dense and ends at exactly the target;
 #   - bad options: exit 1 with a message.
 set -u
 mswc=$1
@@ -136,7 +137,7 @@ expect 0 "whole model" "$mswc" bench sparse $model "${small[@]}" --sparsity 0.5 
 count "^ +32 x 96 +(forward|input-grad|weight-grad) +0\.50" 3 "bench: the three products"
 
 # --- dynamic sparsity (updates at steps 4 and 8; the update end is 3/4 of 12) ---
-expect 1 "--dynamic expects set or rigl" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
+expect 1 "--dynamic expects set, rigl or gradual" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
 	--dynamic magnitude --out "$tmp/dx"
 for m in rigl set; do
 	expect 0 "done: step 12" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 12 \
@@ -145,5 +146,13 @@ for m in rigl set; do
 	count "zeros 2304/3072" 6 "$m: exactly 75% zeros after each of the three segments"
 	masks_in "$tmp/dyn-$m/last.safetensors" 8
 done
+# gradual magnitude pruning: dense at the start, exactly 90% at the last update (step 8)
+expect 0 "done: step 12" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 12 \
+	--sparsity 0.9 --dynamic gradual --update-every 4 --out "$tmp/gradual"
+count "step [48]: gradual pruning to sparsity" 2 "gradual: two pruning steps"
+count "c_attn\.weight +zeros 0/3072" 2 "gradual: the first segment is dense"
+count "c_attn\.weight +zeros 2765/3072" 2 "gradual: round(0.9 * 3072) zeros at the end"
+expect 1 "gradual prunes towards --sparsity" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
+	--steps 4 --dynamic gradual --out "$tmp/gradual2"
 
 finish

@@ -7,7 +7,9 @@
  *   - SET (no scores) is a function of the seed: the same seed moves the
  *     same entries, another seed others;
  *   - k larger than the candidates moves what there is; k = 0 nothing;
- *   - the update fraction decays as RigL's cosine and is 0 from `end`. */
+ *   - the update fraction decays as RigL's cosine and is 0 from `end`;
+ *   - gradual pruning's drop removes the k smallest kept weights, and its
+ *     schedule follows Zhu and Gupta's cubic to the target. */
 #include "../check.h"
 
 #include <math.h>
@@ -111,10 +113,33 @@ static void test_limits(void)
 	CHECK(rt_regrow_fraction(0.3, 100, 100) == 0.0 && rt_regrow_fraction(0.3, 150, 100) == 0.0);
 }
 
+static void test_gradual(void)
+{
+	static uint8_t bits[N], before[N];
+	static float w[N], w0[N];
+	for (int i = 0; i < N; i++) {
+		bits[i] = urand() < 0.8;
+		w[i] = bits[i] ? (float)(urand() - 0.5) : 0.0f;
+	}
+	memcpy(before, bits, sizeof bits);
+	memcpy(w0, w, sizeof w);
+	CHECK(rt_mask_drop(bits, w, N, 100) == 100);
+	int ok = 1;
+	for (int i = 0; i < N; i++) {
+		bool drop = dropped_by_rule(before, w0, i, 100);
+		ok &= bits[i] == (drop ? 0 : before[i]) && w[i] == (drop ? 0.0f : w0[i]);
+	}
+	CHECK(ok);
+	CHECK_NEAR(rt_gradual_sparsity(0.9, 0, 100), 0.0, 1e-12);
+	CHECK_NEAR(rt_gradual_sparsity(0.9, 50, 100), 0.9 * (1 - 0.125), 1e-12);
+	CHECK(rt_gradual_sparsity(0.9, 100, 100) == 0.9 && rt_gradual_sparsity(0.9, 120, 100) == 0.9);
+}
+
 int main(void)
 {
 	RUN(test_rigl_rule);
 	RUN(test_set_seeded);
 	RUN(test_limits);
+	RUN(test_gradual);
 	return check_report();
 }
