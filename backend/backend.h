@@ -98,8 +98,7 @@ int be_emit_matmul_ref(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d
 
 /* emit_sparse.c: spmm and sddmm (ops.h), compressed-row or unrolled code
  * for the pattern of the weight's mask. */
-int be_emit_spmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
-int be_emit_sddmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
+int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 
 /* Every emitter has this signature; compile.c dispatches through a table. */
 typedef int (*be_EmitFn)(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);

@@ -60,7 +60,7 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_STATE] = NULL, [OP_CACHE_WRITE] = be_emit_cache_write,
 	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
 	[OP_MASK] = NULL,   /* filled by the runtime from rt_Slot.bits */
-	[OP_SPMM] = be_emit_spmm, [OP_SDDMM] = be_emit_sddmm,
+	[OP_SPMM] = be_emit_sparse, [OP_SDDMM] = be_emit_sparse,
 };
 static_assert(OP_COUNT == 46, "emitter table: add the new op above");
 

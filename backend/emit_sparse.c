@@ -184,7 +184,7 @@ typedef struct Sp {
 	int64_t M, N;         /* activation rows per block (B); the weight's second dim */
 	int64_t nblk;         /* blocks of M rows */
 	int64_t at_stride, bt_stride, out_stride;   /* floats per block (0: not blocked) */
-	bool tb, unrolled;
+	bool tb;
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
 	LLVMValueRef pptr;     /* their panels (spmm) */
@@ -435,33 +435,39 @@ static void pack_weights(be_Ctx *c, Sp *s)
 	be_loop_scalar(c, &lj);
 }
 
-/* for t in [lo, hi): rows [chunk[t], chunk[t+1]) of the compressed rows. */
-static void csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
-		      int R, BlockFn *body, bool zero)
+/* for t in [lo, hi): rows [chunk[t], chunk[t+1]) of the compressed rows.
+ * spmm packs the task's weights first and reads its entries by panel and
+ * by feature row (idx * M, precomputed); sddmm zeroes its rows of dW. */
+static int csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
+		     int R, BlockFn *body, bool sddmm)
 {
 	const Rows *rw = s->rows;
+	int64_t nnz = rw->nnz ? rw->nnz : 1;
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
-	s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
-	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
-	if (!zero) {   /* spmm: the feature rows precomputed */
+	s->idx = const_i32s(c, name, "idx", rw->idx, nnz);
+	if (!sddmm) {
+		int32_t *arow = mem_alloc((size_t)nnz * sizeof *arow);
+		if (!arow)
+			return -1;
 		for (int64_t p = 0; p < rw->nnz; p++)
-			rw->idx[p] *= (int32_t)s->M;
-		s->arow = const_i32s(c, name, "arow", rw->idx, rw->nnz ? rw->nnz : 1);
-		for (int64_t p = 0; p < rw->nnz; p++)
-			rw->idx[p] /= (int32_t)s->M;
+			arow[p] = rw->idx[p] * (int32_t)s->M;
+		s->arow = const_i32s(c, name, "arow", arow, nnz);
+		mem_free(arow);
+		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
 	}
 	LLVMValueRef chunk = const_i32s(c, name, "chunk", rw->chunk, rw->ntask + 1);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
 	s->r0 = load_i64(c, chunk, t);
 	s->r1 = load_i64(c, chunk, add(c, t, be_i64(c, 1)));
-	if (zero)
+	if (sddmm)
 		zero_rows(c, s);
 	else
 		pack_weights(c, s);
 	for_each_block(c, s, R, body);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
+	return 0;
 }
 
 /* switch (t) { case k: the unrolled rows of task k }, for t in [lo, hi). */
@@ -486,7 +492,7 @@ static void unrolled_tasks(be_Ctx *c, Sp *s, LLVMValueRef lo, LLVMValueRef hi)
 	be_loop_scalar(c, &lt);
 }
 
-static int emit_product(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
+int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 {
 	const Node *nd = ir_node(g, v);
 	const Node *wn = ir_node(g, ir_operand(g, nd, nd->narg - 1));
@@ -497,7 +503,7 @@ static int emit_product(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	const Shape *sa = &ir_node(g, ir_operand(g, nd, 0))->shape;
 	Sp s = {.M = sa->dim[2], .N = wn->shape.dim[1], .nblk = sa->dim[0],
 		.at_stride = sa->dim[1] * sa->dim[2],
-		.tb = nd->flags & NF_TRANS_B, .unrolled = nd->flags & NF_UNROLLED};
+		.tb = nd->flags & NF_TRANS_B};
 	if (sddmm)
 		s.bt_stride = ir_node(g, ir_operand(g, nd, 1))->shape.dim[1] * s.M;
 	else
@@ -518,28 +524,19 @@ static int emit_product(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *
 	k->flops = 2.0 * (double)rw.nnz * (double)(s.M * s.nblk);
 	s.out = be_kernel_arg(c, buf, 0, c->t_f32);
 	s.at = be_kernel_arg(c, buf, 1, c->t_f32);
+	int rc = 0;
 	if (sddmm) {
 		s.bt = be_kernel_arg(c, buf, 2, c->t_f32);
 		s.w = be_kernel_arg(c, buf, 3, c->t_f32);
-		csr_tasks(c, &s, name, lo, hi, SDDMM_VECS, sddmm_block, true);
+		rc = csr_tasks(c, &s, name, lo, hi, SDDMM_VECS, sddmm_block, true);
 	} else {
 		s.w = be_kernel_arg(c, buf, 2, c->t_f32);
-		if (s.unrolled)
+		if (nd->flags & NF_UNROLLED)
 			unrolled_tasks(c, &s, lo, hi);
 		else
-			csr_tasks(c, &s, name, lo, hi, SPMM_VECS, spmm_csr_block, false);
+			rc = csr_tasks(c, &s, name, lo, hi, SPMM_VECS, spmm_csr_block, false);
 	}
 	LLVMBuildRetVoid(c->b);
 	rows_free(&rw);
-	return 0;
-}
-
-int be_emit_spmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
-{
-	return emit_product(c, g, v, k, d);
-}
-
-int be_emit_sddmm(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
-{
-	return emit_product(c, g, v, k, d);
+	return rc ? diag_error(d, nd->loc, "out of memory") : 0;
 }

@@ -82,12 +82,11 @@ int64_t dynamic_next_stop(const DynamicOpts *o, int64_t done, int64_t steps)
 	return dynamic_due(o, next, steps) ? next : 0;
 }
 
-static rt_Tensor *find(rt_TensorFile *f, const char *name)
+/* A tensor of a file read into memory: its data is ours to change. */
+static const rt_Tensor *find(const rt_TensorFile *f, const char *name)
 {
-	for (int i = 0; i < f->ntensor; i++)
-		if (!strcmp(f->tensor[i].name, name))
-			return &f->tensor[i].t;
-	return NULL;
+	const rt_NamedTensor *t = rt_tensorfile_find(f, name);
+	return t ? &t->t : NULL;
 }
 
 /* RigL's scores: the dense gradient of the loss at the checkpoint's weights
@@ -151,7 +150,7 @@ int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 			continue;
 		char pname[512], gname[540];
 		snprintf(pname, sizeof pname, "%.*s", (int)(strlen(mt->name) - 5), mt->name);
-		rt_Tensor *w = find(&ck->model, pname);
+		const rt_Tensor *w = find(&ck->model, pname);
 		int64_t n = rt_numel(&mt->t), nkept = 0;
 		if (!w || w->dtype != RT_F32 || rt_numel(w) != n || mt->t.dtype != RT_U8) {
 			rc = diag_error(d, (SrcLoc){0}, "%s: the mask %s has no f32 weight of its size",
@@ -182,7 +181,7 @@ int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 		/* moments of dropped weights: zero, as the masked update would make them */
 		for (int k = 0; k < 2; k++) {
 			snprintf(gname, sizeof gname, "%s%s", pname, k ? ".exp_avg_sq" : ".exp_avg");
-			rt_Tensor *mo = find(&ck->optim, gname);
+			const rt_Tensor *mo = find(&ck->optim, gname);
 			for (int64_t e = 0; mo && rt_numel(mo) == n && e < n; e++)
 				if (!bits[e])
 					((float *)mo->data)[e] = 0.0f;
