@@ -254,8 +254,8 @@ typedef struct be_Update {
 /* Plans the update memory and appends its kernels (phase RT_PHASE_UPDATE)
  * to m->entry: sums of squares, the global norm and clip factor, AdamW. */
 int be_emit_update(be_Module *m, const Graph *g, Diag *d);
-/* rt_Slot.decay of param v: rank >= 2 and not read by a gather (an
- * embedding table), or every param when o->decay_all. */
+/* rt_Slot.decay of param v: the IR's rule (ir_param_decays), or every
+ * param when o->decay_all. */
 bool be_param_decays(const Graph *g, ValId v, bool decay_all);
 
 /* kernel_cache.c: the key of a module as emitted (before optimisation),

@@ -51,27 +51,9 @@ static int64_t align64(int64_t x)
 	return (x + 63) & ~(int64_t)63;
 }
 
-/* The gather whose table is v, looking through reshapes. */
-static bool read_by_gather(const Graph *g, ValId v)
-{
-	for (ValId u = v + 1; u < ir_nnode(g); u++) {
-		const Node *n = ir_node(g, u);
-		if (n->op != OP_GATHER)
-			continue;
-		ValId t = ir_operand(g, n, 0);
-		while (ir_node(g, t)->op == OP_RESHAPE)
-			t = ir_operand(g, ir_node(g, t), 0);
-		if (t == v)
-			return true;
-	}
-	return false;
-}
-
 bool be_param_decays(const Graph *g, ValId v, bool decay_all)
 {
-	if (decay_all)
-		return true;
-	return ir_node(g, v)->shape.rank >= 2 && !read_by_gather(g, v);
+	return decay_all || ir_param_decays(g, v);
 }
 
 /* ---- kernels ---- */

@@ -162,19 +162,7 @@ static int apply_freeze(Graph *g, const fe_Options *o, Diag *d)
 static bool sparse_eligible(const Graph *g, ValId v)
 {
 	const Node *n = ir_node(g, v);
-	if (n->op != OP_PARAM || n->shape.rank < 2)
-		return false;
-	for (ValId u = v + 1; u < ir_nnode(g); u++) {
-		const Node *r = ir_node(g, u);
-		if (r->op != OP_GATHER)
-			continue;
-		ValId t = ir_operand(g, r, 0);
-		while (ir_node(g, t)->op == OP_RESHAPE)
-			t = ir_operand(g, ir_node(g, t), 0);
-		if (t == v)
-			return false;
-	}
-	return true;
+	return n->op == OP_PARAM && n->shape.rank >= 2 && !ir_embedding_table(g, v);
 }
 
 /* The model's `sparsity` statements, in order (a later one wins for the

@@ -298,20 +298,38 @@ static ValId through(const Graph *g, ValId v)
 	}
 }
 
-bool ir_sparse_candidate(const Graph *g, ValId p)
+bool ir_embedding_table(const Graph *g, ValId p)
 {
-	const Node *pn = ir_node(g, p);
-	if (pn->op != OP_PARAM || pn->shape.rank != 2)
-		return false;
-	bool matmul_b = false;
 	for (ValId u = p + 1; u < ir_nnode(g); u++) {
 		const Node *n = ir_node(g, u);
 		if (n->op == OP_GATHER && through(g, ir_operand(g, n, 0)) == p)
-			return false;
-		if (n->op == OP_MATMUL && through(g, ir_operand(g, n, 1)) == p)
-			matmul_b = true;
+			return true;
 	}
-	return matmul_b;
+	return false;
+}
+
+/* The one decay rule. Norm gains and biases (vectors) and embedding
+ * tables do not decay, the matrices of the linear layers do; this is
+ * GPT-2's usual grouping, told by the graph's structure and never by a
+ * name. Note that a tied wte is gathered and so does not decay, unlike
+ * nanoGPT's "every 2-D param" rule. */
+bool ir_param_decays(const Graph *g, ValId p)
+{
+	const Node *n = ir_node(g, p);
+	return n->op == OP_PARAM && n->shape.rank >= 2 && !ir_embedding_table(g, p);
+}
+
+bool ir_sparse_candidate(const Graph *g, ValId p)
+{
+	const Node *pn = ir_node(g, p);
+	if (pn->op != OP_PARAM || pn->shape.rank != 2 || ir_embedding_table(g, p))
+		return false;
+	for (ValId u = p + 1; u < ir_nnode(g); u++) {
+		const Node *n = ir_node(g, u);
+		if (n->op == OP_MATMUL && through(g, ir_operand(g, n, 1)) == p)
+			return true;
+	}
+	return false;
 }
 
 ValId ir_add(Graph *g, const Node *tmpl, const ValId *args, uint32_t nargs, Diag *d)

@@ -209,6 +209,13 @@ Mask *ir_find_mask(const Graph *g, ValId p);
 int ir_mask_set_bits(Mask *m, const uint8_t *bits, int64_t numel);
 void ir_clear_masks(Graph *g);
 bool ir_sparse_candidate(const Graph *g, ValId p);
+/* Which params are what, by the graph's structure (never by names), one
+ * rule each, used by every pass and the backend alike:
+ * ir_embedding_table: p is read as the table of a gather (looking through
+ * reshapes and its mask product); ir_param_decays: AdamW's weight decay
+ * applies to p, a param of rank >= 2 that is not an embedding table. */
+bool ir_embedding_table(const Graph *g, ValId p);
+bool ir_param_decays(const Graph *g, ValId p);
 
 /* Append a node: `tmpl` gives op, dtype (for sources and cast) and
  * attributes; its shape is computed by ir_infer_node (sources keep the shape
