@@ -369,48 +369,64 @@ size_t rt_sample_scratch_size(int n);
 int rt_sample(const float *logits, int n, const rt_SampleOpts *o, uint64_t counter,
 	      void *scratch);
 
-/* generate.c: generation over a program compiled in decode mode: inputs
- * `tokens` (one i32) and `pos` (i32[]), output `logits` (one f32 row of
- * vocab), and RT_SLOT_STATE KV caches of ctx rows (docs/generation.md).
- * rt_Decoder feeds one token at one position per run: init finds the slots
- * (an error if the program is not a decode program), reset zeroes the
- * caches, step runs the program and returns the logits row (valid until
- * the next step), or NULL with an error if pos is outside [0, ctx) or the
- * token outside [0, vocab). Nothing is allocated. */
+/* generate.c: generation over programs compiled in decode mode: inputs
+ * `tokens` (i32 [B, T]: T new tokens of each of B sequences) and `pos` (the
+ * position of each sequence's first new token: i32[] shared, or i32[B]),
+ * output `logits` (f32 [B, T, vocab]), and RT_SLOT_STATE KV caches
+ * [B, ..., ctx, D] (docs/generation.md). rt_Decoder runs such a program:
+ * init finds the slots (an error if the program is not a decode program),
+ * reset zeroes the caches, run feeds tok[B*T] at pos[B] and returns the
+ * logits (valid until the next run), or NULL with an error if a position
+ * does not fit the context or a token is outside [0, vocab); step is run
+ * for a program of one token of one sequence. Nothing is allocated. */
 typedef struct rt_Decoder {
 	rt_Exec *e;
 	int32_t *tok, *pos;   /* the input slots in the arena */
 	const float *logits;  /* the output slot */
 	int64_t vocab, ctx;   /* ctx: the fewest rows of any cache */
+	int64_t nseq, seq;    /* B sequences of T tokens per run */
+	int64_t npos;         /* entries of pos: 1 (B = 1, shared) or B */
 	int nstate;
 } rt_Decoder;
 int rt_decoder_init(rt_Decoder *dc, rt_Exec *e, Diag *d);
 void rt_decoder_reset(rt_Decoder *dc);
+const float *rt_decoder_run(rt_Decoder *dc, const int32_t *tok, const int64_t *pos, Diag *d);
 const float *rt_decoder_step(rt_Decoder *dc, int32_t token, int64_t pos, Diag *d);
-/* rt_generate: reset the caches, feed prompt[0 .. nprompt) at positions
- * 0, 1, ..., then choose max_new tokens into out[], token i drawn by
- * rt_sample(logits, vocab, &sample, counter = i) and fed back at the next
- * position. The model sees at most `window` positions (0 or more than ctx:
- * ctx): when the window is full, its last half is re-read at positions
- * 0 .. window/2 - 1 and generation goes on (a prompt longer than the window
- * starts that way too), so max_new is not bounded by the context and the
- * model is only ever asked about positions it was trained at (pass the
- * training sequence length). on_token, if set, sees each token as it is
- * chosen. Stats: prompt_s is the time to feed the prompt, gen_s the time
- * from then to the last new token. One scratch buffer for sampling is
- * allocated before the loop, none inside it. */
+/* rt_generate_batch: continue nseq prompts together with decode program e
+ * (T = 1, B = nseq): feed prompt[b][0 .. nprompt[b]) at positions 0, 1, ...
+ * of sequence b, then choose max_new tokens into out[b][], token i of
+ * sequence b drawn by rt_sample(logits, vocab, sample with seed + b,
+ * counter = i) and fed back at its next position. With `prefill` (a decode
+ * program of the same model with B = 1 and T > 1, parameters loaded), each
+ * prompt runs through it in chunks of T, its caches are copied into the
+ * sequence's rows of e's, and decoding goes on from there; the tokens are
+ * the same as without it, and each sequence's are those it gets alone
+ * (rt_generate). The model sees at most `window` positions of a sequence
+ * (0 or more than ctx: ctx): when they are full, the last half is re-read
+ * at positions 0 .. window/2 - 1 and generation goes on (a prompt longer
+ * than the window starts that way too), so max_new is not bounded by the
+ * context and the model is only ever asked about positions it was trained
+ * at (pass the training sequence length). on_token, if set, sees each
+ * token as it is chosen, with its sequence's index. Stats: prompt_s is the
+ * time until every prompt is read, gen_s the time from then to the last
+ * new token; counts are summed over the sequences. Everything is allocated
+ * before the loop, nothing inside it. rt_generate is one sequence. */
 typedef struct rt_GenOpts {
 	rt_SampleOpts sample;
 	int64_t max_new;
 	int64_t window;       /* positions the model sees at most; 0 = the context */
-	void (*on_token)(void *user, int32_t token);
+	rt_Exec *prefill;     /* optional: the prompts' program, T tokens per run */
+	void (*on_token)(void *user, int seq, int32_t token);
 	void *user;
 } rt_GenOpts;
 typedef struct rt_GenStats {
 	int64_t nprompt, ngen;
-	int64_t nslide;       /* times the window slid */
+	int64_t nprefill;     /* prompt tokens that went through the prefill program */
+	int64_t nslide;       /* times a window slid */
 	double prompt_s, gen_s;
 } rt_GenStats;
+int rt_generate_batch(rt_Exec *e, int nseq, const int32_t *const *prompt, const int64_t *nprompt,
+		      const rt_GenOpts *o, int32_t *const *out, rt_GenStats *st, Diag *d);
 int rt_generate(rt_Exec *e, const int32_t *prompt, int64_t nprompt, const rt_GenOpts *o,
 		int32_t *out, rt_GenStats *st, Diag *d);
 

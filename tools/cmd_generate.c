@@ -1,11 +1,13 @@
 /* cmd_generate.c: `mswc generate MODEL.msw --weights W.safetensors
  *                 (--prompt TEXT | --prompt-file F) [-n N] [--temperature T]
  *                 [--top-k K] [--top-p P] [--seed S] [--greedy] [--threads N]
- *                 [--window W] [--profile] [-D name=value]...`
+ *                 [--window W] [--prefill T] [--profile] [-D name=value]...`
  *
  * Compiles the model in decode mode (one token per run, KV caches as
- * persistent state; docs/generation.md) with tokens bound to [1, 1], loads
- * the weights, and continues the prompt. Tokens are bytes: the prompt's
+ * persistent state; docs/generation.md) with tokens bound to [1, 1], and
+ * a second time with tokens [1, T] for the prompt (--prefill, default 32;
+ * 0 or 1 feeds the prompt a token per run), loads the weights into both,
+ * and continues the prompt. Tokens are bytes: the prompt's
  * bytes are its tokens and each new token is written to stdout as one byte
  * as soon as it is chosen, after the prompt itself, with no newline added.
  * The count and the speed (new tokens per second, the prompt excluded) go
@@ -27,7 +29,7 @@
 
 typedef struct GenOpts {
 	const char *weights, *prompt, *prompt_file;
-	long long n, top_k, seed, window;
+	long long n, top_k, seed, window, prefill;
 	double temperature, top_p;
 	bool greedy, profile;
 } GenOpts;
@@ -63,6 +65,9 @@ static int gen_option(Args *a, int argc, char **argv, int i)
 			return -1;
 	} else if ((v = args_value(argc, argv, &at, "--window"))) {
 		if (args_int("generate", "--window", v, 2, 1LL << 30, &go->window))
+			return -1;
+	} else if ((v = args_value(argc, argv, &at, "--prefill"))) {
+		if (args_int("generate", "--prefill", v, 0, 1LL << 20, &go->prefill))
 			return -1;
 	} else if ((v = args_value(argc, argv, &at, "--top-k"))) {
 		if (args_int("generate", "--top-k", v, 0, 1LL << 30, &go->top_k))
@@ -110,27 +115,23 @@ static int read_prompt(const GenOpts *go, char **text, size_t *len, Diag *d)
 
 /* The sequence length the weights were trained at, from the metadata
  * `mswc train` writes into its checkpoints; 0 if the file does not say. */
-static int64_t trained_window(const char *weights)
+static int64_t trained_window(const rt_TensorFile *f)
 {
-	Diag d;
-	diag_init(&d);
-	rt_TensorFile f = {0};
 	long long seq = 0;
-	if (rt_safetensors_read(weights, &f, &d) == 0 && f.metadata_json) {
-		cJSON *meta = cJSON_Parse(f.metadata_json);
+	if (f->metadata_json) {
+		cJSON *meta = cJSON_Parse(f->metadata_json);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "mswc.train_seq");
 		if (cJSON_IsString(v))
 			seq = strtoll(v->valuestring, NULL, 10);
 		cJSON_Delete(meta);
 	}
-	rt_tensorfile_free(&f);
-	diag_free(&d);
 	return seq > 1 ? seq : 0;
 }
 
-static void put_token(void *user, int32_t tok)
+static void put_token(void *user, int seq, int32_t tok)
 {
 	(void)user;
+	(void)seq;
 	if (tok < 256)
 		putchar(tok);
 	else
@@ -138,21 +139,52 @@ static void put_token(void *user, int32_t tok)
 	fflush(stdout);
 }
 
+/* The prompt's program: the model in decode mode again, with T tokens
+ * per run, bound to the same pool and loaded with the same weights. */
+static int build_prefill(const Args *a, int64_t T, rt_Pool *pool, const rt_TensorFile *wf,
+			 const char *path, Build *bp, rt_Exec **e)
+{
+	fe_InputShape shape = {.name = "tokens", .rank = 2, .dim = {1, T}};
+	BuildOptions bo = {.args = a, .input = &shape, .ninput = 1, .decode = true,
+			   .stage = STAGE_PROGRAM};
+	int rc = build_run(bp, &bo);
+	if (rc)
+		return rc;
+	if (rt_exec_create(bp->prog, pool, e, &bp->diag))
+		rc = EXIT_INTERNAL;
+	else if (rt_load_params_from(*e, wf, path, 0, &bp->diag))
+		rc = EXIT_USER;
+	if (rc)
+		fputs(diag_text(&bp->diag), stderr);
+	return rc;
+}
+
 static int generate(const GenOpts *go, const Args *a, Build *b, const char *text, size_t len)
 {
 	rt_Pool *pool = rt_pool_create(a->threads);
-	rt_Exec *e = NULL;
+	rt_Exec *e = NULL, *pe = NULL;
+	rt_TensorFile wf = {0};
+	Build bp = {0};
+	bool have_bp = false;
 	int32_t *prompt = NULL, *out = NULL;
 	rt_Decoder dc;
 	int rc = EXIT_INTERNAL;
 	if (!pool || rt_exec_create(b->prog, pool, &e, &b->diag))
 		goto done;
 	rc = EXIT_USER;
-	if (rt_load_params(e, go->weights, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
+	if (rt_safetensors_read(go->weights, &wf, &b->diag) ||
+	    rt_load_params_from(e, &wf, go->weights, 0, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
 		goto done;
-	int64_t n = go->n, window = go->window ? go->window : trained_window(go->weights);
+	int64_t n = go->n, window = go->window ? go->window : trained_window(&wf);
 	if (window <= 0 || window > dc.ctx)
 		window = dc.ctx;
+	int64_t chunk = go->prefill < window ? go->prefill : window;
+	if (chunk > 1) {
+		have_bp = true;
+		if ((rc = build_prefill(a, chunk, pool, &wf, go->weights, &bp, &pe)))
+			goto quiet;
+		rc = EXIT_USER;
+	}
 	prompt = mem_alloc((len ? len : 1) * sizeof *prompt);
 	out = mem_alloc((size_t)(n ? n : 1) * sizeof *out);
 	if (!prompt || !out) {
@@ -173,6 +205,7 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 			   .top_p = go->top_p, .seed = (uint64_t)go->seed},
 		.max_new = n,
 		.window = window,
+		.prefill = pe,
 		.on_token = put_token,
 	};
 	fwrite(text, 1, len, stdout);
@@ -183,26 +216,32 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 	fflush(stdout);
 	if (grc)
 		goto done;
-	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms; window %lld, "
-		"slid %lld times; %d threads)\n", (long long)st.ngen,
+	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms, %lld of them "
+		"in chunks of %lld; window %lld, slid %lld times; %d threads)\n", (long long)st.ngen,
 		st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0, (long long)st.nprompt,
-		1e3 * st.prompt_s, (long long)window, (long long)st.nslide, rt_pool_size(pool));
+		1e3 * st.prompt_s, (long long)st.nprefill, (long long)(pe ? chunk : 1),
+		(long long)window, (long long)st.nslide, rt_pool_size(pool));
 	if (go->profile)
 		rt_exec_print_profile(e, stderr);
 	rc = 0;
 done:
 	if (rc)
 		fputs(diag_text(&b->diag), stderr);
+quiet:
 	mem_free(prompt);
 	mem_free(out);
+	rt_exec_destroy(pe);
+	if (have_bp)
+		build_free(&bp);
 	rt_exec_destroy(e);
+	rt_tensorfile_free(&wf);
 	rt_pool_destroy(pool);
 	return rc;
 }
 
 int cmd_generate(int argc, char **argv)
 {
-	GenOpts go = {.n = 100, .temperature = 1.0, .top_p = 1.0};
+	GenOpts go = {.n = 100, .temperature = 1.0, .top_p = 1.0, .prefill = 32};
 	Args a = {.cmd = "generate", .user = &go};
 	if (args_parse(&a, argc, argv, gen_option))
 		return EXIT_USER;

@@ -2,7 +2,8 @@
 # run_generate_cli.sh MSWC: `mswc generate` end to end on a tiny GPT made by
 # `mswc init`: the prompt and exactly -n new bytes on stdout and the speed
 # on stderr; one seed, one text; greedy is deterministic; -n beyond the
-# window slides (docs/generation.md); bad options exit with status 1.
+# window slides (docs/generation.md); prefill gives the same bytes as a
+# token per run; bad options exit with status 1.
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +48,17 @@ grep -q "window 32, slid 5 times" "$tmp/slide.err" && ok || { bad "no slide coun
 # A smaller window slides sooner; a window below 2 is refused.
 expect 0 "window 8, slid" "${gen[@]}" --prompt "abc" -n 20 --window 8 --greedy
 expect 1 "--window expects an integer" "${gen[@]}" --prompt "x" --window 1
+
+# Prefill (default chunks of 32, here capped at the window of 32) gives the
+# bytes of feeding the prompt a token per run, with sliding too.
+"${gen[@]}" --prompt "0123456789" -n 100 --greedy --prefill 0 >"$tmp/slide0.out" 2>"$tmp/slide0.err"
+cmp -s "$tmp/slide.out" "$tmp/slide0.out" && ok || bad "--prefill 0 changed the greedy text"
+grep -qE "10 tokens in [0-9.]+ ms, [0-9]+ of them in chunks of 32" "$tmp/slide.err" && ok || { bad "no prefill count"; cat "$tmp/slide.err"; }
+grep -q "0 of them in chunks of 1;" "$tmp/slide0.err" && ok || { bad "--prefill 0 still prefilled"; cat "$tmp/slide0.err"; }
+"${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 4 >"$tmp/p4.out" 2>/dev/null
+"${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 0 >"$tmp/p0.out" 2>/dev/null
+cmp -s "$tmp/p4.out" "$tmp/p0.out" && ok || bad "--prefill 4 changed the sampled text"
+expect 1 "--prefill expects an integer" "${gen[@]}" --prompt "x" --prefill -2
 
 # Errors: exit status 1 and a message.
 expect 1 "no --weights" "$mswc" generate models/gpt.msw --prompt "x"

@@ -19,7 +19,12 @@
  *   - kv_cache is the identity outside decode mode (the same graph hash as
  *     the model without it), and decode mode's errors.
  * Decode mode with 4 new tokens per run is checked against the forward
- * program too (the path a prefill program would take). */
+ * program too, and prefill (the prompt in chunks of T through a second
+ * decode program, then its caches handed to the one-token program) gives
+ * the same logits bit for bit and the same tokens as feeding the prompt a
+ * token per run: greedy and seeded sampling, prompts that are whole
+ * chunks, padded chunks, a tail that cannot be padded, and windows that
+ * slide. */
 #include "../check.h"
 
 #include <stdlib.h>
@@ -421,6 +426,97 @@ static void test_sampling_seeds(fe_Session *s)
 	run_close(&dec);
 }
 
+/* Prefill: the prompt in chunks of T = 24 through a second decode program
+ * (ctx 64 = 24 + 24 + 16, so a prompt of 50 ends in a tail that cannot be
+ * padded and goes through the one-token program), the caches handed over,
+ * then decoding a token per run. Rows of the prefill program's logits
+ * equal the token-by-token ones bit for bit, and generation gives the
+ * same tokens with and without it. */
+static void test_prefill(fe_Session *s)
+{
+	enum { T = 24, NG = 30 };
+	Run dec, pre;
+	if (run_open(&dec, s, 1, true, 1))
+		return;
+	if (run_open(&pre, s, T, true, 1)) {
+		run_close(&dec);
+		return;
+	}
+	const int32_t *tok = tokens_full.data;
+	Diag d;
+	diag_init(&d);
+	rt_Decoder dc, pc;
+	CHECK(rt_decoder_init(&dc, dec.e, &d) == 0 && rt_decoder_init(&pc, pre.e, &d) == 0);
+	CHECK(pc.seq == T && pc.nseq == 1 && dc.seq == 1);
+	/* Logits: two chunks against 48 single steps. */
+	float *one = malloc(2 * T * VOCAB * sizeof *one), *chunk = malloc(2 * T * VOCAB * sizeof *chunk);
+	rt_decoder_reset(&dc);
+	for (int64_t i = 0; i < 2 * T; i++) {
+		const float *l = rt_decoder_step(&dc, tok[i], i, &d);
+		if (l)
+			memcpy(one + i * VOCAB, l, VOCAB * sizeof *l);
+	}
+	for (int64_t c = 0; c < 2; c++) {
+		int64_t at = c * T;
+		const float *l = rt_decoder_run(&pc, tok + at, &at, &d);
+		CHECK(l != NULL);
+		if (l)
+			memcpy(chunk + at * VOCAB, l, T * VOCAB * sizeof *l);
+	}
+	show_diag("prefill logits", &d);
+	CHECK_MSG(memcmp(one, chunk, 2 * T * VOCAB * sizeof *one) == 0,
+		  "prefill logits differ from the token-by-token ones (relative error %g)",
+		  rel_err(chunk, one, 2 * T * VOCAB));
+	free(one);
+	free(chunk);
+	/* Generation: prompt lengths around the chunk size, greedy and seeded
+	 * sampling, the full context and a window of 40 (slides of 20). */
+	static const int64_t np[] = {1, 13, 24, 48, 50, 64};
+	static const rt_SampleOpts so[] = {
+		{.temperature = 0},
+		{.temperature = 0.9, .top_k = 40, .top_p = 0.95, .seed = 3},
+	};
+	static const int64_t win[] = {0, 40};
+	for (size_t i = 0; i < sizeof np / sizeof *np; i++)
+		for (int k = 0; k < 2; k++)
+			for (int w = 0; w < 2; w++) {
+				int32_t a[NG], b[NG];
+				rt_GenStats sa, sb;
+				rt_GenOpts o = {.sample = so[k], .max_new = NG, .window = win[w]};
+				int ra = rt_generate(dec.e, tok, np[i], &o, a, &sa, &d);
+				o.prefill = pre.e;
+				int rb = rt_generate(dec.e, tok, np[i], &o, b, &sb, &d);
+				CHECK(ra == 0 && rb == 0);
+				CHECK_MSG(ra || rb || memcmp(a, b, sizeof a) == 0,
+					  "prompt %lld, %s, window %lld: prefill changed the tokens",
+					  (long long)np[i], k ? "sampling" : "greedy", (long long)win[w]);
+				CHECK(sa.nprefill == 0 && sb.nprefill > 0 && sb.ngen == NG);
+				CHECK(sa.nslide == sb.nslide);
+				/* The 50-token prompt ends in an unpadded tail of 2;
+				 * each slide of the 64-position context re-reads 32
+				 * tokens, a chunk and a padded chunk. */
+				if (np[i] == 50 && !win[w])
+					CHECK_MSG(sb.nprefill == 48 + 32 * sb.nslide, "%lld",
+						  (long long)sb.nprefill);
+				int64_t fits = win[w] ? win[w] : CTX;
+				CHECK((sb.nslide > 0) == (np[i] <= fits && np[i] + NG - 1 > fits) ||
+				      np[i] > fits);
+			}
+	show_diag("prefill", &d);
+	/* A prefill program of another model is refused. */
+	Run other;
+	if (run_open(&other, s, CTX, false, 1) == 0) {
+		int32_t out[4];
+		rt_GenStats st;
+		rt_GenOpts o = {.max_new = 4, .prefill = other.e};
+		CHECK(rt_generate(dec.e, tok, 4, &o, out, &st, &d) != 0);
+		run_close(&other);
+	}
+	diag_free(&d);
+	run_close(&pre);
+	run_close(&dec);
+}
+
 static void test_limits(fe_Session *s)
 {
 	Run dec, full;
@@ -546,6 +642,7 @@ int main(void)
 	RUN_ARG(test_decode_interp, s);
 	RUN_ARG(test_greedy, s);
 	RUN_ARG(test_sampling_seeds, s);
+	RUN_ARG(test_prefill, s);
 	RUN_ARG(test_limits, s);
 	RUN_ARG(test_identity_when_not_decoding, s);
 	for (int i = 0; i < nshared; i++)
