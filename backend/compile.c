@@ -110,24 +110,17 @@ static int put_shape(Vec *key, const Shape *s)
 }
 
 /* Everything the emitters read: op, dtype, the flags and attributes the op
- * has (ir_attrs, the same selection the structural hash uses, so a field
- * an op ignores cannot split equal kernels), the output's shape, each
+ * carries that its code depends on (ir_attrs_bytes with code_only, the
+ * selection the structural hash uses less the names, so a field an op
+ * ignores cannot split equal kernels), the output's shape, each
  * operand's dtype and shape, and for the sparse products the pattern's
  * hash. Field by field, so no padding gets in. */
 static int node_key(const Graph *g, ValId v, Vec *key)
 {
 	const Node *n = ir_node(g, v);
-	unsigned at = ir_attrs(n);
 	int rc = put_i64(key, n->op) | put_i64(key, n->dtype) |
-		 put_i64(key, n->flags & ir_flag_mask((Op)n->op)) | put_shape(key, &n->shape);
-	if (at & IRA_AXIS)
-		rc |= put_i64(key, n->axis);
-	if (at & IRA_LOHI)
-		rc |= put_i64(key, n->lo) | put_i64(key, n->hi);
-	if (at & IRA_PERM)
-		rc |= put(key, n->perm, n->shape.rank);
-	if (at & IRA_VALUE)
-		rc |= put(key, &n->value, sizeof n->value);
+		 put_i64(key, n->flags & ir_flag_mask((Op)n->op)) | put_shape(key, &n->shape) |
+		 ir_attrs_bytes(g, n, true, key);
 	rc |= put_i64(key, n->narg);
 	for (uint32_t i = 0; i < n->narg; i++) {
 		const Node *a = ir_node(g, ir_operand(g, n, i));

@@ -5,14 +5,46 @@
  * graph exactly as it was. */
 #include "ir.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 const OpInfo ir_op[OP_COUNT] = {
-#define X(name, str, arity, flags, doc) [OP_##name] = {str, arity, flags, doc},
+#define X(name, str, arity, flags, attrs, doc) [OP_##name] = {str, arity, flags, attrs, doc},
 	IR_OPS(X)
 #undef X
 };
+
+const AttrInfo ir_attr[ATTR_COUNT] = {
+#define X(id, word, kind, field, bit, code, doc) \
+	[ATTR_##id] = {word, AK_##kind, bit, code, offsetof(Node, field), \
+		       sizeof(((Node *)0)->field), doc},
+	IR_ATTRS(X)
+#undef X
+};
+
+/* The field each attribute names has the size its kind reads and writes,
+ * and the FLAG bits are distinct and fit Node.flags. */
+#define AK_SIZE_NAME sizeof(uint32_t)
+#define AK_SIZE_LEAD sizeof(double)
+#define AK_SIZE_DTYPE sizeof(uint8_t)
+#define AK_SIZE_SHAPE sizeof(Shape)
+#define AK_SIZE_INIT sizeof(uint8_t)
+#define AK_SIZE_INT sizeof(int64_t)
+#define AK_SIZE_F64 sizeof(double)
+#define AK_SIZE_PERM sizeof(uint8_t[IR_MAX_RANK])
+#define AK_SIZE_FLAG sizeof(uint8_t)
+#define X(id, word, kind, field, bit, code, doc) \
+	static_assert(sizeof(((Node *)0)->field) == AK_SIZE_##kind, "attribute " #id ": field size");
+IR_ATTRS(X)
+#undef X
+#define SUM(id, word, kind, field, bit, code, doc) + (bit)
+#define OR(id, word, kind, field, bit, code, doc) | (bit)
+static_assert((0 IR_ATTRS(SUM)) == (0 IR_ATTRS(OR)) && (0 IR_ATTRS(OR)) <= UINT8_MAX,
+	      "NF_ bits of FLAG attributes overlap or do not fit Node.flags");
+#undef SUM
+#undef OR
+static_assert(ATTR_COUNT <= 32, "IRA_ sets are unsigned");
 
 const char *const ir_dtype_name[DT_COUNT] = {"f32", "i32", "u8"};
 const char *const ir_init_name[INIT_COUNT] = {"none", "normal", "zeros", "ones"};
@@ -24,37 +56,68 @@ int ir_dtype_size(DType t)
 	return size[t];
 }
 
-unsigned ir_attrs(const Node *n)
+uint8_t ir_flag_mask(Op op)
 {
-	switch (n->op) {
-	case OP_INPUT: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
-	case OP_PARAM:
-		return IRA_NAME | IRA_DTYPE | IRA_SHAPE | IRA_INIT |
-		       (n->init == INIT_NORMAL ? IRA_VALUE : 0);
-	case OP_CONST: return IRA_DTYPE | IRA_SHAPE | IRA_VALUE;
-	case OP_IOTA: case OP_IOTA_OFFSET: return IRA_DTYPE | IRA_SHAPE;
-	case OP_STATE: case OP_MASK: return IRA_NAME | IRA_DTYPE | IRA_SHAPE;
-	case OP_CAST: return IRA_DTYPE;
-	case OP_SUM: case OP_MEAN: case OP_MAX: return IRA_AXIS;
-	case OP_RESHAPE: return IRA_SHAPE;
-	case OP_PERMUTE: return IRA_PERM;
-	case OP_SLICE: return IRA_AXIS | IRA_LOHI;
-	case OP_CONCAT: return IRA_AXIS;
-	case OP_MAX_GRAD: return IRA_AXIS;
-	case OP_BROADCAST: case OP_GATHER_GRAD: return IRA_SHAPE;
-	}
+	uint8_t m = 0;
+	for (int a = 0; a < ATTR_COUNT; a++)
+		if (ir_op[op].attrs & (1u << a) && ir_attr[a].kind == AK_FLAG)
+			m |= ir_attr[a].flag;
+	return m;
+}
+
+static int put_u64(Vec *buf, uint64_t x)
+{
+	uint8_t le[8];
+	for (int i = 0; i < 8; i++)
+		le[i] = (uint8_t)(x >> (8 * i));
+	if (vec_reserve(buf, buf->len + sizeof le, 1))
+		return -1;
+	memcpy((char *)buf->data + buf->len, le, sizeof le);
+	buf->len += sizeof le;
 	return 0;
 }
 
-uint8_t ir_flag_mask(Op op)
+static int put_double(Vec *buf, double x)
 {
-	switch (op) {
-	case OP_SUM: case OP_MEAN: case OP_MAX: return NF_KEEPDIM;
-	case OP_MATMUL: return NF_TRANS_A | NF_TRANS_B;
-	case OP_PARAM: return NF_FROZEN;
-	case OP_SPMM: return NF_TRANS_B | NF_UNROLLED;
-	default: return 0;
+	uint64_t bits;
+	memcpy(&bits, &x, sizeof bits);
+	return put_u64(buf, bits);
+}
+
+int ir_attrs_bytes(const Graph *g, const Node *n, bool code_only, Vec *buf)
+{
+	int rc = 0;
+	for (int a = 0; a < ATTR_COUNT; a++) {
+		if (!(ir_attrs(n) & (1u << a)) || (code_only && !ir_attr[a].code))
+			continue;
+		const void *f = ir_attr_cfield(n, (AttrId)a);
+		switch ((AttrKind)ir_attr[a].kind) {
+		case AK_NAME: {
+			const char *s = ir_str(g, *(const uint32_t *)f);
+			size_t len = strlen(s);
+			rc |= put_u64(buf, len);
+			if (!rc && !vec_reserve(buf, buf->len + len, 1)) {
+				memcpy((char *)buf->data + buf->len, s, len);
+				buf->len += len;
+			} else
+				rc = -1;
+			break;
+		}
+		case AK_LEAD: case AK_F64: rc |= put_double(buf, *(const double *)f); break;
+		case AK_INIT:
+			rc |= put_u64(buf, *(const uint8_t *)f);
+			if (*(const uint8_t *)f == INIT_NORMAL)
+				rc |= put_double(buf, n->value);
+			break;
+		case AK_INT: rc |= put_u64(buf, (uint64_t)*(const int64_t *)f); break;
+		case AK_PERM:
+			for (int i = 0; i < n->shape.rank && i < IR_MAX_RANK; i++)
+				rc |= put_u64(buf, ((const uint8_t *)f)[i]);
+			break;
+		case AK_DTYPE: case AK_SHAPE: case AK_FLAG: case AK_COUNT: break;
+		}
 	}
+	return rc ? -1 : 0;
 }
 
 Graph *ir_graph_create(void)

@@ -20,7 +20,7 @@
 #include "ops.h"
 
 typedef enum Op {
-#define X(name, str, arity, flags, doc) OP_##name,
+#define X(name, str, arity, flags, attrs, doc) OP_##name,
 	IR_OPS(X)
 #undef X
 	OP_COUNT
@@ -38,15 +38,6 @@ typedef enum InitKind {
 
 enum { IR_MAX_RANK = 6 };
 
-/* Node flags */
-enum {
-	NF_KEEPDIM = 1 << 0, /* reductions keep the reduced axis with size 1 */
-	NF_TRANS_A = 1 << 1, /* matmul reads A transposed in its last two axes */
-	NF_TRANS_B = 1 << 2, /* matmul reads B transposed in its last two axes */
-	NF_FROZEN = 1 << 3,  /* param receives no gradient */
-	NF_UNROLLED = 1 << 4, /* spmm: code specialised to the mask's pattern */
-};
-
 typedef uint32_t ValId;
 #define VAL_NONE UINT32_MAX
 
@@ -55,10 +46,12 @@ typedef struct Shape {
 	int64_t dim[IR_MAX_RANK];
 } Shape;
 
+/* A node's attribute fields are the ones ops.h's IR_ATTRS names; a new
+ * attribute that needs a field of its own adds it here. */
 typedef struct Node {
 	uint16_t op;          /* Op */
 	uint8_t dtype;        /* DType */
-	uint8_t flags;        /* NF_* */
+	uint8_t flags;        /* NF_* (ops.h) */
 	uint8_t init;         /* InitKind, params only */
 	uint8_t perm[IR_MAX_RANK];
 	Shape shape;
@@ -139,6 +132,7 @@ typedef struct OpInfo {
 	const char *name;
 	int arity;            /* -1 = variadic */
 	unsigned flags;       /* OPF_* */
+	unsigned attrs;       /* IRA_*: the attributes the op carries */
 	const char *doc;
 } OpInfo;
 extern const OpInfo ir_op[OP_COUNT];
@@ -146,23 +140,69 @@ extern const char *const ir_dtype_name[DT_COUNT];
 extern const char *const ir_init_name[INIT_COUNT];
 int ir_dtype_size(DType t);
 
-/* Which attributes a node of this op carries (graph.c). The printer prints
- * exactly these, the reader reads exactly these, and the structural hash
- * covers exactly these, so a field an op ignores can never make two equal
- * graphs differ. Param `value` counts only for the normal initialiser. */
+/* Node attributes (graph.c), declared once in ops.h's IR_ATTRS. The kind
+ * says where and how an attribute is written, read and serialised; each
+ * consumer (print.c, parse.c, ir_attrs_bytes, verify.c) has one case per
+ * kind, so a new attribute of an existing kind needs none of them changed:
+ *   NAME   string id, written quoted right after the op name
+ *   LEAD   double, written right after the op name (%.17g)
+ *   DTYPE  the dtype / the shape, given by the builder rather than the
+ *   SHAPE  shape rule; written as the type after the colon, which the
+ *          printer always writes and the hash always covers
+ *   INIT   initialiser: none | zeros | ones | normal(std), std in Node.value
+ *   INT    int64, written word=N
+ *   F64    double, written word=X (%.17g, which reads back to the same bits)
+ *   PERM   IR_MAX_RANK bytes of which the node's rank count, word=(i,j,...)
+ *   FLAG   one NF_* bit of Node.flags, written as the bare word when set */
+typedef enum AttrKind {
+	AK_NAME, AK_LEAD, AK_DTYPE, AK_SHAPE, AK_INIT, AK_INT, AK_F64, AK_PERM, AK_FLAG,
+	AK_COUNT
+} AttrKind;
+
+typedef enum AttrId {
+#define X(id, word, kind, field, bit, code, doc) ATTR_##id,
+	IR_ATTRS(X)
+#undef X
+	ATTR_COUNT
+} AttrId;
+
 enum {
-	IRA_NAME = 1 << 0,    /* name: input, param, state */
-	IRA_DTYPE = 1 << 1,   /* dtype chosen by the builder: sources, cast */
-	IRA_SHAPE = 1 << 2,   /* shape given by the builder: sources, reshape,
-	                       * broadcast, gather_grad */
-	IRA_VALUE = 1 << 3,   /* value: const; param with INIT_NORMAL */
-	IRA_INIT = 1 << 4,    /* init: param */
-	IRA_AXIS = 1 << 5,    /* axis: reductions, slice, concat, max_grad */
-	IRA_LOHI = 1 << 6,    /* lo, hi: slice */
-	IRA_PERM = 1 << 7,    /* perm[0..rank): permute */
+#define X(id, word, kind, field, bit, code, doc) IRA_##id = 1u << ATTR_##id,
+	IR_ATTRS(X)
+#undef X
 };
-unsigned ir_attrs(const Node *n);
+
+typedef struct AttrInfo {
+	const char *word;
+	uint8_t kind;         /* AttrKind */
+	uint8_t flag;         /* NF_* bit, FLAG only */
+	bool code;            /* a kernel's code depends on it (the dedup key) */
+	uint16_t offset;      /* of the field in Node */
+	uint16_t size;        /* of the field */
+	const char *doc;
+} AttrInfo;
+extern const AttrInfo ir_attr[ATTR_COUNT];
+
+static inline unsigned ir_attrs(const Node *n)
+{
+	return ir_op[n->op].attrs;
+}
 uint8_t ir_flag_mask(Op op);  /* the NF_* flags meaningful for op */
+static inline void *ir_attr_field(Node *n, AttrId a)
+{
+	return (char *)n + ir_attr[a].offset;
+}
+static inline const void *ir_attr_cfield(const Node *n, AttrId a)
+{
+	return (const char *)n + ir_attr[a].offset;
+}
+/* Appends the canonical bytes of the attributes n's op carries, in table
+ * order, to buf: integers as 8 little-endian bytes, doubles by their bits,
+ * names by length and text, INIT as its kind plus normal's std; FLAG,
+ * DTYPE and SHAPE add nothing (the caller covers flags and type, which
+ * every node has). With code_only, only the attributes a kernel's code
+ * depends on. The same bytes on every host; -1 on out of memory. */
+int ir_attrs_bytes(const Graph *g, const Node *n, bool code_only, Vec *buf);
 
 static inline Node *ir_node(const Graph *g, ValId v)
 {
@@ -287,7 +327,7 @@ int ir_verify(const Graph *g, Diag *d);
 char *ir_print(const Graph *g);               /* mem_free the result */
 int ir_parse(const Source *src, Graph **out, Diag *d);
 
-/* hash.c: structural hash (xxh3) over ops, dtypes, shapes, attributes,
+/* structural_hash.c: structural hash (xxh3) over ops, dtypes, shapes, attributes,
  * operands, names, outputs, the loss, the gradient list and the masks
  * (target, distribution, count and pattern hash); source locations and
  * memory offsets excluded. */

@@ -1,27 +1,60 @@
-/* ops.h: the op set, one line per op (an X-macro, like QBE's ops.h).
+/* ops.h: the op set and the node attributes, one line each (X-macros,
+ * like QBE's ops.h).
  *
- *   X(NAME, "printed name", arity, flags, "meaning")
+ *   X(NAME, "printed name", arity, flags, attributes, "meaning")
  *
  * arity -1 means variadic (at least one operand). Every per-op table in the
  * code base is indexed by Op and guarded by static_assert(OP_COUNT == ...),
  * so adding an op here makes every table that forgot it fail to compile.
+ * `attributes` is the set (IRA_*) of the attributes below that the op
+ * carries: the printer prints exactly these, the reader requires exactly
+ * these, and the structural hash, the backend's kernel dedup key and the
+ * verifier cover exactly these, so giving an op an attribute is one edit of
+ * its line. Shapes are always concrete: symbolic input dims are bound before
+ * lowering.
  *
- * Attribute use (fields of Node):
- *   axis         reductions, concat, slice, iota (always the last axis today),
- *                max_grad
- *   lo, hi       slice bounds [lo, hi) along axis
- *   perm         permute: output axis i is input axis perm[i]
- *   value        const fill value; param initialiser std
- *   init         param initialiser kind (InitKind)
- *   name         input / param name (string id)
- *   flags        NF_KEEPDIM for reductions; NF_TRANS_A/B for matmul;
- *                NF_FROZEN for params
- * Shapes are always concrete: symbolic input dims are bound before lowering.
+ * Attributes, one line each (ir.h's AttrKind says how each kind is written):
  *
- * The ops after CROSS_ENTROPY are the kernels of the backward graph that
- * passes/autodiff.c builds (docs/autodiff.md has the rules). Each is one
+ *   X(ID, "word", kind, Node field, flag bit, code, "meaning")
+ *
+ * word is what the text form writes (for INIT, the initialiser names
+ * instead); a FLAG lives in one bit of Node.flags (the NF_* below), every
+ * other kind in its own field, whose size a static_assert in graph.c checks
+ * against the kind; code says whether a kernel's code depends on it (the
+ * dedup key skips the others). The order is the printed order. A new
+ * attribute of an existing kind is one line here (and a Node field or a free
+ * NF_ bit); printer, reader, hash, key and verifier need no change. */
+enum {
+	NF_KEEPDIM = 1 << 0,  /* reductions keep the reduced axis with size 1 */
+	NF_TRANS_A = 1 << 1,  /* matmul reads A transposed in its last two axes */
+	NF_TRANS_B = 1 << 2,  /* matmul (spmm) reads B transposed in its last two axes */
+	NF_FROZEN = 1 << 3,   /* param receives no gradient */
+	NF_UNROLLED = 1 << 4, /* spmm: code specialised to the mask's pattern */
+};
+
+#define IR_ATTRS(X)                                                                               \
+	/* before the operands */                                                                 \
+	X(NAME, "name", NAME, name, 0, 0, "input, param, state name; mask: its param's")          \
+	X(VALUE, "value", LEAD, value, 0, 1, "const fill value")                                  \
+	/* in the type after the colon: the builder (or the text) gives it */                     \
+	X(DTYPE, "dtype", DTYPE, dtype, 0, 1, "sources, cast, iota_offset")                       \
+	X(SHAPE, "shape", SHAPE, shape, 0, 1, "sources, reshape, broadcast, gather_grad")         \
+	/* after the operands, in this order */                                                   \
+	X(INIT, "init", INIT, init, 0, 1, "param initialiser; normal's std in Node.value")        \
+	X(FROZEN, "frozen", FLAG, flags, NF_FROZEN, 1, "param receives no gradient")              \
+	X(AXIS, "axis", INT, axis, 0, 1, "reductions, slice, concat, max_grad")                   \
+	X(LO, "lo", INT, lo, 0, 1, "slice: first index")                                          \
+	X(HI, "hi", INT, hi, 0, 1, "slice: one past the last index")                              \
+	X(PERM, "perm", PERM, perm, 0, 1, "permute: output axis i is input axis perm[i]")         \
+	X(KEEPDIM, "keepdim", FLAG, flags, NF_KEEPDIM, 1, "reductions keep the axis as size 1")   \
+	X(TRANS_A, "transa", FLAG, flags, NF_TRANS_A, 1, "matmul: A stored [...,K,M]")            \
+	X(TRANS_B, "transb", FLAG, flags, NF_TRANS_B, 1, "matmul: B stored [...,N,K]; spmm")      \
+	X(UNROLLED, "unrolled", FLAG, flags, NF_UNROLLED, 1, "spmm: code specialised to the pattern")
+
+/* The ops from GELU_GRAD to BROADCAST are the kernels of the backward graph
+ * that passes/autodiff.c builds (docs/autodiff.md has the rules). Each is one
  * pass over its data, so it stays one kernel; the meanings in detail:
- *   gelu_grad x, dy        dy * gelu'(x), gelu' of the tanh form above
+ *   gelu_grad x, dy        dy * gelu'(x), gelu' of GELU's tanh form
  *   silu_grad x, dy        dy * s * (1 + x * (1 - s)), s = sigmoid(x)
  *   relu_grad x, dy        x > 0 ? dy : 0
  *   softmax_grad y, dy     y * (dy - sum(dy * y)), the sum over the last axis
@@ -39,7 +72,7 @@
  *   broadcast x            x repeated to the node's shape (IRA_SHAPE) by
  *                          numpy broadcasting
  *
- * The last four serve decoding with a KV cache (frontend decode mode):
+ * The four after them serve decoding with a KV cache (frontend decode mode):
  *   state "name"           a named tensor that lives across runs: zero when
  *                          the program is bound, then whatever the last run
  *                          left (RT_SLOT_STATE, never saved in checkpoints)
@@ -88,63 +121,72 @@
  * The flag `unrolled` selects code specialised to the pattern (indices as
  * constants) instead of the compressed-row kernel; results are the same
  * sums in the same order. */
-#define IR_OPS(X)                                                                             \
-	/* sources: no operands */                                                            \
-	X(INPUT, "input", 0, OPF_SOURCE, "graph input, bound by name at run time")             \
-	X(PARAM, "param", 0, OPF_SOURCE, "parameter: named, initialised, trainable")          \
-	X(CONST, "const", 0, OPF_SOURCE, "tensor filled with one scalar value")                \
-	X(IOTA, "iota", 0, OPF_SOURCE, "0,1,...,n-1 along the last axis (position ids)")       \
-	/* elementwise unary */                                                               \
-	X(NEG, "neg", 1, OPF_UNARY, "-x")                                                      \
-	X(EXP, "exp", 1, OPF_UNARY, "e^x")                                                     \
-	X(LOG, "log", 1, OPF_UNARY, "natural logarithm")                                       \
-	X(TANH, "tanh", 1, OPF_UNARY, "hyperbolic tangent")                                    \
-	X(SQRT, "sqrt", 1, OPF_UNARY, "square root")                                           \
-	X(RSQRT, "rsqrt", 1, OPF_UNARY, "1/sqrt(x)")                                           \
-	X(GELU, "gelu", 1, OPF_UNARY, "GELU, tanh approximation (GPT-2)")                      \
-	X(RELU, "relu", 1, OPF_UNARY, "max(x, 0)")                                             \
-	X(SILU, "silu", 1, OPF_UNARY, "x * sigmoid(x)")                                        \
-	X(CAST, "cast", 1, OPF_UNARY, "convert to the node's dtype")                           \
-	/* elementwise binary, numpy broadcasting */                                          \
-	X(ADD, "add", 2, OPF_BINARY, "a + b")                                                  \
-	X(SUB, "sub", 2, OPF_BINARY, "a - b")                                                  \
-	X(MUL, "mul", 2, OPF_BINARY, "a * b")                                                  \
-	X(DIV, "div", 2, OPF_BINARY, "a / b")                                                  \
-	/* reductions over one axis */                                                        \
-	X(SUM, "sum", 1, OPF_REDUCE, "sum over axis")                                          \
-	X(MEAN, "mean", 1, OPF_REDUCE, "mean over axis")                                       \
-	X(MAX, "max", 1, OPF_REDUCE, "maximum over axis")                                      \
-	/* linear algebra */                                                                  \
-	X(MATMUL, "matmul", 2, 0, "[...,M,K] @ [...,K,N], batch dims broadcast")               \
-	/* data movement */                                                                   \
-	X(RESHAPE, "reshape", 1, OPF_VIEW, "same elements, the node's shape")                  \
-	X(PERMUTE, "permute", 1, 0, "reorder axes by perm")                                    \
-	X(SLICE, "slice", 1, 0, "[lo,hi) along axis")                                          \
-	X(CONCAT, "concat", -1, 0, "join operands along axis")                                 \
-	X(GATHER, "gather", 2, 0, "table[V,D] rows at i32 indices[...] -> [...,D]")            \
-	/* attention and loss */                                                              \
-	X(CAUSAL_MASK, "causal_mask", 1, 0, "x[...,T,S] with -inf where key j > query i+S-T") \
-	X(SOFTMAX, "softmax", 1, 0, "softmax over the last axis")                              \
-	X(CROSS_ENTROPY, "cross_entropy", 2, 0, "mean -log softmax(logits[...,V])[target]")    \
-	/* backward kernels (autodiff) */                                                      \
-	X(GELU_GRAD, "gelu_grad", 2, OPF_BINARY, "dy * gelu'(x)")                              \
-	X(SILU_GRAD, "silu_grad", 2, OPF_BINARY, "dy * silu'(x)")                              \
-	X(RELU_GRAD, "relu_grad", 2, OPF_BINARY, "x > 0 ? dy : 0")                             \
-	X(SOFTMAX_GRAD, "softmax_grad", 2, 0, "y * (dy - rowsum(dy * y)), last axis")          \
-	X(CROSS_ENTROPY_GRAD, "cross_entropy_grad", 3, 0, "(softmax - onehot) * dl / rows")    \
-	X(GATHER_GRAD, "gather_grad", 2, 0, "scatter-add of dy[...,D] rows into [V,D]")        \
-	X(CAUSAL_MASK_GRAD, "causal_mask_grad", 1, 0, "dy with 0 where the mask is -inf")      \
-	X(MAX_GRAD, "max_grad", 2, 0, "dy to the first maximal x of each row along axis")      \
-	X(BROADCAST, "broadcast", 1, 0, "x broadcast to the node's shape")                    \
-	/* decoding with a KV cache (docs/generation.md) */                                   \
-	X(STATE, "state", 0, OPF_SOURCE, "persistent tensor kept across runs, zero at start") \
-	X(CACHE_WRITE, "cache_write", 3, 0, "cache with x written at pos along axis -2")      \
-	X(IOTA_OFFSET, "iota_offset", 1, 0, "off, off+1, ..., off+n-1 (off an i32 scalar)")   \
-	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, "x[...,T,S], -inf where j > i+off") \
-	/* sparsity (docs/sparsity.md) */                                                     \
-	X(MASK, "mask", 0, OPF_SOURCE, "f32 0/1 mask of the named param (graph mask list)")   \
-	X(SPMM, "spmm", 2, 0, "(W*mask)^T @ at, or (W*mask) @ at with transb: only kept entries") \
-	X(SDDMM, "sddmm", 3, 0, "at @ bt^T at the kept entries of W's mask, 0 elsewhere")
+#define IR_OPS(X)                                                                                     \
+	/* sources: no operands */                                                                    \
+	X(INPUT, "input", 0, OPF_SOURCE, IRA_NAME | IRA_DTYPE | IRA_SHAPE,                            \
+	  "graph input, bound by name at run time")                                                   \
+	X(PARAM, "param", 0, OPF_SOURCE, IRA_NAME | IRA_DTYPE | IRA_SHAPE | IRA_INIT | IRA_FROZEN,    \
+	  "parameter: named, initialised, trainable")                                                 \
+	X(CONST, "const", 0, OPF_SOURCE, IRA_VALUE | IRA_DTYPE | IRA_SHAPE,                           \
+	  "tensor filled with one scalar value")                                                      \
+	X(IOTA, "iota", 0, OPF_SOURCE, IRA_DTYPE | IRA_SHAPE,                                         \
+	  "0,1,...,n-1 along the last axis (position ids)")                                           \
+	/* elementwise unary */                                                                       \
+	X(NEG, "neg", 1, OPF_UNARY, 0, "-x")                                                          \
+	X(EXP, "exp", 1, OPF_UNARY, 0, "e^x")                                                         \
+	X(LOG, "log", 1, OPF_UNARY, 0, "natural logarithm")                                           \
+	X(TANH, "tanh", 1, OPF_UNARY, 0, "hyperbolic tangent")                                        \
+	X(SQRT, "sqrt", 1, OPF_UNARY, 0, "square root")                                               \
+	X(RSQRT, "rsqrt", 1, OPF_UNARY, 0, "1/sqrt(x)")                                               \
+	X(GELU, "gelu", 1, OPF_UNARY, 0, "GELU, tanh approximation (GPT-2)")                          \
+	X(RELU, "relu", 1, OPF_UNARY, 0, "max(x, 0)")                                                 \
+	X(SILU, "silu", 1, OPF_UNARY, 0, "x * sigmoid(x)")                                            \
+	X(CAST, "cast", 1, OPF_UNARY, IRA_DTYPE, "convert to the node's dtype")                       \
+	/* elementwise binary, numpy broadcasting */                                                  \
+	X(ADD, "add", 2, OPF_BINARY, 0, "a + b")                                                      \
+	X(SUB, "sub", 2, OPF_BINARY, 0, "a - b")                                                      \
+	X(MUL, "mul", 2, OPF_BINARY, 0, "a * b")                                                      \
+	X(DIV, "div", 2, OPF_BINARY, 0, "a / b")                                                      \
+	/* reductions over one axis */                                                                \
+	X(SUM, "sum", 1, OPF_REDUCE, IRA_AXIS | IRA_KEEPDIM, "sum over axis")                         \
+	X(MEAN, "mean", 1, OPF_REDUCE, IRA_AXIS | IRA_KEEPDIM, "mean over axis")                      \
+	X(MAX, "max", 1, OPF_REDUCE, IRA_AXIS | IRA_KEEPDIM, "maximum over axis")                     \
+	/* linear algebra */                                                                          \
+	X(MATMUL, "matmul", 2, 0, IRA_TRANS_A | IRA_TRANS_B,                                          \
+	  "[...,M,K] @ [...,K,N], batch dims broadcast")                                              \
+	/* data movement */                                                                           \
+	X(RESHAPE, "reshape", 1, OPF_VIEW, IRA_SHAPE, "same elements, the node's shape")              \
+	X(PERMUTE, "permute", 1, 0, IRA_PERM, "reorder axes by perm")                                 \
+	X(SLICE, "slice", 1, 0, IRA_AXIS | IRA_LO | IRA_HI, "[lo,hi) along axis")                     \
+	X(CONCAT, "concat", -1, 0, IRA_AXIS, "join operands along axis")                              \
+	X(GATHER, "gather", 2, 0, 0, "table[V,D] rows at i32 indices[...] -> [...,D]")                \
+	/* attention and loss */                                                                      \
+	X(CAUSAL_MASK, "causal_mask", 1, 0, 0, "x[...,T,S] with -inf where key j > query i+S-T")      \
+	X(SOFTMAX, "softmax", 1, 0, 0, "softmax over the last axis")                                  \
+	X(CROSS_ENTROPY, "cross_entropy", 2, 0, 0, "mean -log softmax(logits[...,V])[target]")        \
+	/* backward kernels (autodiff) */                                                             \
+	X(GELU_GRAD, "gelu_grad", 2, OPF_BINARY, 0, "dy * gelu'(x)")                                  \
+	X(SILU_GRAD, "silu_grad", 2, OPF_BINARY, 0, "dy * silu'(x)")                                  \
+	X(RELU_GRAD, "relu_grad", 2, OPF_BINARY, 0, "x > 0 ? dy : 0")                                 \
+	X(SOFTMAX_GRAD, "softmax_grad", 2, 0, 0, "y * (dy - rowsum(dy * y)), last axis")              \
+	X(CROSS_ENTROPY_GRAD, "cross_entropy_grad", 3, 0, 0, "(softmax - onehot) * dl / rows")        \
+	X(GATHER_GRAD, "gather_grad", 2, 0, IRA_SHAPE, "scatter-add of dy[...,D] rows into [V,D]")    \
+	X(CAUSAL_MASK_GRAD, "causal_mask_grad", 1, 0, 0, "dy with 0 where the mask is -inf")          \
+	X(MAX_GRAD, "max_grad", 2, 0, IRA_AXIS, "dy to the first maximal x of each row along axis")   \
+	X(BROADCAST, "broadcast", 1, 0, IRA_SHAPE, "x broadcast to the node's shape")                 \
+	/* decoding with a KV cache (docs/generation.md) */                                           \
+	X(STATE, "state", 0, OPF_SOURCE, IRA_NAME | IRA_DTYPE | IRA_SHAPE,                            \
+	  "persistent tensor kept across runs, zero at start")                                        \
+	X(CACHE_WRITE, "cache_write", 3, 0, 0, "cache with x written at pos along axis -2")           \
+	X(IOTA_OFFSET, "iota_offset", 1, 0, IRA_DTYPE | IRA_SHAPE,                                    \
+	  "off, off+1, ..., off+n-1 (off an i32 scalar)")                                             \
+	X(CAUSAL_MASK_OFFSET, "causal_mask_offset", 2, 0, 0, "x[...,T,S], -inf where j > i+off")      \
+	/* sparsity (docs/sparsity.md) */                                                             \
+	X(MASK, "mask", 0, OPF_SOURCE, IRA_NAME | IRA_DTYPE | IRA_SHAPE,                              \
+	  "f32 0/1 mask of the named param (graph mask list)")                                        \
+	X(SPMM, "spmm", 2, 0, IRA_TRANS_B | IRA_UNROLLED,                                             \
+	  "(W*mask)^T @ at, or (W*mask) @ at with transb: only kept entries")                         \
+	X(SDDMM, "sddmm", 3, 0, 0, "at @ bt^T at the kept entries of W's mask, 0 elsewhere")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */

@@ -393,128 +393,122 @@ static int end_line(Parser *P, Tok *c)
 	return P->t.k == T_EOF ? 0 : next(P);
 }
 
-/* Attributes and flags, in any order, each at most once. The caller checks
- * which ones the op may have. */
-/* lo= and hi= are one IRA_LOHI attribute but are read separately. */
-enum { HAVE_LO = 1u << 29, HAVE_HI = 1u << 30 };
-
+/* Attributes and flags after the operands, in any order, each at most
+ * once; the words are ops.h's IR_ATTRS. check_attrs then compares them with
+ * the ones the op carries. */
 typedef struct Attrs {
-	unsigned have;        /* IRA_* and HAVE_* seen */
-	uint8_t flags;
+	unsigned have;        /* IRA_* seen */
 	Node n;               /* values land in the matching fields */
-	int nperm;
 } Attrs;
 
-static int parse_perm(Parser *P, Attrs *a)
+/* perm := '(' [int {',' int}] ')' */
+static int parse_perm(Parser *P, uint8_t *perm)
 {
+	int nperm = 0;
 	if (expect_punct(P, '('))
 		return -1;
 	while (!is_punct(P, ')')) {
-		if (a->nperm && expect_punct(P, ','))
+		if (nperm && expect_punct(P, ','))
 			return -1;
-		if (a->nperm == IR_MAX_RANK)
+		if (nperm == IR_MAX_RANK)
 			return err(P, "perm longer than the maximum rank %d", IR_MAX_RANK);
 		int64_t x;
 		if (parse_int(P, 0, IR_MAX_RANK - 1, &x))
 			return -1;
-		a->n.perm[a->nperm++] = (uint8_t)x;
+		perm[nperm++] = (uint8_t)x;
 	}
 	return next(P);
 }
 
-/* attr := axis=int | lo=int | hi=int | perm=(int,...) | keepdim | transa
- *       | transb | frozen | unrolled | none | zeros | ones | normal(number) */
+/* attr := word '=' int | word '=' number | word '=' perm | word
+ *       | ( 'none' | 'zeros' | 'ones' ) | 'normal' '(' number ')'
+ * by the kind of the attribute the word names (INT, F64, PERM, FLAG, INIT). */
 static int parse_attr(Parser *P, Attrs *a)
 {
-	static const struct {
-		const char *word;
-		unsigned attr;  /* IRA_* it sets, or 0 for a flag */
-		uint8_t flag;
-	} table[] = {
-		{"axis", IRA_AXIS, 0}, {"lo", IRA_LOHI, 0}, {"hi", IRA_LOHI, 0},
-		{"perm", IRA_PERM, 0}, {"keepdim", 0, NF_KEEPDIM}, {"transa", 0, NF_TRANS_A},
-		{"transb", 0, NF_TRANS_B}, {"frozen", 0, NF_FROZEN},
-		{"unrolled", 0, NF_UNROLLED},
-	};
 	Tok w = P->t;
-	for (int k = 0; k < INIT_COUNT; k++)
-		if (is_word(P, ir_init_name[k])) {
-			if (a->have & IRA_INIT)
-				return err(P, "initialiser given twice");
-			a->have |= IRA_INIT;
-			a->n.init = (uint8_t)k;
-			if (next(P))
-				return -1;
-			if (k != INIT_NORMAL)
+	for (int k = 0; k < ATTR_COUNT; k++) {
+		const AttrInfo *ai = &ir_attr[k];
+		int init = 0;
+		if (ai->kind == AK_INIT) {
+			while (init < INIT_COUNT && !is_word(P, ir_init_name[init]))
+				init++;
+			if (init == INIT_COUNT)
+				continue;
+		} else if (ai->kind == AK_LEAD || ai->kind == AK_NAME || ai->kind == AK_DTYPE ||
+			   ai->kind == AK_SHAPE || !is_word(P, ai->word)) {
+			continue;
+		}
+		if (a->have & (1u << k))
+			return ai->kind == AK_INIT ? err(P, "initialiser given twice") :
+				err(P, "'%s' given twice", ai->word);
+		a->have |= 1u << k;
+		void *f = ir_attr_field(&a->n, (AttrId)k);
+		if (next(P))
+			return -1;
+		switch ((AttrKind)ai->kind) {
+		case AK_FLAG:
+			a->n.flags |= ai->flag;
+			return 0;
+		case AK_INIT:
+			*(uint8_t *)f = (uint8_t)init;
+			if (init != INIT_NORMAL)
 				return 0;
-			a->have |= IRA_VALUE;
 			return expect_punct(P, '(') || parse_double(P, &a->n.value) ||
 				       expect_punct(P, ')') ? -1 : 0;
+		case AK_INT:
+			return expect_punct(P, '=') ||
+				       parse_int(P, -(INT64_C(1) << 40), INT64_C(1) << 40, f) ? -1 : 0;
+		case AK_F64:
+			return expect_punct(P, '=') || parse_double(P, f) ? -1 : 0;
+		case AK_PERM:
+			return expect_punct(P, '=') || parse_perm(P, f) ? -1 : 0;
+		case AK_NAME: case AK_LEAD: case AK_DTYPE: case AK_SHAPE: case AK_COUNT: break;
 		}
-	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-		if (!is_word(P, table[i].word))
-			continue;
-		if (table[i].flag) {
-			if (a->flags & table[i].flag)
-				return err(P, "'%s' given twice", table[i].word);
-			a->flags |= table[i].flag;
-			return next(P);
-		}
-		bool is_hi = !strcmp(table[i].word, "hi");
-		if (next(P) || expect_punct(P, '='))
-			return -1;
-		if (table[i].attr == IRA_PERM) {
-			if (a->have & IRA_PERM)
-				goto twice;
-			a->have |= IRA_PERM;
-			return parse_perm(P, a);
-		}
-		int64_t *field = table[i].attr == IRA_AXIS ? &a->n.axis : is_hi ? &a->n.hi : &a->n.lo;
-		unsigned bit = table[i].attr == IRA_AXIS ? IRA_AXIS : is_hi ? HAVE_HI : HAVE_LO;
-		if (a->have & bit)
-			goto twice;
-		a->have |= bit;
-		return parse_int(P, -(INT64_C(1) << 40), INT64_C(1) << 40, field);
-	twice:
-		P->t = w;
-		return err(P, "'%s' given twice", table[i].word);
 	}
+	P->t = w;
 	return err(P, "unknown attribute '%.*s'", (int)P->t.n, P->t.s);
 }
 
-/* Checks the attributes read against those the op carries. */
+/* Checks the attributes read against those the op carries: no flag or
+ * attribute it lacks, every attribute it carries (flags are optional), and
+ * copies their values into n. */
 static int check_attrs(Parser *P, const Tok *optok, Node *n, Attrs *a)
 {
 	Tok save = P->t;
 	P->t = *optok;
 	const char *op = ir_op[n->op].name;
-	unsigned want = ir_attrs(n) & (IRA_INIT | IRA_AXIS | IRA_LOHI | IRA_PERM);
-	unsigned have = a->have & ~(IRA_VALUE | IRA_LOHI | HAVE_LO | HAVE_HI);
-	if (a->have & (HAVE_LO | HAVE_HI))
-		have |= IRA_LOHI;
+	unsigned carried = ir_attrs(n), flags = 0, missing = 0;
+	for (int k = 0; k < ATTR_COUNT; k++) {
+		if (ir_attr[k].kind == AK_FLAG)
+			flags |= 1u << k;
+		else if (carried & ~a->have & (1u << k) &&
+			 (ir_attr[k].kind == AK_INIT || ir_attr[k].kind == AK_INT ||
+			  ir_attr[k].kind == AK_F64 || ir_attr[k].kind == AK_PERM))
+			missing |= 1u << k;
+	}
 	int rc = 0;
-	if (a->flags & ~ir_flag_mask(n->op))
+	if (a->have & flags & ~carried)
 		rc = err(P, "%s takes none of the flags given", op);
-	else if (have & ~want)
+	else if (a->have & ~flags & ~carried)
 		rc = err(P, "%s does not take the attributes given", op);
-	else if ((want & IRA_LOHI) && (a->have & (HAVE_LO | HAVE_HI)) != (HAVE_LO | HAVE_HI))
-		rc = err(P, "%s needs both lo= and hi=", op);
-	else if (want & ~have)
-		rc = err(P, "%s needs %s", op,
-			 want & ~have & IRA_AXIS ? "axis=" : want & ~have & IRA_PERM ? "perm=" :
-			 want & ~have & IRA_INIT ? "an initialiser (none, zeros, ones, normal(std))" :
-			 "lo= and hi=");
+	else if (missing) {
+		int k = 0;
+		while (!(missing & (1u << k)))
+			k++;
+		rc = ir_attr[k].kind == AK_INIT ?
+			err(P, "%s needs an initialiser (none, zeros, ones, normal(std))", op) :
+			err(P, "%s needs %s=", op, ir_attr[k].word);
+	}
 	P->t = save;
 	if (rc)
 		return rc;
-	n->flags = a->flags;
-	n->init = a->n.init;
-	if (a->have & IRA_VALUE)
+	for (int k = 0; k < ATTR_COUNT; k++)
+		if (a->have & (1u << k) && ir_attr[k].kind != AK_FLAG)
+			memcpy(ir_attr_field(n, (AttrId)k), ir_attr_field(&a->n, (AttrId)k),
+			       ir_attr[k].size);
+	n->flags = a->n.flags;
+	if (a->have & IRA_INIT && n->init == INIT_NORMAL)
 		n->value = a->n.value;
-	n->axis = a->n.axis;
-	n->lo = a->n.lo;
-	n->hi = a->n.hi;
-	memcpy(n->perm, a->n.perm, sizeof n->perm);
 	return 0;
 }
 
@@ -538,11 +532,12 @@ static int parse_node(Parser *P)
 	Node n = {.op = (uint16_t)op};
 	if (next(P))
 		return -1;
-	if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_MASK) {
-		if (parse_string(P, &n.name))
+	for (int k = 0; k < ATTR_COUNT; k++) {   /* the attributes before the operands */
+		if (!(ir_attrs(&n) & (1u << k)))
+			continue;
+		if (ir_attr[k].kind == AK_NAME && parse_string(P, ir_attr_field(&n, (AttrId)k)))
 			return -1;
-	} else if (op == OP_CONST) {
-		if (parse_double(P, &n.value))
+		if (ir_attr[k].kind == AK_LEAD && parse_double(P, ir_attr_field(&n, (AttrId)k)))
 			return -1;
 	}
 	Vec args = {0};

@@ -10,7 +10,7 @@
  *   mask "h.0.mlp.c_fc.weight" 0.75 uniform kept=16384 numel=65536 xxh3=...
  *
  * One node per line, numbered by its id, with exactly the attributes the op
- * carries (ir_attrs), its result type, and the source location as a trailing
+ * carries (ops.h's attribute column, written by kind), its result type, and the source location as a trailing
  * comment. Doubles use %.17g, which reads back to the same bits, and names
  * are quoted with escapes, so ir_parse gives back a graph with the same
  * ir_hash that prints the same text. The output is deterministic: it depends
@@ -93,53 +93,59 @@ static void emit_loc(Out *o, SrcLoc loc, size_t line_start)
 		emit(o, ":%u:%u", loc.line, loc.col);
 }
 
-/* Attributes, in the one order the reader expects. */
-static void emit_attrs(Out *o, const Node *n)
+/* The attributes the op carries, by kind, in table order: with lead, the
+ * ones written before the operands (NAME, LEAD), else those after them.
+ * DTYPE and SHAPE are in the type, written by emit_type. */
+static void emit_attrs(Out *o, const Graph *g, const Node *n, bool lead)
 {
-	unsigned a = ir_attrs(n);
-	if (a & IRA_INIT) {
-		emit(o, " %s", ir_init_name[n->init]);
-		if (a & IRA_VALUE)
-			emit(o, "(%.17g)", n->value);
+	for (int a = 0; a < ATTR_COUNT; a++) {
+		if (!(ir_attrs(n) & (1u << a)))
+			continue;
+		const AttrInfo *ai = &ir_attr[a];
+		const void *f = ir_attr_cfield(n, (AttrId)a);
+		bool is_lead = ai->kind == AK_NAME || ai->kind == AK_LEAD;
+		if (is_lead != lead)
+			continue;
+		switch ((AttrKind)ai->kind) {
+		case AK_NAME:
+			emit(o, " ");
+			emit_str(o, ir_str(g, *(const uint32_t *)f));
+			break;
+		case AK_LEAD: emit(o, " %.17g", *(const double *)f); break;
+		case AK_INIT: {
+			uint8_t k = *(const uint8_t *)f;
+			emit(o, " %s", k < INIT_COUNT ? ir_init_name[k] : "?");
+			if (k == INIT_NORMAL)
+				emit(o, "(%.17g)", n->value);
+			break;
+		}
+		case AK_INT: emit(o, " %s=%lld", ai->word, (long long)*(const int64_t *)f); break;
+		case AK_F64: emit(o, " %s=%.17g", ai->word, *(const double *)f); break;
+		case AK_PERM:
+			emit(o, " %s=(", ai->word);
+			for (int i = 0; i < n->shape.rank; i++)
+				emit(o, i ? ",%d" : "%d", ((const uint8_t *)f)[i]);
+			emit(o, ")");
+			break;
+		case AK_FLAG:
+			if (n->flags & ai->flag)
+				emit(o, " %s", ai->word);
+			break;
+		case AK_DTYPE: case AK_SHAPE: case AK_COUNT: break;
+		}
 	}
-	if (n->flags & NF_FROZEN & ir_flag_mask(n->op))
-		emit(o, " frozen");
-	if (a & IRA_AXIS)
-		emit(o, " axis=%lld", (long long)n->axis);
-	if (a & IRA_LOHI)
-		emit(o, " lo=%lld hi=%lld", (long long)n->lo, (long long)n->hi);
-	if (a & IRA_PERM) {
-		emit(o, " perm=(");
-		for (int i = 0; i < n->shape.rank; i++)
-			emit(o, i ? ",%d" : "%d", n->perm[i]);
-		emit(o, ")");
-	}
-	uint8_t f = n->flags & ir_flag_mask(n->op);
-	if (f & NF_KEEPDIM)
-		emit(o, " keepdim");
-	if (f & NF_TRANS_A)
-		emit(o, " transa");
-	if (f & NF_TRANS_B)
-		emit(o, " transb");
-	if (f & NF_UNROLLED)
-		emit(o, " unrolled");
 }
 
-/* %id = op ["name" | value] [operands] [attrs] : type  [; loc] */
+/* %id = op [name | value] [operands] [attrs] : type  [; loc] */
 static void emit_node(Out *o, const Graph *g, ValId v)
 {
 	const Node *n = ir_node(g, v);
 	size_t start = o->v.len;
 	emit(o, "%%%u = %s", v, ir_op[n->op].name);
-	if (ir_attrs(n) & IRA_NAME) {
-		emit(o, " ");
-		emit_str(o, ir_str(g, n->name));
-	}
-	if (n->op == OP_CONST)
-		emit(o, " %.17g", n->value);
+	emit_attrs(o, g, n, true);
 	for (uint32_t i = 0; i < n->narg; i++)
 		emit(o, "%s%%%u", i ? ", " : " ", ir_operand(g, n, i));
-	emit_attrs(o, n);
+	emit_attrs(o, g, n, false);
 	emit_type(o, n);
 	emit_loc(o, n->loc, start);
 	emit(o, "\n");

@@ -133,8 +133,7 @@ static int rule_source(Graph *g, Node *n, Diag *d)
 		n->axis = 0;
 		break;
 	}
-	if ((n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_MASK) &&
-	    (n->name == 0 || n->name >= g->str.len))
+	if (ir_attrs(n) & IRA_NAME && (n->name == 0 || n->name >= g->str.len))
 		return fail(d, n, "%s needs a name", opname(n));
 	return 0;
 }

@@ -4,8 +4,8 @@
  * xxh3-128. Canonical means: integers at fixed widths in little-endian order
  * whatever the host, names by their text (string ids depend on interning
  * order), only the dims below the rank, and only the attributes and flags
- * the op carries (ir_attrs, ir_flag_mask), so a field an op ignores cannot
- * change the hash. Source locations, memory offsets, the arena size, the
+ * the op carries (ops.h's attribute column, serialised by ir_attrs_bytes), so
+ * a field an op ignores cannot change the hash. Source locations, memory offsets, the arena size, the
  * model name and the -D bindings are left out: two graphs that compute the
  * same thing from different files hash alike, which is what the kernel
  * cache and the round-trip tests want.
@@ -56,7 +56,6 @@ static void put_double(Buf *b, double x)
 
 static void put_node(Buf *b, const Graph *g, const Node *n)
 {
-	unsigned a = ir_attrs(n);
 	put_u64(b, n->op);
 	put_u64(b, n->dtype);
 	put_u64(b, n->flags & ir_flag_mask(n->op));
@@ -66,21 +65,8 @@ static void put_node(Buf *b, const Graph *g, const Node *n)
 	put_u64(b, n->narg);
 	for (uint32_t i = 0; i < n->narg; i++)
 		put_u64(b, ir_operand(g, n, i));
-	if (a & IRA_NAME)
-		put_str(b, ir_str(g, n->name));
-	if (a & IRA_INIT)
-		put_u64(b, n->init);
-	if (a & IRA_VALUE)
-		put_double(b, n->value);
-	if (a & IRA_AXIS)
-		put_u64(b, (uint64_t)n->axis);
-	if (a & IRA_LOHI) {
-		put_u64(b, (uint64_t)n->lo);
-		put_u64(b, (uint64_t)n->hi);
-	}
-	if (a & IRA_PERM)
-		for (int i = 0; i < n->shape.rank; i++)
-			put_u64(b, n->perm[i]);
+	if (!b->oom && ir_attrs_bytes(g, n, false, &b->v))
+		b->oom = true;
 }
 
 Hash128 ir_hash(const Graph *g)

@@ -65,9 +65,13 @@ static int check_types(const Graph *g, ValId v, const Node *n, Diag *d)
 				  "%s%s", v, ir_op[n->op].name, ir_dtype_name[n->dtype], have,
 				  ir_dtype_name[copy.dtype], want);
 	}
-	if (copy.axis != n->axis || copy.lo != n->lo || copy.hi != n->hi ||
-	    memcmp(copy.perm, n->perm, sizeof n->perm))
-		return diag_error(d, n->loc, "node %%%u (%s): attributes are not normalised "
+	/* Every INT and PERM field, carried or not: a rule may record one for
+	 * the kernels (softmax's axis), and that must be normalised too. */
+	for (int a = 0; a < ATTR_COUNT; a++)
+		if ((ir_attr[a].kind == AK_INT || ir_attr[a].kind == AK_PERM) &&
+		    memcmp(ir_attr_cfield(&copy, (AttrId)a), ir_attr_cfield(n, (AttrId)a),
+			   ir_attr[a].size))
+			return diag_error(d, n->loc, "node %%%u (%s): attributes are not normalised "
 				  "(run infer_shapes)", v, ir_op[n->op].name);
 	return 0;
 }
@@ -75,7 +79,7 @@ static int check_types(const Graph *g, ValId v, const Node *n, Diag *d)
 /* Quadratic, but graphs have thousands of nodes, not millions. */
 static int check_unique_name(const Graph *g, ValId v, const Node *n, Diag *d)
 {
-	if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE && n->op != OP_MASK)
+	if (!(ir_attrs(n) & IRA_NAME))
 		return 0;
 	for (ValId u = 0; u < v; u++) {
 		const Node *m = ir_node(g, u);
