@@ -115,6 +115,13 @@ static LLVMValueRef compute(be_Ctx *c, const Graph *g, const Node *nd, LLVMValue
 		return nd->dtype == DT_F32 ? LLVMBuildSIToFP(b, i, ft, "") : i;
 	}
 	case OP_IOTA_OFFSET: {
+		/* [B,1] from offsets [B,1]: the layout merged the two into one
+		 * axis of B, so col counts sequences, not positions; the count
+		 * along a length-1 axis is 0. */
+		if (nd->shape.dim[nd->shape.rank - 1] == 1) {
+			LLVMValueRef i = x[0];
+			return nd->dtype == DT_F32 ? LLVMBuildSIToFP(b, i, ft, "") : i;
+		}
 		LLVMValueRef i = LLVMBuildTrunc(b, col, c->t_i32, "");
 		i = LLVMBuildAdd(b, be_splat(c, i, n), be_lane_ids(c, c->t_i32, n), "");
 		i = LLVMBuildAdd(b, i, x[0], "");

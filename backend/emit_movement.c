@@ -17,13 +17,15 @@
  *                (one memcpy) and fills the rest with -inf (vector stores);
  *                causal_mask_grad is the same kernel filling with 0.
  *   causal_mask_offset: the same with S - T replaced by the i32 offset
- *                read at run time, the count of kept columns clamped to
- *                [0, S].
+ *                read at run time (one shared, or one per index of the
+ *                leading axis: per sequence), the count of kept columns
+ *                clamped to [0, S].
  *   cache_write: the output is the cache itself (plan_memory aliases them),
  *                so the kernel copies only x's rows, one memcpy per
  *                [T,D] block, to rows [pos, pos+T) of the block's [C,D]
- *                cache; pos is read at run time and a pos outside
- *                [0, C-T] writes nothing (callers check positions).
+ *                cache; pos is read at run time (one shared, or one per
+ *                sequence) and a block whose pos is outside [0, C-T]
+ *                writes nothing (callers check positions).
  * Tasks are groups of output rows; rows are independent, so any split gives
  * the same bytes. */
 #include "backend.h"
@@ -416,16 +418,19 @@ int be_emit_causal_mask_grad(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, D
 
 int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 {
-	const Node *nd = ir_node(g, v);
+	const Node *nd = ir_node(g, v), *on = ir_node(g, ir_operand(g, nd, 1));
 	int64_t T = nd->shape.dim[nd->shape.rank - 2], S = nd->shape.dim[nd->shape.rank - 1];
 	int64_t rows = ir_numel(&nd->shape) / S;
+	/* rows of one sequence, when each has its own offset */
+	int64_t per = on->shape.rank == 1 ? rows / nd->shape.dim[0] : rows;
 	LLVMValueRef buf, lo, hi;
 	begin(c, g, v, k, &buf, &lo, &hi);
 	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_f32), in = be_kernel_arg(c, buf, 1, c->t_f32);
 	LLVMValueRef offp = be_kernel_arg(c, buf, 2, c->t_i32);
-	LLVMValueRef off = LLVMBuildSExt(c->b, be_load(c, c->t_i32, offp, be_i64(c, 0), 1), c->t_i64, "");
 	be_Loop l;
 	LLVMValueRef r = row_loop(c, k, &l, lo, hi, rows, S * 4);
+	LLVMValueRef seq = LLVMBuildUDiv(c->b, r, be_i64(c, per), "");
+	LLVMValueRef off = LLVMBuildSExt(c->b, be_load(c, c->t_i32, offp, seq, 1), c->t_i64, "");
 	LLVMValueRef i = LLVMBuildURem(c->b, r, be_i64(c, T), "");
 	/* keep = clamp(i + off + 1, 0, S); off is data, so clamp both ends. */
 	LLVMValueRef keep = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, i, off, ""), be_i64(c, 1), "keep");
@@ -447,37 +452,38 @@ int be_emit_causal_mask_offset(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k,
 int be_emit_cache_write(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 {
 	const Node *nd = ir_node(g, v), *x = ir_node(g, ir_operand(g, nd, 1));
+	const Node *pn = ir_node(g, ir_operand(g, nd, 2));
 	if (nd->offset != ir_node(g, ir_operand(g, nd, 0))->offset)
 		return diag_error(d, nd->loc, "internal: cache_write %u does not alias its cache "
 				  "(plan_memory gives it the cache's offset)", v);
 	int r = nd->shape.rank;
 	int64_t C = nd->shape.dim[r - 2], D = nd->shape.dim[r - 1], T = x->shape.dim[r - 2];
 	int64_t blocks = ir_numel(&x->shape) / (T * D > 0 ? T * D : 1);
+	/* blocks of one sequence, when each has its own position */
+	int64_t per = pn->shape.rank == 1 ? blocks / nd->shape.dim[0] : blocks;
 	LLVMValueRef buf, lo, hi;
 	begin(c, g, v, k, &buf, &lo, &hi);
 	k->flops = (double)ir_nbytes(g, ir_operand(g, nd, 1)) / 4;
 	LLVMValueRef out = be_kernel_arg(c, buf, 0, c->t_i8), src = be_kernel_arg(c, buf, 2, c->t_i8);
 	LLVMValueRef posp = be_kernel_arg(c, buf, 3, c->t_i32);
-	LLVMValueRef pos = LLVMBuildSExt(c->b, be_load(c, c->t_i32, posp, be_i64(c, 0), 1), c->t_i64, "pos");
+	be_Loop l;
+	LLVMValueRef b = row_loop(c, k, &l, lo, hi, blocks, T * D * 4);
+	LLVMValueRef seq = LLVMBuildUDiv(c->b, b, be_i64(c, per), "");
+	LLVMValueRef pos = LLVMBuildSExt(c->b, be_load(c, c->t_i32, posp, seq, 1), c->t_i64, "pos");
 	LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, pos, be_i64(c, 0), ""),
 				       LLVMBuildICmp(c->b, LLVMIntSLE, pos, be_i64(c, C - T), ""), "");
 	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
 	LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, fn, "fits");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
-	LLVMBuildCondBr(c->b, ok, yes, done);
+	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+	LLVMBuildCondBr(c->b, ok, yes, next);
 	LLVMPositionBuilderAtEnd(c->b, yes);
-	be_Loop l;
-	LLVMValueRef b = row_loop(c, k, &l, lo, hi, blocks, T * D * 4);
 	LLVMValueRef dst = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, b, be_i64(c, C), ""), pos, "");
 	copy(c, bytes(c, out, LLVMBuildNSWMul(c->b, dst, be_i64(c, D), ""), 4),
 	     bytes(c, src, LLVMBuildNSWMul(c->b, b, be_i64(c, T * D), ""), 4),
 	     be_i64(c, T * D * 4), 4);
-	be_loop_end(c, &l);
-	be_loop_scalar(c, &l);
-	LLVMBuildBr(c->b, done);
-	LLVMMoveBasicBlockAfter(done, LLVMGetInsertBlock(c->b));
-	LLVMPositionBuilderAtEnd(c->b, done);
-	LLVMBuildRetVoid(c->b);
+	LLVMBuildBr(c->b, next);
+	LLVMPositionBuilderAtEnd(c->b, next);
+	finish(c, &l);
 	return 0;
 }
 

@@ -324,8 +324,11 @@ static Value b_gather(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 	return built(ev, ir_gather(ev->g, t, i, loc, ev->d));
 }
 
-/* Decode mode's implicit input `pos: i32[]`, the position of the first new
- * token, made by whichever builtin needs it first. */
+/* Decode mode's implicit input `pos`, the position of the first new token,
+ * made by whichever builtin needs it first: i32[] shared by the batch, or
+ * i32[B], one per sequence, when the caller supplies that shape for "pos"
+ * (mswc generate does, so sequences of a batch can be at different
+ * positions). */
 static ValId decode_pos(Ev *ev, SrcLoc loc)
 {
 	ValId p = ir_find_input(ev->g, "pos");
@@ -333,8 +336,18 @@ static ValId decode_pos(Ev *ev, SrcLoc loc)
 		return p;
 	if (!fe_room(ev, loc))
 		return VAL_NONE;
-	Shape scalar = {0};
-	return ir_input(ev->g, "pos", DT_I32, &scalar, loc, ev->d);
+	Shape s = {0};
+	for (int i = 0; ev->o && i < ev->o->ninput; i++)
+		if (ev->o->input[i].name && !strcmp(ev->o->input[i].name, "pos")) {
+			if (ev->o->input[i].rank > 1) {
+				diag_error(ev->d, loc, "decode mode: the input 'pos' is i32[] or "
+					   "i32[batch], not of rank %d", ev->o->input[i].rank);
+				return VAL_NONE;
+			}
+			s.rank = ev->o->input[i].rank;
+			s.dim[0] = ev->o->input[i].dim[0];
+		}
+	return ir_input(ev->g, "pos", DT_I32, &s, loc, ev->d);
 }
 
 /* positions(n): i32 [0, 1, ..., n-1]; in decode mode [pos, ..., pos+n-1] */
@@ -352,7 +365,17 @@ static Value b_positions(Ev *ev, Value *a, const SrcLoc *al, SrcLoc loc)
 		ValId pos = decode_pos(ev, loc);
 		if (pos == VAL_NONE)
 			return fe_err();
-		return built(ev, ir_iota_offset(ev->g, pos, n, DT_I32, loc, ev->d));
+		const Shape *ps = shape_of(ev, pos);
+		if (ps->rank == 0)
+			return built(ev, ir_iota_offset(ev->g, pos, n, DT_I32, loc, ev->d));
+		/* One position per sequence: [B, n], row b counting from pos[b]. */
+		Shape col = {.rank = 2, .dim = {ps->dim[0], 1}};
+		if (!fe_room(ev, loc))
+			return fe_err();
+		ValId pc = ir_reshape(ev->g, pos, &col, loc, ev->d);
+		if (pc == VAL_NONE || !fe_room(ev, loc))
+			return fe_err();
+		return built(ev, ir_iota_offset(ev->g, pc, n, DT_I32, loc, ev->d));
 	}
 	return built(ev, ir_iota(ev->g, n, DT_I32, loc, ev->d));
 }

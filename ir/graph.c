@@ -499,6 +499,13 @@ ValId ir_iota_offset(Graph *g, ValId off, int64_t len, DType t, SrcLoc loc, Diag
 	Node n = tmpl_of(OP_IOTA_OFFSET, t, loc);
 	n.shape.rank = 1;
 	n.shape.dim[0] = len;
+	/* one offset per row: off [B,1] gives [B,len] */
+	const Shape *os = &ir_node(g, off)->shape;
+	if (os->rank == 2) {
+		n.shape.rank = 2;
+		n.shape.dim[0] = os->dim[0];
+		n.shape.dim[1] = len;
+	}
 	return ir_add(g, &n, &off, 1, d);
 }
 

@@ -314,12 +314,13 @@ static void run_causal_mask(const Ctx *x, const Node *n, double *out)
 /* The decode mask: query i sits at position off + i, off read at run time. */
 static void run_causal_mask_offset(const Ctx *x, const Node *n, double *out)
 {
-	const double *v = in(x, n, 0);
-	double off = in(x, n, 1)[0];
+	const double *v = in(x, n, 0), *offs = in(x, n, 1);
+	bool each = opnd(x, n, 1)->shape.rank == 1;   /* one offset per sequence */
 	int r = n->shape.rank;
 	int64_t c[IR_MAX_RANK];
 	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
 		unravel(&n->shape, i, c);
+		double off = offs[each ? c[0] : 0];
 		out[i] = (double)c[r - 1] > (double)c[r - 2] + off ? -INFINITY : v[i];
 	}
 }
@@ -334,17 +335,20 @@ static int run_cache_write(const Ctx *x, const Node *n, double *out)
 	while (ir_node(x->g, root)->op == OP_CACHE_WRITE)
 		root = ir_operand(x->g, ir_node(x->g, root), 0);
 	double *cache = x->val[root];
-	const double *v = in(x, n, 1);
-	double pos = in(x, n, 2)[0];
+	const double *v = in(x, n, 1), *ps = in(x, n, 2);
 	const Shape *cs = &n->shape, *xs = &opnd(x, n, 1)->shape;
 	int r = cs->rank;
 	int64_t C = cs->dim[r - 2], T = xs->dim[r - 2], D = cs->dim[r - 1];
-	if (!(pos >= 0 && pos + (double)T <= (double)C))
-		return diag_error(x->d, n->loc, "cache_write at position %g of %lld rows does not "
-				  "fit a cache of %lld", pos, (long long)T, (long long)C);
-	int64_t p = (int64_t)pos, outer = ir_numel(xs) / (T * D);
-	for (int64_t o = 0; o < outer; o++)
-		memcpy(cache + (o * C + p) * D, v + o * T * D, (size_t)(T * D) * sizeof *v);
+	int64_t outer = ir_numel(xs) / (T * D);
+	/* pos i32[B]: block o belongs to sequence o / (outer / B) */
+	int64_t per = opnd(x, n, 2)->shape.rank == 1 ? outer / cs->dim[0] : outer;
+	for (int64_t o = 0; o < outer; o++) {
+		double pos = ps[o / per];
+		if (!(pos >= 0 && pos + (double)T <= (double)C))
+			return diag_error(x->d, n->loc, "cache_write at position %g of %lld rows does "
+					  "not fit a cache of %lld", pos, (long long)T, (long long)C);
+		memcpy(cache + (o * C + (int64_t)pos) * D, v + o * T * D, (size_t)(T * D) * sizeof *v);
+	}
 	memcpy(out, cache, (size_t)ir_numel(cs) * sizeof *out);
 	return 0;
 }
@@ -557,10 +561,13 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 	case OP_MAX_GRAD: run_max_grad(x, n, out); return 0;
 	case OP_BROADCAST: run_broadcast(x, n, out); return 0;
 	case OP_CACHE_WRITE: return run_cache_write(x, n, out);
-	case OP_IOTA_OFFSET:
+	case OP_IOTA_OFFSET: {
+		/* [n] from one offset, or [B,n] from one per row */
+		int64_t len = n->shape.dim[n->shape.rank - 1];
 		for (int64_t i = 0; i < numel; i++)
-			out[i] = in(x, n, 0)[0] + (double)i;
+			out[i] = in(x, n, 0)[n->shape.rank == 2 ? i / len : 0] + (double)(i % len);
 		return 0;
+	}
 	case OP_CAUSAL_MASK_OFFSET: run_causal_mask_offset(x, n, out); return 0;
 	}
 	return diag_error(x->d, n->loc, "internal: the interpreter has no rule for %s",

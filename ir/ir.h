@@ -283,8 +283,10 @@ ValId ir_causal_mask(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_softmax(Graph *g, ValId x, SrcLoc loc, Diag *d);
 ValId ir_cross_entropy(Graph *g, ValId logits, ValId targets, SrcLoc loc, Diag *d);
 /* Decoding (ops.h has the exact meanings): a named persistent state; x
- * written into cache at the i32 scalar pos along axis -2; off, off+1, ...;
- * the causal mask with key j > query i + off masked. */
+ * written into cache at pos along axis -2; off, off+1, ...; the causal
+ * mask with key j > query i + off masked. pos and off are i32 scalars, or
+ * one per sequence: i32[B] (B the leading dim), and for iota_offset
+ * i32[B,1], giving [B,n]. */
 ValId ir_state(Graph *g, const char *name, DType t, const Shape *s, SrcLoc loc, Diag *d);
 ValId ir_cache_write(Graph *g, ValId cache, ValId x, ValId pos, SrcLoc loc, Diag *d);
 ValId ir_iota_offset(Graph *g, ValId off, int64_t n, DType t, SrcLoc loc, Diag *d);

@@ -583,7 +583,23 @@ static int need_i32_scalar(Diag *d, const Node *n, const Node *x, const char *wh
 	return 0;
 }
 
-/* cache_write cache [...,C,D], x [...,T,D], pos i32[] -> cache's shape.
+/* A decode offset: an i32 scalar shared by every sequence, or i32[lead],
+ * one per index of the leading axis (one per sequence of a batch). */
+static int need_offset(Diag *d, const Node *n, const Node *x, int64_t lead, const char *what)
+{
+	if (x->dtype == DT_I32 && x->shape.rank == 1 && x->shape.dim[0] == lead)
+		return 0;
+	if (x->dtype != DT_I32 || x->shape.rank != 0) {
+		char sx[SHAPE_BUF];
+		ir_shape_str(&x->shape, sx, sizeof sx);
+		return fail(d, n, "%s: %s must be an i32 scalar or i32[%lld] (one per sequence), got "
+			    "%s%s", opname(n), what, (long long)lead, ir_dtype_name[x->dtype], sx);
+	}
+	return 0;
+}
+
+/* cache_write cache [B,...,C,D], x [B,...,T,D], pos i32[] or i32[B] ->
+ * cache's shape.
  * The cache must be a state or an earlier write to one: the result aliases
  * the cache's memory, which is only sound for memory nobody else reads
  * after the write except through the result. */
@@ -597,7 +613,7 @@ static int rule_cache_write(Graph *g, Node *n, Diag *d)
 		return fail(d, n, "cache_write needs a state (or a cache_write of one) as its "
 			    "cache, got %s", ir_op[c->op].name);
 	if (need_f32(d, n, c, "cache") || need_f32(d, n, x, "x") ||
-	    need_i32_scalar(d, n, arg(g, n, 2), "pos"))
+	    need_offset(d, n, arg(g, n, 2), c->shape.rank ? c->shape.dim[0] : 1, "pos"))
 		return -1;
 	int r = c->shape.rank;
 	bool ok = r >= 2 && x->shape.rank == r && x->shape.dim[r - 2] <= c->shape.dim[r - 2];
@@ -611,25 +627,35 @@ static int rule_cache_write(Graph *g, Node *n, Diag *d)
 	return 0;
 }
 
-/* iota_offset off -> [n], the node's shape, f32 or i32 */
+/* iota_offset off -> the node's shape, f32 or i32: off i32[] gives [n];
+ * off i32[B,1] (one offset per sequence) gives [B,n], row b counting from
+ * off[b]. */
 static int rule_iota_offset(Graph *g, Node *n, Diag *d)
 {
-	if (need_i32_scalar(d, n, arg(g, n, 0), "the offset"))
-		return -1;
+	const Node *o = arg(g, n, 0);
 	if (n->dtype != DT_F32 && n->dtype != DT_I32)
 		return fail(d, n, "iota_offset must be f32 or i32, got %s", ir_dtype_name[n->dtype]);
-	if (n->shape.rank != 1)
-		return fail(d, n, "iota_offset must have rank 1, got rank %d", n->shape.rank);
+	if (n->shape.rank == 2) {
+		if (o->dtype != DT_I32 || o->shape.rank != 2 || o->shape.dim[0] != n->shape.dim[0] ||
+		    o->shape.dim[1] != 1)
+			return fail(d, n, "iota_offset of rank 2 needs an i32[%lld,1] offset",
+				    (long long)n->shape.dim[0]);
+	} else if (n->shape.rank != 1) {
+		return fail(d, n, "iota_offset must have rank 1 or 2, got rank %d", n->shape.rank);
+	} else if (need_i32_scalar(d, n, o, "the offset")) {
+		return -1;
+	}
 	return check_shape(d, n, &n->shape);
 }
 
-/* causal_mask_offset x [...,T,S], off i32[] -> x's shape. Unlike
+/* causal_mask_offset x [B,...,T,S], off i32[] or i32[B] -> x's shape. Unlike
  * causal_mask, T > S is allowed: which rows are fully masked depends on
  * the offset, known only at run time. */
 static int rule_causal_mask_offset(Graph *g, Node *n, Diag *d)
 {
 	const Node *x = arg(g, n, 0);
-	if (need_f32(d, n, x, "input") || need_i32_scalar(d, n, arg(g, n, 1), "the offset"))
+	if (need_f32(d, n, x, "input") ||
+	    need_offset(d, n, arg(g, n, 1), x->shape.rank ? x->shape.dim[0] : 1, "the offset"))
 		return -1;
 	if (x->shape.rank < 2) {
 		char sx[SHAPE_BUF];

@@ -1,5 +1,6 @@
 /* cmd_generate.c: `mswc generate MODEL.msw --weights W.safetensors
- *                 (--prompt TEXT | --prompt-file F) [-n N] [--temperature T]
+ *                 (--prompt TEXT... | --prompt-file F | --prompts F) [--batch N]
+ *                 [-n N] [--temperature T]
  *                 [--top-k K] [--top-p P] [--seed S] [--greedy] [--threads N]
  *                 [--window W] [--prefill T] [--profile] [-D name=value]...`
  *
@@ -17,7 +18,13 @@
  * length the weights were trained at (the "mswc.train_seq" metadata that
  * `mswc train` writes), or else the model's context. When the window is
  * full it slides by half (rt_generate), so -n is not bounded by the context
- * and positions the model never trained at are never used. */
+ * and positions the model never trained at are never used.
+ *
+ * Several prompts (--prompt given more than once, or --prompts F: one per
+ * line) or --batch N (N samples of one prompt, sequence b with seed + b)
+ * decode together: the decode program gets batch N and one position per
+ * sequence (pos i32[N]); each sequence is printed when all are done, after
+ * a line "==> sequence b <==", and is the text it gets alone. */
 #include "tools.h"
 
 #include <cjson/cJSON.h>
@@ -27,9 +34,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { MAX_PROMPTS = 1024 };
+
 typedef struct GenOpts {
-	const char *weights, *prompt, *prompt_file;
-	long long n, top_k, seed, window, prefill;
+	const char *weights, *prompt_file, *prompts_file;
+	const char *prompt[MAX_PROMPTS];
+	int nprompt;
+	long long n, top_k, seed, window, prefill, batch;
 	double temperature, top_p;
 	bool greedy, profile;
 } GenOpts;
@@ -54,9 +65,16 @@ static int gen_option(Args *a, int argc, char **argv, int i)
 	if ((v = args_value(argc, argv, &at, "--weights"))) {
 		go->weights = v;
 	} else if ((v = args_value(argc, argv, &at, "--prompt"))) {
-		go->prompt = v;
+		if (go->nprompt == MAX_PROMPTS)
+			return -usage_error("generate", "more than %d prompts", MAX_PROMPTS);
+		go->prompt[go->nprompt++] = v;
 	} else if ((v = args_value(argc, argv, &at, "--prompt-file"))) {
 		go->prompt_file = v;
+	} else if ((v = args_value(argc, argv, &at, "--prompts"))) {
+		go->prompts_file = v;
+	} else if ((v = args_value(argc, argv, &at, "--batch"))) {
+		if (args_int("generate", "--batch", v, 1, MAX_PROMPTS, &go->batch))
+			return -1;
 	} else if ((v = args_value(argc, argv, &at, "-n"))) {
 		if (args_int("generate", "-n", v, 0, 1LL << 30, &go->n))
 			return -1;
@@ -91,25 +109,70 @@ static int gen_option(Args *a, int argc, char **argv, int i)
 	return at - i + 1;
 }
 
-/* The prompt's bytes, from the option or the file (mem_free it). */
-static int read_prompt(const GenOpts *go, char **text, size_t *len, Diag *d)
+/* The prompts: text[i] of len[i] bytes (mem_free each and the arrays). */
+typedef struct Prompts {
+	char **text;
+	size_t *len;
+	int n;
+} Prompts;
+
+static void prompts_free(Prompts *p)
 {
-	if (go->prompt) {
-		*len = strlen(go->prompt);
-		*text = mem_alloc(*len + 1);
-		if (!*text)
-			return diag_error(d, (SrcLoc){0}, "out of memory");
-		memcpy(*text, go->prompt, *len + 1);
+	for (int i = 0; i < p->n; i++)
+		mem_free(p->text[i]);
+	mem_free(p->text);
+	mem_free(p->len);
+}
+
+static int add_prompt(Prompts *p, const char *s, size_t len, Diag *d)
+{
+	if (p->n == MAX_PROMPTS)
+		return diag_error(d, (SrcLoc){0}, "generate: more than %d prompts", MAX_PROMPTS);
+	char *t = mem_alloc(len + 1);
+	if (!t)
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	memcpy(t, s, len);
+	t[len] = 0;
+	p->text[p->n] = t;
+	p->len[p->n++] = len;
+	return 0;
+}
+
+/* --prompt (each one prompt), --prompt-file (the whole file, one prompt)
+ * or --prompts (one prompt per line, without its newline; empty lines are
+ * skipped). */
+static int read_prompts(const GenOpts *go, Prompts *p, Diag *d)
+{
+	p->text = mem_calloc(MAX_PROMPTS, sizeof *p->text);
+	p->len = mem_calloc(MAX_PROMPTS, sizeof *p->len);
+	if (!p->text || !p->len)
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	for (int i = 0; i < go->nprompt; i++)
+		if (add_prompt(p, go->prompt[i], strlen(go->prompt[i]), d))
+			return -1;
+	const char *path = go->prompt_file ? go->prompt_file : go->prompts_file;
+	if (!path)
 		return 0;
-	}
 	rt_Reader r;
-	if (rt_reader_open(&r, go->prompt_file, d))
+	if (rt_reader_open(&r, path, d))
 		return -1;
-	*len = (size_t)r.size;
-	*text = mem_alloc(*len + 1);
-	int rc = !*text ? diag_error(d, (SrcLoc){0}, "out of memory") :
-			  rt_reader_read(&r, 0, *text, *len, d);
+	size_t len = (size_t)r.size;
+	char *all = mem_alloc(len + 1);
+	int rc = !all ? diag_error(d, (SrcLoc){0}, "out of memory") : rt_reader_read(&r, 0, all, len, d);
 	rt_reader_close(&r);
+	if (rc == 0 && go->prompt_file)
+		rc = add_prompt(p, all, len, d);
+	for (size_t i = 0; rc == 0 && go->prompts_file && i < len;) {
+		size_t j = i;
+		while (j < len && all[j] != '\n')
+			j++;
+		if (j > i)
+			rc = add_prompt(p, all + i, j - i, d);
+		i = j + 1;
+	}
+	if (rc == 0 && go->prompts_file && p->n == 0)
+		rc = diag_error(d, (SrcLoc){0}, "%s: no prompt in the file (one per line)", path);
+	mem_free(all);
 	return rc;
 }
 
@@ -128,14 +191,20 @@ static int64_t trained_window(const rt_TensorFile *f)
 	return seq > 1 ? seq : 0;
 }
 
-static void put_token(void *user, int seq, int32_t tok)
+static void put_byte(int32_t tok)
 {
-	(void)user;
-	(void)seq;
 	if (tok < 256)
 		putchar(tok);
 	else
 		printf("<%d>", tok);
+}
+
+/* One sequence streams; a batch is printed when it is done. */
+static void put_token(void *user, int seq, int32_t tok)
+{
+	(void)user;
+	(void)seq;
+	put_byte(tok);
 	fflush(stdout);
 }
 
@@ -159,14 +228,15 @@ static int build_prefill(const Args *a, int64_t T, rt_Pool *pool, const rt_Tenso
 	return rc;
 }
 
-static int generate(const GenOpts *go, const Args *a, Build *b, const char *text, size_t len)
+static int generate(const GenOpts *go, const Args *a, Build *b, const Prompts *pr, int nseq)
 {
 	rt_Pool *pool = rt_pool_create(a->threads);
 	rt_Exec *e = NULL, *pe = NULL;
 	rt_TensorFile wf = {0};
 	Build bp = {0};
 	bool have_bp = false;
-	int32_t *prompt = NULL, *out = NULL;
+	int32_t **prompt = NULL, **out = NULL;
+	int64_t *np = NULL;
 	rt_Decoder dc;
 	int rc = EXIT_INTERNAL;
 	if (!pool || rt_exec_create(b->prog, pool, &e, &b->diag))
@@ -185,20 +255,30 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 			goto quiet;
 		rc = EXIT_USER;
 	}
-	prompt = mem_alloc((len ? len : 1) * sizeof *prompt);
-	out = mem_alloc((size_t)(n ? n : 1) * sizeof *out);
-	if (!prompt || !out) {
+	prompt = mem_calloc((size_t)nseq, sizeof *prompt);
+	out = mem_calloc((size_t)nseq, sizeof *out);
+	np = mem_calloc((size_t)nseq, sizeof *np);
+	bool ok = prompt && out && np;
+	for (int q = 0; ok && q < nseq; q++) {
+		const char *text = pr->text[pr->n == 1 ? 0 : q];
+		np[q] = (int64_t)pr->len[pr->n == 1 ? 0 : q];
+		prompt[q] = mem_alloc((size_t)np[q] * sizeof **prompt);
+		out[q] = mem_alloc((size_t)(n ? n : 1) * sizeof **out);
+		ok = prompt[q] && out[q];
+		for (int64_t i = 0; ok && i < np[q]; i++) {
+			prompt[q][i] = (unsigned char)text[i];
+			if (prompt[q][i] >= dc.vocab) {
+				diag_error(&b->diag, (SrcLoc){0}, "prompt byte %lld (%d) is outside the "
+					   "vocabulary of %lld", (long long)i, prompt[q][i],
+					   (long long)dc.vocab);
+				goto done;
+			}
+		}
+	}
+	if (!ok) {
 		rc = EXIT_INTERNAL;
 		diag_error(&b->diag, (SrcLoc){0}, "out of memory");
 		goto done;
-	}
-	for (size_t i = 0; i < len; i++) {
-		prompt[i] = (unsigned char)text[i];
-		if (prompt[i] >= dc.vocab) {
-			diag_error(&b->diag, (SrcLoc){0}, "prompt byte %zu (%d) is outside the "
-				   "vocabulary of %lld", i, prompt[i], (long long)dc.vocab);
-			goto done;
-		}
 	}
 	rt_GenOpts o = {
 		.sample = {.temperature = go->greedy ? 0 : go->temperature, .top_k = (int)go->top_k,
@@ -206,21 +286,32 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const char *text
 		.max_new = n,
 		.window = window,
 		.prefill = pe,
-		.on_token = put_token,
+		.on_token = nseq == 1 ? put_token : NULL,
 	};
-	fwrite(text, 1, len, stdout);
-	fflush(stdout);
+	if (nseq == 1) {
+		fwrite(pr->text[0], 1, pr->len[0], stdout);
+		fflush(stdout);
+	}
 	rt_GenStats st;
 	rt_exec_profile(e, go->profile);
-	int grc = rt_generate(e, prompt, (int64_t)len, &o, out, &st, &b->diag);
+	int grc = rt_generate_batch(e, nseq, (const int32_t *const *)prompt, np, &o, out, &st,
+				    &b->diag);
+	for (int q = 0; grc == 0 && nseq > 1 && q < nseq; q++) {
+		printf("%s==> sequence %d <==\n", q ? "\n" : "", q + 1);
+		fwrite(pr->text[pr->n == 1 ? 0 : q], 1, (size_t)np[q], stdout);
+		for (int64_t i = 0; i < n; i++)
+			put_byte(out[q][i]);
+		putchar('\n');
+	}
 	fflush(stdout);
 	if (grc)
 		goto done;
 	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms, %lld of them "
-		"in chunks of %lld; window %lld, slid %lld times; %d threads)\n", (long long)st.ngen,
-		st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0, (long long)st.nprompt,
-		1e3 * st.prompt_s, (long long)st.nprefill, (long long)(pe ? chunk : 1),
-		(long long)window, (long long)st.nslide, rt_pool_size(pool));
+		"in chunks of %lld; window %lld, slid %lld times; %d sequences; %d threads)\n",
+		(long long)st.ngen, st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0,
+		(long long)st.nprompt, 1e3 * st.prompt_s, (long long)st.nprefill,
+		(long long)(pe ? chunk : 1), (long long)window, (long long)st.nslide, nseq,
+		rt_pool_size(pool));
 	if (go->profile)
 		rt_exec_print_profile(e, stderr);
 	rc = 0;
@@ -228,8 +319,15 @@ done:
 	if (rc)
 		fputs(diag_text(&b->diag), stderr);
 quiet:
+	for (int q = 0; q < nseq; q++) {
+		if (prompt)
+			mem_free(prompt[q]);
+		if (out)
+			mem_free(out[q]);
+	}
 	mem_free(prompt);
 	mem_free(out);
+	mem_free(np);
 	rt_exec_destroy(pe);
 	if (have_bp)
 		build_free(&bp);
@@ -247,31 +345,41 @@ int cmd_generate(int argc, char **argv)
 		return EXIT_USER;
 	if (!go.weights)
 		return usage_error("generate", "no --weights given (make some with 'mswc init')");
-	if (!go.prompt == !go.prompt_file)
-		return usage_error("generate", "give exactly one of --prompt TEXT and --prompt-file F");
+	if ((go.nprompt > 0) + !!go.prompt_file + !!go.prompts_file != 1)
+		return usage_error("generate", "give exactly one of --prompt TEXT (one or more), "
+				   "--prompt-file F and --prompts F");
 	Diag d;
 	diag_init(&d);
-	char *text = NULL;
-	size_t len = 0;
+	Prompts pr = {0};
 	int rc = EXIT_USER;
-	if (read_prompt(&go, &text, &len, &d)) {
+	if (read_prompts(&go, &pr, &d)) {
 		fputs(diag_text(&d), stderr);
 		goto out;
 	}
-	if (len == 0) {
-		rc = usage_error("generate", "the prompt is empty; give at least one byte");
+	for (int i = 0; i < pr.n; i++)
+		if (pr.len[i] == 0) {
+			rc = usage_error("generate", "the prompt is empty; give at least one byte");
+			goto out;
+		}
+	if (go.batch && pr.n > 1 && go.batch != pr.n) {
+		rc = usage_error("generate", "--batch %lld with %d prompts (give one prompt, or as "
+				 "many as the batch)", go.batch, pr.n);
 		goto out;
 	}
-	fe_InputShape shape = {.name = "tokens", .rank = 2, .dim = {1, 1}};
-	BuildOptions bo = {.args = &a, .input = &shape, .ninput = 1, .decode = true,
+	int nseq = go.batch ? (int)go.batch : pr.n;
+	/* One position per sequence, so prompts of different lengths decode
+	 * together, each at its own position. */
+	fe_InputShape shape[2] = {{.name = "tokens", .rank = 2, .dim = {nseq, 1}},
+				  {.name = "pos", .rank = 1, .dim = {nseq}}};
+	BuildOptions bo = {.args = &a, .input = shape, .ninput = 2, .decode = true,
 			   .stage = STAGE_PROGRAM};
 	Build b;
 	rc = build_run(&b, &bo);
 	if (rc == 0)
-		rc = generate(&go, &a, &b, text, len);
+		rc = generate(&go, &a, &b, &pr, nseq);
 	build_free(&b);
 out:
-	mem_free(text);
+	prompts_free(&pr);
 	diag_free(&d);
 	return rc;
 }

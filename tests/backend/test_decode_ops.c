@@ -405,6 +405,108 @@ static void test_kernels_split(void)
 	CHECK_MSG(max_ntask > 1, "the kernels ran as %lld task(s)", (long long)max_ntask);
 }
 
+/* One position per sequence: pos i32[B]; cache_write, causal_mask_offset
+ * and iota_offset (from pos reshaped to [B,1], n = 7 and n = 1, the case
+ * whose layout merges to one axis) against the interpreter, sequences at
+ * different positions, 1 and 2 threads bitwise equal. */
+static void test_kernels_per_sequence(void)
+{
+	enum { B = 3, H = 2, C = 9, T = 2, D = 5, S = 9 };
+	Diag d;
+	diag_init(&d);
+	Graph *g = ir_graph_create();
+	Shape ps = sh(1, (int64_t[]){B}), pc = sh(2, (int64_t[]){B, 1});
+	Shape cs = sh(4, (int64_t[]){B, H, C, D}), xs = sh(4, (int64_t[]){B, H, T, D});
+	Shape ss = sh(4, (int64_t[]){B, H, T, S});
+	ValId pos = ir_input(g, "pos", DT_I32, &ps, L0, &d);
+	ValId x = ir_input(g, "x", DT_F32, &xs, L0, &d), sc = ir_input(g, "s", DT_F32, &ss, L0, &d);
+	ValId st = ir_state(g, "cache", DT_F32, &cs, L0, &d);
+	ir_set_output(g, "w", ir_cache_write(g, st, x, pos, L0, &d));
+	ir_set_output(g, "m", ir_causal_mask_offset(g, sc, pos, L0, &d));
+	ValId col = ir_reshape(g, pos, &pc, L0, &d);
+	ir_set_output(g, "i", ir_iota_offset(g, col, 7, DT_I32, L0, &d));
+	ir_set_output(g, "j", ir_iota_offset(g, col, 1, DT_I32, L0, &d));
+	PassOptions po = {.alignment = RT_ALIGN, .verify = true};
+	CHECK_MSG(d.nerror == 0 && pass_run_pipeline(g, &po, NULL, &d) == 0, "%s", diag_text(&d));
+	CHECK(ir_node(g, VEC_AT(g->out, Output, 2).val)->shape.rank == 2);
+	rt_Program *p = NULL;
+	CHECK_MSG(be_build_program(g, NULL, &p, &d) == 0, "%s", diag_text(&d));
+	rt_Pool *pool[2] = {rt_pool_create(1), rt_pool_create(2)};
+	rt_Exec *e[2] = {NULL, NULL};
+	for (int t = 0; p && t < 2; t++)
+		CHECK(rt_exec_create(p, pool[t], &e[t], &d) == 0);
+	static const char *const oname[4] = {"w", "m", "i", "j"};
+	static const int32_t at[][B] = {{0, 3, 7}, {5, 0, 2}, {7, 7, 1}};
+	double cache[B * H * C * D], xv[B * H * T * D], sv[B * H * T * S], pv[B];
+	double **val = calloc(ir_nnode(g), sizeof *val);
+	val[ir_find_input(g, "pos")] = pv;
+	val[ir_find_input(g, "x")] = xv;
+	val[ir_find_input(g, "s")] = sv;
+	val[ir_find_state(g, "cache")] = cache;
+	for (size_t i = 0; i < sizeof cache / sizeof *cache; i++)
+		cache[i] = rval();
+	for (int t = 0; e[0] && e[1] && t < 2; t++) {
+		rt_Tensor tc;
+		rt_exec_tensor(e[t], "cache", &tc);
+		for (size_t i = 0; i < sizeof cache / sizeof *cache; i++)
+			((float *)tc.data)[i] = (float)cache[i];
+	}
+	for (size_t r = 0; e[0] && e[1] && r < sizeof at / sizeof *at; r++) {
+		for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
+			xv[i] = rval();
+		for (size_t i = 0; i < sizeof sv / sizeof *sv; i++)
+			sv[i] = rval();
+		for (int b = 0; b < B; b++)
+			pv[b] = at[r][b];
+		CHECK_MSG(ir_interp(g, val, &d) == 0, "%s", diag_text(&d));
+		rt_Tensor o[2][4];
+		for (int t = 0; t < 2; t++) {
+			rt_Tensor tx, ts, tp;
+			rt_exec_tensor(e[t], "x", &tx);
+			rt_exec_tensor(e[t], "s", &ts);
+			rt_exec_tensor(e[t], "pos", &tp);
+			for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
+				((float *)tx.data)[i] = (float)xv[i];
+			for (size_t i = 0; i < sizeof sv / sizeof *sv; i++)
+				((float *)ts.data)[i] = (float)sv[i];
+			for (int b = 0; b < B; b++)
+				((int32_t *)tp.data)[b] = at[r][b];
+			rt_exec_run(e[t]);
+			for (int k = 0; k < 4; k++)
+				rt_exec_tensor(e[t], oname[k], &o[t][k]);
+		}
+		for (int k = 0; k < 4; k++) {
+			const double *ref = val[VEC_AT(g->out, Output, k).val];
+			int64_t n = rt_numel(&o[0][k]), bad = 0;
+			for (int64_t i = 0; i < n; i++)
+				bad += o[0][k].dtype == RT_I32 ? ((int32_t *)o[0][k].data)[i] != (int32_t)ref[i]
+							       : ((float *)o[0][k].data)[i] != (float)ref[i];
+			CHECK_MSG(bad == 0, "%s, positions %zu: %lld of %lld differ from the interpreter",
+				  oname[k], r, (long long)bad, (long long)n);
+			CHECK(memcmp(o[0][k].data, o[1][k].data, (size_t)rt_nbytes(&o[0][k])) == 0);
+		}
+		ir_interp_free(g, val);
+	}
+	/* a per-sequence offset of the wrong length is a shape error */
+	diag_free(&d);
+	diag_init(&d);
+	Graph *h = ir_graph_create();
+	Shape p2 = sh(1, (int64_t[]){B + 1});
+	ValId q = ir_input(h, "pos", DT_I32, &p2, L0, &d);
+	ValId hs = ir_input(h, "s", DT_F32, &ss, L0, &d);
+	CHECK(ir_causal_mask_offset(h, hs, q, L0, &d) == VAL_NONE);
+	CHECK_MSG(strstr(diag_text(&d), "one per sequence") != NULL, "%s", diag_text(&d));
+	ir_graph_destroy(h);
+	free(val);
+	for (int t = 0; t < 2; t++) {
+		rt_exec_destroy(e[t]);
+		rt_pool_destroy(pool[t]);
+	}
+	rt_program_destroy(p);
+	ir_graph_destroy(g);
+	diag_free(&d);
+}
+
 int main(void)
 {
 	RUN(test_shape_rules);
@@ -414,5 +516,6 @@ int main(void)
 	RUN(test_kernels_small);
 	RUN(test_kernels_awkward);
 	RUN(test_kernels_split);
+	RUN(test_kernels_per_sequence);
 	return check_report();
 }

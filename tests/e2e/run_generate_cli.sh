@@ -60,10 +60,31 @@ grep -q "0 of them in chunks of 1;" "$tmp/slide0.err" && ok || { bad "--prefill 
 cmp -s "$tmp/p4.out" "$tmp/p0.out" && ok || bad "--prefill 4 changed the sampled text"
 expect 1 "--prefill expects an integer" "${gen[@]}" --prompt "x" --prefill -2
 
+# Batches: two prompts of different lengths decode together, each printed
+# after a header and equal to its text alone; --batch N samples one prompt
+# N times, sequence b with seed + b.
+"${gen[@]}" --prompt "The patient" --prompt "Aspirin 81 mg daily" -n 30 --temperature 0.8 --seed 7 \
+	>"$tmp/b2.out" 2>"$tmp/b2.err" && ok || { bad "batch of two failed"; cat "$tmp/b2.err"; }
+"${gen[@]}" --prompt "The patient" -n 30 --temperature 0.8 --seed 7 >"$tmp/s1.out" 2>/dev/null
+"${gen[@]}" --prompt "Aspirin 81 mg daily" -n 30 --temperature 0.8 --seed 8 >"$tmp/s2.out" 2>/dev/null
+{ printf '==> sequence 1 <==\n'; cat "$tmp/s1.out"; printf '\n\n==> sequence 2 <==\n'; cat "$tmp/s2.out"; printf '\n'; } >"$tmp/b2.want"
+cmp -s "$tmp/b2.out" "$tmp/b2.want" && ok || bad "batched sequences differ from their texts alone"
+grep -q "60 tokens, .*2 sequences" "$tmp/b2.err" && ok || { bad "no batch count"; cat "$tmp/b2.err"; }
+printf 'The patient\n\nAspirin 81 mg daily\n' >"$tmp/prompts.txt"
+"${gen[@]}" --prompts "$tmp/prompts.txt" -n 30 --temperature 0.8 --seed 7 >"$tmp/pf.out" 2>/dev/null
+cmp -s "$tmp/pf.out" "$tmp/b2.want" && ok || bad "--prompts differs from two --prompt"
+"${gen[@]}" --prompt "abc" --batch 3 -n 20 --seed 1 >"$tmp/b3.out" 2>/dev/null
+[ "$(grep -c '^==> sequence' "$tmp/b3.out")" -eq 3 ] && ok || bad "--batch 3 did not print 3 sequences"
+expect 1 "--batch 3 with 2 prompts" "${gen[@]}" --prompt "a" --prompt "b" --batch 3
+expect 1 "--batch expects an integer" "${gen[@]}" --prompt "a" --batch 0
+printf "\n\n" >"$tmp/empty.txt"
+expect 1 "no prompt in the file" "${gen[@]}" --prompts "$tmp/empty.txt"
+
 # Errors: exit status 1 and a message.
 expect 1 "no --weights" "$mswc" generate models/gpt.msw --prompt "x"
 expect 1 "exactly one of --prompt" "${gen[@]}"
 expect 1 "exactly one of --prompt" "${gen[@]}" --prompt "x" --prompt-file "$tmp/p.txt"
+expect 1 "exactly one of --prompt" "${gen[@]}" --prompt-file "$tmp/p.txt" --prompts "$tmp/p.txt"
 expect 1 "prompt is empty" "${gen[@]}" --prompt ""
 expect 1 "-n expects an integer" "${gen[@]}" --prompt "x" -n -3
 expect 1 "--temperature expects a number" "${gen[@]}" --prompt "x" --temperature hot

@@ -60,13 +60,17 @@ static void show_diag(const char *what, Diag *d)
 
 /* models/gpt.msw at the fixture's size, tokens [1, seq], no loss; decode
  * mode when asked. The graph outlives nothing: the caller destroys it. */
+static int64_t cur_batch = 1;   /* > 1: tokens [batch, seq] and pos i32[batch] */
+
 static Graph *compile_gpt(fe_Session *s, int64_t seq, bool decode)
 {
 	static const fe_Define defs[] = {
 		{"vocab", "256"}, {"ctx", "64"}, {"d", "64"}, {"heads", "4"}, {"layers", "2"},
 	};
-	fe_InputShape in = {.name = "tokens", .rank = 2, .dim = {1, seq}};
-	fe_Options fo = {.def = defs, .ndef = 5, .input = &in, .ninput = 1, .decode = decode};
+	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {cur_batch, seq}},
+			       {.name = "pos", .rank = 1, .dim = {cur_batch}}};
+	fe_Options fo = {.def = defs, .ndef = 5, .input = in, .ninput = cur_batch > 1 ? 2 : 1,
+			 .decode = decode};
 	PassOptions po = {.verify = true, .alignment = RT_ALIGN};
 	Graph *g = NULL;
 	Diag d;
@@ -119,9 +123,9 @@ static void destroy(Run *r)
  * program is built once and shared; tests that care reset the caches
  * (rt_decoder_reset, rt_generate), and stale rows past pos are masked
  * anyway. */
-enum { MAX_SHARED = 8 };
+enum { MAX_SHARED = 10 };
 static struct {
-	int64_t seq;
+	int64_t seq, batch;
 	bool decode;
 	int nthreads;
 	Run r;
@@ -132,7 +136,7 @@ static int run_open(Run *r, fe_Session *s, int64_t seq, bool decode, int nthread
 {
 	for (int i = 0; i < nshared; i++)
 		if (shared[i].seq == seq && shared[i].decode == decode &&
-		    shared[i].nthreads == nthreads) {
+		    shared[i].nthreads == nthreads && shared[i].batch == cur_batch) {
 			*r = shared[i].r;
 			return 0;
 		}
@@ -141,6 +145,7 @@ static int run_open(Run *r, fe_Session *s, int64_t seq, bool decode, int nthread
 		return -1;
 	}
 	shared[nshared].seq = seq;
+	shared[nshared].batch = cur_batch;
 	shared[nshared].decode = decode;
 	shared[nshared].nthreads = nthreads;
 	shared[nshared++].r = *r;
@@ -517,6 +522,64 @@ static void test_prefill(fe_Session *s)
 	run_close(&dec);
 }
 
+/* Batches: three prompts of different lengths decoded together (batch 3,
+ * one position per sequence), with and without prefill, greedy and seeded
+ * sampling, the full context and a sliding window: each sequence gets the
+ * tokens it gets alone with seed + its index. On 2 threads, so the batched
+ * kernels' splits are exercised too. */
+static void test_batch(fe_Session *s)
+{
+	enum { B = 3, NG = 40, T = 24 };
+	Run one, pre, bat;
+	if (run_open(&one, s, 1, true, 2) || run_open(&pre, s, T, true, 2))
+		return;
+	cur_batch = B;
+	int rc = run_open(&bat, s, 1, true, 2);
+	cur_batch = 1;
+	if (rc)
+		return;
+	const int32_t *tok = tokens_full.data;
+	const int32_t *prompt[B] = {tok, tok + 5, tok + 20};
+	const int64_t np[B] = {3, 30, 11};
+	static const rt_SampleOpts so[] = {
+		{.temperature = 0},
+		{.temperature = 0.9, .top_k = 40, .top_p = 0.95, .seed = 11},
+	};
+	Diag d;
+	diag_init(&d);
+	for (int k = 0; k < 2; k++)
+		for (int w = 0; w < 2; w++)
+			for (int p = 0; p < 2; p++) {
+				int32_t got[B][NG], alone[NG];
+				int32_t *outs[B] = {got[0], got[1], got[2]};
+				rt_GenStats st;
+				rt_GenOpts o = {.sample = so[k], .max_new = NG, .window = w ? 40 : 0,
+						.prefill = p ? pre.e : NULL};
+				CHECK(rt_generate_batch(bat.e, B, prompt, np, &o, outs, &st, &d) == 0);
+				CHECK(st.ngen == B * NG && st.nprompt == 3 + 30 + 11);
+				if (w)
+					CHECK(st.nslide > 0);
+				for (int b = 0; b < B; b++) {
+					rt_GenOpts a = o;
+					a.sample.seed += (uint64_t)b;
+					a.prefill = NULL;
+					CHECK(rt_generate(one.e, prompt[b], np[b], &a, alone, &st, &d) == 0);
+					CHECK_MSG(memcmp(alone, got[b], sizeof alone) == 0,
+						  "sequence %d (%s, window %d, prefill %d) differs from "
+						  "its tokens alone", b, k ? "sampling" : "greedy",
+						  w ? 40 : 0, p);
+				}
+			}
+	/* A batch of one prompt per sequence is required. */
+	int32_t x[4];
+	int32_t *xo[1] = {x};
+	rt_GenStats st;
+	rt_GenOpts o = {.max_new = 4};
+	CHECK(rt_generate_batch(bat.e, 1, prompt, np, &o, xo, &st, &d) != 0);
+	show_diag("batch", &d);
+	diag_free(&d);
+}
+
 static void test_limits(fe_Session *s)
 {
 	Run dec, full;
@@ -643,6 +706,7 @@ int main(void)
 	RUN_ARG(test_greedy, s);
 	RUN_ARG(test_sampling_seeds, s);
 	RUN_ARG(test_prefill, s);
+	RUN_ARG(test_batch, s);
 	RUN_ARG(test_limits, s);
 	RUN_ARG(test_identity_when_not_decoding, s);
 	for (int i = 0; i < nshared; i++)
