@@ -51,6 +51,21 @@ bool be_cache_hit(const be_Module *m);
  * ~/.cache/mswc/kernels; NULL for none. mem_free the result. */
 char *be_cache_default_dir(void);
 
+/* calibrate.c: the host rates of the cost models (support.h; the names
+ * are listed in calibrate.c), measured now by timing this backend's
+ * kernels on one thread (one to two seconds; kernels come from the kernel
+ * cache in cache_dir when it has them, NULL for none). */
+int be_calibrate(HostRates *r, const char *cache_dir, Diag *d);
+/* The key of this host's rates: CPU model, LLVM's host CPU name and
+ * features, mswc's version and the calibration's revision. */
+int be_rates_key(Hash128 *key);
+/* <dir>/rates-<key>.txt; -1 if it does not fit in n bytes. */
+int be_rates_path(const char *dir, Hash128 key, char *out, size_t n);
+/* The cached rates of this host from cache_dir, or (none there, damaged,
+ * another key, remeasure, or cache_dir NULL) be_calibrate and store them
+ * there, atomically. r->source says which. */
+int be_host_rates(HostRates *r, const char *cache_dir, bool remeasure, Diag *d);
+
 /* Convenience: be_compile + be_jit. */
 int be_build_program(const Graph *g, const be_Options *o, rt_Program **out, Diag *d);
 
@@ -263,6 +278,7 @@ bool be_param_decays(const Graph *g, ValId v, bool decay_all);
 int be_cache_key(be_Module *m, Hash128 *key, Diag *d);
 LLVMMemoryBufferRef be_cache_load(const char *dir, Hash128 key);
 int be_cache_store(const char *dir, Hash128 key, const void *data, size_t n);
+int be_cache_make_dir(const char *dir);   /* mkdir -p; 0 or -1 */
 
 struct be_Module {
 	be_CompatCtx cc;

@@ -103,7 +103,7 @@ LLVMMemoryBufferRef be_cache_load(const char *dir, Hash128 key)
 }
 
 /* mkdir -p, for the default ~/.cache/mswc/kernels. */
-static int make_dirs(const char *dir)
+int be_cache_make_dir(const char *dir)
 {
 	char p[4096];
 	snprintf(p, sizeof p, "%s", dir);
@@ -122,7 +122,7 @@ int be_cache_store(const char *dir, Hash128 key, const void *data, size_t n)
 	char path[4096], tmp[4200];
 	path_of(dir, key, ".o", path, sizeof path);
 	snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-	if (make_dirs(dir))
+	if (be_cache_make_dir(dir))
 		return -1;
 	FILE *f = fopen(tmp, "wb");
 	if (!f)

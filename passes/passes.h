@@ -45,6 +45,13 @@ typedef struct PassOptions {
 	const PruneOptions *prune;   /* prune: NULL = pass_prune_defaults */
 	SparseFormat sparse_format;  /* sparse_lower; 0 (zeroed options) is SPF_MASKED,
 	                              * the tools use SPF_AUTO */
+	/* The cost models' rates of this machine (support.h): `rates` when
+	 * set, else asked of get_rates(rates_ctx, ...) the first time a model
+	 * needs them (the tools measure or read the cache there), else none. */
+	const HostRates *rates;
+	int (*get_rates)(void *ctx, const HostRates **out, Diag *d);
+	void *rates_ctx;
+	FILE *explain;       /* if set, cost models print their inputs and decisions here */
 } PassOptions;
 
 typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);

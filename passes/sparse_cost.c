@@ -1,70 +1,145 @@
 /* sparse_cost.c: which kernel computes each product of a sparse weight.
  *
- * A first-order time model per product, in seconds on one core:
- *   masked (dense) : 2*M*K*N / DENSE_FLOPS, the dense matmul of W*mask
- *   csr            : 2*M*nnz / CSR_FLOPS + per-row overhead
- *                    + the transposes into and out of the feature-major
- *                    layout the sparse kernels use (ops.h), as bytes moved
- *   unrolled       : 2*M*nnz / UNROLLED_FLOPS + the same transposes, only
- *                    when the code stays small (nnz <= UNROLL_MAX_NNZ):
- *                    every kept weight is a handful of instructions, LLVM
- *                    spends about 0.3 ms optimising each, and the gain over
- *                    compressed rows measured 0-6%, so it is worth it only
- *                    for small patterns
- * The rates are measured on the development machine (Zen 4, AVX-512) by
- * `mswc bench sparse` (docs/performance.md); only their ratios matter, so
- * they carry over to other x86 machines to first order. The transposes of
- * x and dy are shared by the weight gradient, so it is charged none when
- * the other two products are sparse. */
+ * A first-order time model per product, in seconds on one core, from rates
+ * measured on this machine (SparseRates, read from the host rates that
+ * backend/calibrate.c measures and caches; docs/sparsity.md):
+ *   masked (dense) : 2*M*K*N / dense_flops[p], the dense matmul of W*mask
+ *   csr            : 2*M*nnz / csr_flops[p] + csr_row[p] per output row and
+ *                    64 activation rows + the transposes into and out of the
+ *                    feature-major layout the sparse kernels use (ops.h),
+ *                    as bytes moved / transpose_bytes
+ *   unrolled       : csr's kernel time / unrolled_speedup + the same
+ *                    transposes, only for patterns small enough that
+ *                    LLVM's time per entry stays affordable
+ *                    (unroll_max_nnz, spmm only)
+ * The transposes of x and dy are shared by the weight gradient, so it is
+ * charged none when the other two products are sparse.
+ *
+ * A sparse format is picked only when its prediction beats masked by more
+ * than the noise measured with the rates: where the two are within noise,
+ * dense is the safe side (it needs no transposes, no index arrays and no
+ * compile time per pattern). Without rates nothing is guessed: AUTO keeps
+ * every product masked. */
 #include "sparse.h"
 
 #include <math.h>
-
-enum { UNROLL_MAX_NNZ = 4096 };
-
-static const double DENSE_FLOPS = 115e9;
-static const double CSR_FLOPS = 45e9;
-static const double UNROLLED_FLOPS = 47e9;
-static const double SDDMM_FLOPS = 50e9;
-static const double TRANSPOSE_BYTES = 30e9;  /* read + write, per second */
-static const double ROW_SECONDS = 2e-9;      /* per output row and 64 columns */
+#include <string.h>
 
 const char *const sparse_format_name[SPF_COUNT] = {"masked", "csr", "unrolled"};
 const char *const sparse_product_name[SPP_COUNT] = {"forward", "input-grad", "weight-grad"};
 
-static double transposes(const SparseShape *s)
+int sparse_rates(const HostRates *h, SparseRates *r)
 {
-	return 2.0 * 4.0 * (double)s->rows * (double)(s->k + s->n) / TRANSPOSE_BYTES;
+	SparseRates x = {0};
+	char name[RATES_NAME_MAX];
+	if (!h)
+		return -1;
+	for (int p = 0; p < SPP_COUNT; p++) {
+		snprintf(name, sizeof name, "dense.%s", sparse_product_name[p]);
+		x.dense_flops[p] = rates_get(h, name);
+		snprintf(name, sizeof name, "csr.%s.flops", sparse_product_name[p]);
+		x.csr_flops[p] = rates_get(h, name);
+		snprintf(name, sizeof name, "csr.%s.row", sparse_product_name[p]);
+		x.csr_row[p] = rates_get(h, name);
+		if (!(x.dense_flops[p] > 0) || !(x.csr_flops[p] > 0) || !(x.csr_row[p] >= 0))
+			return -1;
+	}
+	x.transpose_bytes = rates_get(h, "transpose.bytes");
+	x.noise = rates_get(h, "noise");
+	if (!(x.transpose_bytes > 0) || !(x.noise >= 0))
+		return -1;
+	/* optional: without them there is no unrolled pick */
+	x.unrolled_speedup = rates_get(h, "unrolled.speedup");
+	x.unroll_max_nnz = rates_get(h, "unrolled.max-nnz");
+	if (!(x.unrolled_speedup > 0) || !(x.unroll_max_nnz > 0))
+		x.unrolled_speedup = x.unroll_max_nnz = 0;
+	snprintf(x.cpu, sizeof x.cpu, "%s", h->cpu);
+	snprintf(x.source, sizeof x.source, "%s", h->source);
+	*r = x;
+	return 0;
 }
 
-double sparse_cost(SparseProduct p, SparseFormat f, const SparseShape *s, bool shared)
+void sparse_print_rates(FILE *f, const SparseRates *r)
 {
+	if (!r) {
+		fprintf(f, "; sparse rates: none (the cost model keeps every product masked)\n");
+		return;
+	}
+	fprintf(f, "; sparse rates on %s, from %s:\n", r->cpu, r->source);
+	fprintf(f, ";   dense matmul %.1f / %.1f / %.1f GFLOP/s (forward / input-grad / weight-grad)\n",
+		r->dense_flops[0] * 1e-9, r->dense_flops[1] * 1e-9, r->dense_flops[2] * 1e-9);
+	fprintf(f, ";   csr %.1f / %.1f / %.1f GFLOP/s useful, + %.2f / %.2f / %.2f ns per output "
+		"row and 64 rows\n", r->csr_flops[0] * 1e-9, r->csr_flops[1] * 1e-9,
+		r->csr_flops[2] * 1e-9, r->csr_row[0] * 1e9, r->csr_row[1] * 1e9, r->csr_row[2] * 1e9);
+	fprintf(f, ";   transposes %.1f GB/s; unrolled %s; noise %.1f%%\n", r->transpose_bytes * 1e-9,
+		r->unrolled_speedup > 0 ? "measured" : "not measured", r->noise * 100);
+	if (r->unrolled_speedup > 0)
+		fprintf(f, ";   unrolled: %.2fx csr's kernel time^-1, patterns of at most %.0f entries\n",
+			r->unrolled_speedup, r->unroll_max_nnz);
+}
+
+static double transposes(const SparseShape *s, const SparseRates *r)
+{
+	return 2.0 * 4.0 * (double)s->rows * (double)(s->k + s->n) / r->transpose_bytes;
+}
+
+double sparse_cost(SparseProduct p, SparseFormat f, const SparseShape *s, bool shared,
+		   const SparseRates *r)
+{
+	if (!r)
+		return f == SPF_MASKED ? 0.0 : INFINITY;
 	double m = (double)s->rows, dense = 2.0 * m * (double)s->k * (double)s->n;
-	double sparse = 2.0 * m * (double)s->nnz;
+	double useful = 2.0 * m * (double)s->nnz;
 	double rows = (double)(p == SPP_INPUT_GRAD || p == SPP_WEIGHT_GRAD ? s->k : s->n);
-	double over = ROW_SECONDS * rows * ceil(m / 64.0) + (shared ? 0.0 : transposes(s));
+	double kernel = useful / r->csr_flops[p] + r->csr_row[p] * rows * ceil(m / 64.0);
+	double around = shared ? 0.0 : transposes(s, r);
 	switch (f) {
-	case SPF_MASKED: return dense / DENSE_FLOPS;
-	case SPF_CSR:
-		return sparse / (p == SPP_WEIGHT_GRAD ? SDDMM_FLOPS : CSR_FLOPS) + over;
+	case SPF_MASKED: return dense / r->dense_flops[p];
+	case SPF_CSR: return kernel + around;
 	case SPF_UNROLLED:
-		if (p == SPP_WEIGHT_GRAD || s->nnz > UNROLL_MAX_NNZ)
+		if (p == SPP_WEIGHT_GRAD || !(r->unrolled_speedup > 0) ||
+		    (double)s->nnz > r->unroll_max_nnz)
 			return INFINITY;
-		return sparse / UNROLLED_FLOPS + over;
+		return kernel / r->unrolled_speedup + around;
 	default: return INFINITY;
 	}
 }
 
-SparseFormat sparse_choose(SparseProduct p, const SparseShape *s, bool shared, SparseFormat force)
+SparseFormat sparse_choose(SparseProduct p, const SparseShape *s, bool shared, SparseFormat force,
+			   const SparseRates *r, double cost[SPF_COUNT])
 {
+	double c[SPF_COUNT];
+	for (int f = 0; f < SPF_COUNT; f++)
+		c[f] = sparse_cost(p, (SparseFormat)f, s, shared, r);
+	if (cost)
+		memcpy(cost, c, sizeof c);
 	if (force != SPF_AUTO) {
-		if (force == SPF_UNROLLED && isinf(sparse_cost(p, SPF_UNROLLED, s, shared)))
+		if (force == SPF_UNROLLED && p == SPP_WEIGHT_GRAD)
 			return SPF_CSR;   /* the product has no unrolled kernel */
 		return force;
 	}
+	if (!r)
+		return SPF_MASKED;
 	SparseFormat best = SPF_MASKED;
+	double bound = c[SPF_MASKED] / (1.0 + r->noise);
 	for (int f = SPF_CSR; f < SPF_COUNT; f++)
-		if (sparse_cost(p, (SparseFormat)f, s, shared) < sparse_cost(p, best, s, shared))
+		if (c[f] < bound && (best == SPF_MASKED || c[f] < c[best]))
 			best = (SparseFormat)f;
 	return best;
+}
+
+void sparse_print_choice(FILE *f, const char *weight, SparseProduct p, const SparseShape *s,
+			 const double cost[SPF_COUNT], SparseFormat pick, bool forced)
+{
+	fprintf(f, "; %s [%lld,%lld] kept %lld (%.1f%% sparse) M %lld %-11s", weight,
+		(long long)s->k, (long long)s->n, (long long)s->nnz,
+		100.0 * (1.0 - (double)s->nnz / (double)(s->k * s->n)), (long long)s->rows,
+		sparse_product_name[p]);
+	for (int k = 0; k < SPF_COUNT; k++) {
+		if (isinf(cost[k]))
+			fprintf(f, " %s -", sparse_format_name[k]);
+		else
+			fprintf(f, " %s %.3f ms", sparse_format_name[k], cost[k] * 1e3);
+	}
+	fprintf(f, " -> %s%s\n", sparse_format_name[pick], forced ? " (forced)" : "");
 }

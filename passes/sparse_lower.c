@@ -30,6 +30,8 @@ typedef struct Lower {
 	Graph *g;
 	Diag *d;
 	SparseFormat force;
+	const SparseRates *rates;   /* NULL: none (AUTO keeps products masked) */
+	FILE *explain;
 	Vec place;     /* ValId per new node: the old node it goes before */
 	ValId *repl;   /* old id -> its replacement (itself if none) */
 	uint32_t n0;   /* nodes before the pass */
@@ -164,7 +166,12 @@ static SparseFormat choose(Lower *L, Weight *w, SparseProduct p, int64_t rows)
 	w->s.rows = rows;
 	bool shared = p == SPP_WEIGHT_GRAD && w->lowered[SPP_FORWARD] &&
 		      w->lowered[SPP_INPUT_GRAD];
-	return sparse_choose(p, &w->s, shared, L->force);
+	double cost[SPF_COUNT];
+	SparseFormat f = sparse_choose(p, &w->s, shared, L->force, L->rates, cost);
+	if (L->explain)
+		sparse_print_choice(L->explain, ir_str(L->g, ir_node(L->g, w->w)->name), p, &w->s,
+				    cost, f, L->force != SPF_AUTO);
+	return f;
 }
 
 /* y = matmul(x, P) or dx = matmul(dy, P) transb. */
@@ -270,9 +277,19 @@ int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d)
 {
 	if (!g->mask.len || o->sparse_format == SPF_MASKED)
 		return 0;
-	Lower L = {.g = g, .d = d, .force = o->sparse_format, .n0 = ir_nnode(g)};
+	Lower L = {.g = g, .d = d, .force = o->sparse_format, .n0 = ir_nnode(g),
+		   .explain = o->explain};
 	Vec ws = {0};
+	SparseRates rates;
 	int rc = -1;
+	if (o->sparse_format == SPF_AUTO || o->explain) {
+		const HostRates *h = o->rates;
+		if (!h && o->get_rates && o->get_rates(o->rates_ctx, &h, d))
+			return -1;
+		L.rates = sparse_rates(h, &rates) ? NULL : &rates;
+		if (L.explain)
+			sparse_print_rates(L.explain, L.rates);
+	}
 	L.repl = mem_alloc((L.n0 ? L.n0 : 1) * sizeof *L.repl);
 	if (!L.repl) {
 		diag_error(d, (SrcLoc){0}, "out of memory");

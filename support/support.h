@@ -100,4 +100,33 @@ uint64_t hash64(const void *p, size_t n, uint64_t seed);
 Hash128 hash128(const void *p, size_t n);
 void hash128_hex(Hash128 h, char out[33]);
 
+/* rates.c: rates measured on this host for the cost models, as named
+ * numbers ("dense.forward" flop/s, ...), with the CPU they were measured on
+ * and where they came from (a path, or how they were measured). Measured
+ * by backend/calibrate.c; the cache file format is described in rates.c. */
+enum { RATES_MAX = 48, RATES_NAME_MAX = 40, RATES_TEXT_MAX = 160 };
+typedef struct HostRate {
+	char name[RATES_NAME_MAX];
+	double value;
+} HostRate;
+typedef struct HostRates {
+	int n;
+	HostRate rate[RATES_MAX];
+	char cpu[RATES_TEXT_MAX];     /* host_cpu_model of the machine measured */
+	char source[RATES_TEXT_MAX];  /* a file path, or how they were obtained */
+} HostRates;
+int rates_set(HostRates *r, const char *name, double v);   /* -1: full or bad name */
+double rates_get(const HostRates *r, const char *name);     /* NAN: not there (or r NULL) */
+/* Atomic write (temporary file, rename). 0 or -1. */
+int rates_write(const char *path, const HostRates *r, Hash128 key);
+/* 0, or -1 when missing or damaged or (key not NULL) for another key; on
+ * success source is the path. */
+int rates_read(const char *path, const Hash128 *key, HostRates *r);
+/* "AMD EPYC (family 26, model 2, stepping 1)": brand, family, model, stepping. */
+void host_cpu_model(char *buf, size_t n);
+/* Bytes of L1d, L2 and L3 as the machine reports them (sysfs, else
+ * sysconf); 0 where unknown. One core's share is not divided out: an L3
+ * shared by all cores is reported whole. */
+void host_cache_sizes(int64_t size[3]);
+
 #endif

@@ -261,15 +261,65 @@ static int bench_threads(const BenchOpts *o, int threads)
 	return status;
 }
 
+/* `mswc bench calibrate`: measure the host rates again (the cost models'
+ * inputs, backend/calibrate.c), cache them and print them. */
+static int cmd_calibrate(int argc, char **argv)
+{
+	if (argc > 1)
+		return usage_error("bench calibrate", "unknown option '%s'", argv[1]);
+	const HostRates *h;
+	Diag d;
+	diag_init(&d);
+	int rc = tools_host_rates(&h, true, &d);
+	if (rc) {
+		fprintf(stderr, "%s", diag_text(&d));
+		diag_free(&d);
+		return EXIT_INTERNAL;
+	}
+	diag_free(&d);
+	char *dir = be_cache_default_dir(), path[4096] = "";
+	Hash128 key;
+	if (dir && !be_rates_key(&key))
+		be_rates_path(dir, key, path, sizeof path);
+	mem_free(dir);
+	printf("host rates of %s, %s\n", h->cpu, h->source);
+	printf("cached in %s\n", *path ? path : "(no cache: MSW_CACHE_DIR is empty)");
+	for (int i = 0; i < h->n; i++) {
+		const HostRate *r = &h->rate[i];
+		const char *n = r->name;
+		size_t len = strlen(n);
+		if (len > 6 && !strcmp(n + len - 6, ".flops"))
+			printf("  %-24s %10.1f GFLOP/s\n", n, r->value * 1e-9);
+		else if (!strncmp(n, "dense.", 6))
+			printf("  %-24s %10.1f GFLOP/s\n", n, r->value * 1e-9);
+		else if (len > 4 && !strcmp(n + len - 4, ".row"))
+			printf("  %-24s %10.2f ns per output row and 64 rows\n", n, r->value * 1e9);
+		else if (!strcmp(n, "transpose.bytes"))
+			printf("  %-24s %10.1f GB/s\n", n, r->value * 1e-9);
+		else if (!strncmp(n, "cache.", 6))
+			printf("  %-24s %10.0f KiB\n", n, r->value / 1024);
+		else if (!strcmp(n, "noise"))
+			printf("  %-24s %10.1f %%\n", n, r->value * 100);
+		else
+			printf("  %-24s %10.4g\n", n, r->value);
+	}
+	SparseRates sr;
+	if (sparse_rates(h, &sr))
+		printf("(incomplete for the sparse cost model: it keeps every product masked)\n");
+	return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	if (argc < 1)
 		return usage_error("bench", "which benchmark? (mswc bench matmul)");
 	if (!strcmp(argv[0], "sparse"))
 		return cmd_bench_sparse(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "calibrate"))
+		return cmd_calibrate(argc, argv);
 	if (strcmp(argv[0], "matmul"))
-		return usage_error("bench", "unknown benchmark '%s' (known: matmul, sparse)",
-				   argv[0]);
+		return usage_error("bench", "unknown benchmark '%s' (known: matmul, sparse, "
+				   "calibrate)", argv[0]);
 	BenchOpts o;
 	if (parse_opts(argc, argv, &o))
 		return EXIT_USER;

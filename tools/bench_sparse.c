@@ -43,6 +43,7 @@ typedef struct SparseBench {
 	int64_t batch, seq, unroll_max;
 	int reps;
 	bool layers, model;
+	const SparseRates *rates;   /* the cost model's, NULL: none */
 } SparseBench;
 
 static int parse_list(const char *v, SparseBench *o)
@@ -289,11 +290,16 @@ static int bench_product(const SparseBench *o, rt_Pool *pool, SparseProduct p, i
 	}
 	diag_free(&d);
 	SparseShape ss = {.rows = M, .k = K, .n = N, .nnz = nnz};
-	SparseFormat pick = sparse_choose(p, &ss, p == SPP_WEIGHT_GRAD, SPF_AUTO);
+	double cost[SPF_COUNT];
+	SparseFormat pick = sparse_choose(p, &ss, p == SPP_WEIGHT_GRAD, SPF_AUTO, o->rates, cost);
 	double best = fmin(t[2], isnan(t[3]) ? INFINITY : t[3]);
-	printf("%5lld x %-5lld %-11s %5.2f %9.3f %9.3f %9.3f %9.3f   %-8s %6.2f\n", (long long)K,
-	       (long long)N, sparse_product_name[p], s, t[0] * 1e3, t[1] * 1e3, t[2] * 1e3,
-	       t[3] * 1e3, sparse_format_name[pick], best / t[0]);
+	/* the pick's measured time over dense's: above 1 + noise is a wrong pick */
+	double picked = pick == SPF_MASKED ? t[0] : pick == SPF_CSR ? t[2] : t[3];
+	printf("%5lld x %-5lld %-11s %5.2f %9.3f %9.3f %9.3f %9.3f %8.2f %8.2f   %-8s %6.2f %6.2f %7.1f\n",
+	       (long long)K, (long long)N, sparse_product_name[p], s, t[0] * 1e3, t[1] * 1e3,
+	       t[2] * 1e3, t[3] * 1e3, o->rates ? cost[SPF_MASKED] * 1e3 : NAN,
+	       o->rates ? cost[SPF_CSR] * 1e3 : NAN, sparse_format_name[pick], best / t[0],
+	       picked / t[0], (double)nnz * 2.0 * (double)M / t[2] * 1e-9);
 	fflush(stdout);
 	mem_free(bits);
 	return rc ? EXIT_INTERNAL : 0;
@@ -331,8 +337,11 @@ static int bench_layers(const SparseBench *o, rt_Pool *pool)
 		return rc;
 	printf("\nper-layer products, M = %lld rows, times in ms (the weight gradient: kernel "
 	       "only; the others: with their transposes)\n", (long long)(o->batch * o->seq));
-	printf("%-13s %-11s %5s %9s %9s %9s %9s   %-8s %6s\n", "weight K x N", "product",
-	       "spars", "dense", "OpenBLAS", "csr", "unrolled", "model", "best/dense");
+	printf("(pred: the cost model's predictions; pick/dense: the measured time of its pick over "
+	       "dense; csr GF/s: useful GFLOP/s of csr)\n");
+	printf("%-13s %-11s %5s %9s %9s %9s %9s %8s %8s   %-8s %6s %6s %7s\n", "weight K x N",
+	       "product", "spars", "dense", "OpenBLAS", "csr", "unrolled", "pred.dns", "pred.csr",
+	       "pick", "best/d", "pick/d", "csr GF/s");
 	for (int w = 0; w < n; w++)
 		for (int p = 0; p < SPP_COUNT; p++)
 			for (int i = 0; i < o->nsparsity; i++)
@@ -428,8 +437,19 @@ int cmd_bench_sparse(int argc, char **argv)
 #ifdef MSW_HAVE_OPENBLAS
 	openblas_set_num_threads(threads);
 #endif
-	printf("mswc bench sparse: %s, %d thread%s, best of %d\n", o.args.model, threads,
+	char cpu[RATES_TEXT_MAX];
+	host_cpu_model(cpu, sizeof cpu);
+	printf("mswc bench sparse: %s, %s, %d thread%s, best of %d\n", o.args.model, cpu, threads,
 	       threads == 1 ? "" : "s", o.reps);
+	const HostRates *h = NULL;
+	Diag d;
+	diag_init(&d);
+	if (tools_host_rates(&h, false, &d))
+		fprintf(stderr, "%s", diag_text(&d));
+	diag_free(&d);
+	SparseRates rates;
+	o.rates = sparse_rates(h, &rates) ? NULL : &rates;
+	sparse_print_rates(stdout, o.rates);
 	if (o.layers)
 		rc = bench_layers(&o, pool);
 	if (!rc && o.model)

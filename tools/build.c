@@ -8,6 +8,7 @@
 #include "tools.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,6 +66,43 @@ static int run_frontend(Build *b, const BuildOptions *o)
 	return rc;
 }
 
+/* The host rates, at most once per process (bench sparse builds many
+ * programs): the file named by $MSW_RATES when set (the test suite's fixed
+ * rates, so golden output never depends on this machine), else the cache
+ * beside the kernel cache, else measured now and cached. */
+static HostRates host_rates;
+static int host_rates_state;   /* 0 not yet, 1 have them, -1 failed */
+
+int tools_host_rates(const HostRates **out, bool remeasure, Diag *d)
+{
+	*out = NULL;
+	if (host_rates_state && !remeasure) {
+		*out = host_rates_state > 0 ? &host_rates : NULL;
+		return host_rates_state > 0 ? 0 : -1;
+	}
+	const char *file = getenv("MSW_RATES");
+	int rc;
+	if (file && *file && !remeasure) {
+		rc = rates_read(file, NULL, &host_rates);
+		if (rc)
+			diag_error(d, (SrcLoc){0}, "MSW_RATES: '%s' is not a host rates file "
+				   "(see `mswc bench calibrate`)", file);
+	} else {
+		char *dir = be_cache_default_dir();
+		rc = be_host_rates(&host_rates, dir, remeasure, d);
+		mem_free(dir);
+	}
+	host_rates_state = rc ? -1 : 1;
+	*out = rc ? NULL : &host_rates;
+	return rc;
+}
+
+static int rates_cb(void *ctx, const HostRates **out, Diag *d)
+{
+	(void)ctx;
+	return tools_host_rates(out, false, d);
+}
+
 static int run_passes(Build *b, const BuildOptions *o)
 {
 	const Args *a = o->args;
@@ -81,7 +119,11 @@ static int run_passes(Build *b, const BuildOptions *o)
 	pr.nweights = o->nweights;
 	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
 			  .alignment = RT_ALIGN, .prune = &pr,
-			  .sparse_format = (SparseFormat)(a->sparse_format - 1)};
+			  .sparse_format = (SparseFormat)(a->sparse_format - 1),
+			  .get_rates = rates_cb};
+	/* the cost model's inputs and choices go with the dump of its pass */
+	if (o->dump_after && (!strcmp(o->dump_after, "sparse_lower") || !strcmp(o->dump_after, "all")))
+		po.explain = stderr;
 #ifndef NDEBUG
 	po.verify = true;
 #endif

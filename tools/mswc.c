@@ -29,7 +29,7 @@ static const struct {
 	{"generate", cmd_generate, "generate MODEL.msw --weights W.safetensors (--prompt TEXT | "
 				   "--prompt-file F) [-n N] [--temperature T] [--top-k K] [--top-p P] "
 				   "[--seed S] [--greedy]"},
-	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...] [--reps R] [--cpu-clock]"},
+	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...] [--reps R] [--cpu-clock] | bench sparse MODEL ... | bench calibrate"},
 };
 
 static void usage(FILE *f)

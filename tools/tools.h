@@ -42,6 +42,11 @@ int args_int(const char *cmd, const char *opt, const char *s, long long lo, long
 	     long long *out);
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* build.c: the host rates of the cost models, obtained once per process
+ * ($MSW_RATES, else the cache, else measured; remeasure: measure again and
+ * cache). *out stays valid for the process. */
+int tools_host_rates(const HostRates **out, bool remeasure, Diag *d);
+
 /* build.c: the compile flow shared by every subcommand. */
 typedef enum Stage { STAGE_GRAPH, STAGE_MODULE, STAGE_PROGRAM } Stage;
 typedef struct Build {

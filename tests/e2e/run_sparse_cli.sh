@@ -124,6 +124,14 @@ count "= sddmm " 8 "a weight-gradient sddmm per sparse weight"
 expect 0 "IR after sparse_lower" "$mswc" compile $model "${small[@]}" --sparsity 0.75 --train \
 	--sparse-format masked --dump-after=sparse_lower --stop-after=sparse_lower
 count "spmm|sddmm" 0 "masked: no sparse kernels"
+# the cost model shows its rates (here the suite's fixed ones) and every decision
+expect 0 "; sparse rates on fixed rates for the test suite" "$mswc" compile $model "${small[@]}" \
+	--sparsity 0.75 --train --dump-after=sparse_lower --stop-after=sparse_lower
+count "^; h\.[01]\.(attn|mlp)\.c_[a-z]+\.weight \[[0-9]+,[0-9]+\] kept [0-9]+ \(75\.0% sparse\) M 32 (forward|input-grad|weight-grad) +masked [0-9.]+ ms csr [0-9.]+ ms .* -> (masked|csr|unrolled)$" 24 \
+	"a decision per weight and product, with its predicted times"
+printf 'mswc host rates 1\nkey 00\n' >"$tmp/bad-rates.txt"
+MSW_RATES="$tmp/bad-rates.txt" expect 1 "MSW_RATES: .* is not a host rates file" "$mswc" compile $model \
+	"${small[@]}" --sparsity 0.75
 expect 0 "done: step 3" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 3 --sparsity 0.75 \
 	--sparse-format csr --out "$tmp/csr"
 count "zeros 2304/3072" 2 "csr kernels keep exactly 75% zeros"

@@ -30,6 +30,9 @@ fi
 filter=${1:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
+# Golden output must not depend on this machine: the sparse cost model
+# reads fixed rates (docs/sparsity.md).
+export MSW_RATES="$root/tests/fixtures/rates/fixed.txt"
 
 pass=0
 fail=0
