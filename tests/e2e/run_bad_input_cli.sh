@@ -60,4 +60,56 @@ expect 1 "$tmp: error: cannot read: is a directory, not a file" "$mswc" encode "
 : > "$tmp/empty.msw"
 expect 1 "empty.msw:1:1: error: no model in this file" "$mswc" compile "$tmp/empty.msw"
 
+# --- token ids outside the vocabulary: exit 0 and NaN logits before ---
+for tok in '\000\001\000\000:256' '\377\377\377\377:-1' '\377\377\377\177:2147483647'; do
+	cp "$tmp/t.npy" "$tmp/oov.npy"
+	poke "$tmp/oov.npy" $(($(npy_data "$tmp/oov.npy") + 4 * 17)) "${tok%%:*}"
+	expect 1 "oov.npy: error: token ${tok#*:} at \[0, 17\] is outside the vocabulary \[0, 256\)" \
+		"$mswc" run $model "${small[@]}" --weights "$tmp/w.safetensors" --input tokens="$tmp/oov.npy"
+done
+cp "$tmp/y.npy" "$tmp/oovy.npy"
+poke "$tmp/oovy.npy" $(($(npy_data "$tmp/oovy.npy") + 4 * 40)) '\000\002\000\000'
+expect 1 "oovy.npy: error: token 512 at \[1, 8\] is outside the vocabulary \[0, 256\)" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/w.safetensors" --input tokens="$tmp/t.npy" \
+	--input targets="$tmp/oovy.npy"
+# --data: bytes are tokens; a model of 100 tokens cannot read byte 'T' (84) ... but 'p' (112).
+expect 0 "wrote" "$mswc" init $model "${small[@]}" -D vocab=100 -o "$tmp/w100.safetensors"
+expect 1 "text.txt: error: token 1[0-9][0-9] at \[[0-9]+\] is outside the vocabulary \[0, 100\)" \
+	"$mswc" eval $model "${small[@]}" -D vocab=100 --weights "$tmp/w100.safetensors" --data "$text" \
+	--batch 2 --seq 16
+expect 1 "text.txt: error: token 1[0-9][0-9] at \[[0-9]+\] is outside the vocabulary \[0, 100\)" \
+	"$mswc" train $model "${small[@]}" -D vocab=100 --data "$text" --batch 2 --seq 16 --steps 1 \
+	--out "$tmp/v100"
+
+# --- NaN and infinity in weights: exit 0 with a warning blaming the tokens before ---
+cp "$tmp/w.safetensors" "$tmp/nan.safetensors"
+poke "$tmp/nan.safetensors" $(($(st_data "$tmp/nan.safetensors" h.1.mlp.c_fc.weight) + 4 * 130)) \
+	'\000\000\300\177'
+expect 1 "nan.safetensors: error: parameter 'h.1.mlp.c_fc.weight' holds 1 non-finite value \(the first, nan, at \[1, 2\]\)" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/nan.safetensors" --input tokens="$tmp/t.npy"
+poke "$tmp/nan.safetensors" $(($(st_data "$tmp/nan.safetensors" ln_f.bias))) '\000\000\200\377'
+expect 1 "parameter 'ln_f.bias' holds 1 non-finite value \(the first, -inf, at \[0\]\)" \
+	"$mswc" train $model "${small[@]}" --weights "$tmp/nan.safetensors" --data "$text" --batch 2 \
+	--seq 16 --steps 1 --out "$tmp/nanrun"
+
+# --- masks: the pruned file runs as it is, with or without restating --sparsity ---
+expect 0 "sparsity 50\.00%" "$mswc" prune $model "${small[@]}" --weights "$tmp/w.safetensors" \
+	--sparsity 0.5 -o "$tmp/p.safetensors"
+expect 0 "forward: .* ms" "$mswc" run $model "${small[@]}" --sparsity 0.5 --weights "$tmp/p.safetensors" \
+	--input tokens="$tmp/t.npy"
+expect 0 "spmm" "$mswc" run $model "${small[@]}" --weights "$tmp/p.safetensors" --sparse-format csr \
+	--input tokens="$tmp/t.npy" --profile
+expect 0 "loss [0-9.]+ perplexity" "$mswc" eval $model "${small[@]}" --weights "$tmp/p.safetensors" \
+	--data "$text" --batch 2 --seq 16
+expect 0 "5 tokens" "$mswc" generate $model "${small[@]}" --weights "$tmp/p.safetensors" \
+	--prompt "The" -n 5 --sparsity 0.5
+# A mask byte that is neither 0 nor 1 (an all-7 mask used to train dense at "0% sparsity").
+cp "$tmp/p.safetensors" "$tmp/m7.safetensors"
+poke "$tmp/m7.safetensors" $(($(st_data "$tmp/m7.safetensors" h.0.mlp.c_fc.weight.mask) + 133)) '\007'
+expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7 at \[1, 5\]; a mask holds only 0 \(pruned\) and 1 \(kept\)" \
+	"$mswc" train $model "${small[@]}" --weights "$tmp/m7.safetensors" --data "$text" --batch 2 \
+	--seq 16 --steps 1 --out "$tmp/m7run"
+expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/m7.safetensors" --input tokens="$tmp/t.npy"
+
 finish
