@@ -109,9 +109,18 @@ static const Func *find_model(const Unit *u, const Source *src, Diag *d)
 		}
 		m = u->fn[i];
 	}
-	if (!m)
-		diag_error(d, (SrcLoc){src, 0, 0, 0}, "no model in this file (write "
+	if (!m) {
+		/* Located at the end of the file, where the model was still missing
+		 * (1:1 for an empty file), so the message has the usual form. */
+		SrcLoc end = {src, 1, 1, 0};
+		for (size_t i = 0; i < src->len; i++) {
+			bool nl = src->text[i] == '\n';
+			end.line += nl;
+			end.col = nl ? 1 : end.col + 1;
+		}
+		diag_error(d, end, "no model in this file (write "
 			   "model NAME(...) { ... })");
+	}
 	return m;
 }
 
@@ -275,10 +284,13 @@ int fe_compile_string(fe_Session *s, const char *name, const char *text, const f
 int fe_compile_file(fe_Session *s, const char *path, const fe_Options *o, Graph **out,
 		    Diag *d)
 {
-	Source src, *p;
+	Source src = {.name = (char *)path}, *p;
+	const char *why;
 	*out = NULL;
-	if (source_load(&src, path))
-		return diag_error(d, (SrcLoc){0}, "cannot read %s: %s", path, strerror(errno));
+	if (source_load(&src, path, &why)) {
+		src.name = (char *)path;
+		return diag_error(d, (SrcLoc){&src, 0, 0, 0}, "cannot read: %s", why);
+	}
 	if (!(p = keep(s, &src)))
 		return diag_error(d, (SrcLoc){0}, "out of memory");
 	return compile(s, p, o, out, d);

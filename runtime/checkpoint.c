@@ -118,13 +118,14 @@ static int64_t ckpt_step(const char *name)
  * caller (unmap with munmap(*data, *size)). */
 static int map_file(const char *path, void **data, uint64_t *size, Hash128 *h, Diag *d)
 {
-	int fd = open(path, O_RDONLY);
+	const char *why;
+	int fd = file_open_regular(path, &why);
 	if (fd < 0)
-		return rt_file_error(d, path, "cannot open: %s", strerror(errno));
+		return rt_file_error(d, path, "cannot read: %s", why);
 	struct stat st;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st)) {
 		close(fd);
-		return rt_file_error(d, path, "not a regular file");
+		return rt_file_error(d, path, "cannot read: %s", strerror(errno));
 	}
 	*size = (uint64_t)st.st_size;
 	void *p = NULL;

@@ -34,14 +34,15 @@ int rt_reader_open(rt_Reader *r, const char *path, Diag *d)
 {
 	memset(r, 0, sizeof *r);
 	r->name = path;
-	r->f = fopen(path, "rb");
-	if (!r->f)
-		return rt_file_error(d, path, "cannot open: %s", strerror(errno));
+	const char *why;
 	struct stat st;
-	if (fstat(fileno(r->f), &st) || !S_ISREG(st.st_mode)) {
-		fclose(r->f);
-		r->f = NULL;
-		return rt_file_error(d, path, "not a regular file");
+	int fd = file_open_regular(path, &why);
+	if (fd < 0)
+		return rt_file_error(d, path, "cannot read: %s", why);
+	if (fstat(fd, &st) || !(r->f = fdopen(fd, "rb"))) {
+		rt_file_error(d, path, "cannot read: %s", strerror(errno));
+		close(fd);
+		return -1;
 	}
 	r->size = (uint64_t)st.st_size;
 	return 0;

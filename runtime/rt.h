@@ -37,6 +37,13 @@ typedef struct rt_Tensor {
 } rt_Tensor;
 int64_t rt_numel(const rt_Tensor *t);
 int64_t rt_nbytes(const rt_Tensor *t);
+/* "[i, j, ...]": the index of element `flat` (C order), for messages. */
+void rt_index_str(const rt_Tensor *t, int64_t flat, char *buf, size_t n);
+/* Token ids index tables: an i32 tensor's values must lie in [0, vocab),
+ * or an error names the first one that does not and where it is:
+ * "file: error: token 256 at [0, 17] is outside the vocabulary [0, 256)".
+ * Other dtypes, and vocab <= 0 (nothing indexed), pass. */
+int rt_tokens_check(const char *file, const rt_Tensor *t, int64_t vocab, Diag *d);
 
 typedef void (*rt_KernelFn)(void *const *buf, int64_t lo, int64_t hi);
 
@@ -227,7 +234,9 @@ const rt_NamedTensor *rt_tensorfile_find(const rt_TensorFile *f, const char *nam
 
 /* weights.c: move parameters between an exec's arena and a safetensors file.
  * Loading checks that every parameter is present with the right dtype and
- * shape, and reports unknown tensors in the file as errors. Masks: saving
+ * shape and holds no NaN or infinity where its mask keeps it, that every
+ * mask is U8 0/1 (rt_mask_validate), and reports unknown tensors in the
+ * file as errors. Masks: saving
  * writes "<param>.mask" (U8) beside each sparse param; loading checks a
  * file's mask against the program's (they must be equal: the masks were
  * compiled in), ignores the masks of params the program keeps dense
@@ -255,6 +264,10 @@ int rt_save_params(rt_Exec *e, const char *path, Diag *d);
 void rt_apply_masks(rt_Exec *e);
 int rt_mask_tensors(const rt_Program *p, rt_NamedTensor **out, int *n);
 bool rt_is_mask_name(const char *name);
+/* A "<param>.mask" tensor read from a file: U8 (BOOL loads as U8) holding
+ * only 0 and 1, or an error naming it and the first bad value; every
+ * reader of masks checks this before using one. */
+int rt_mask_validate(const char *file, const rt_NamedTensor *m, Diag *d);
 int rt_sparsity_check(rt_Exec *e, const char *param, int64_t *zeros, int64_t *bad);
 /* regrow.c: dynamic sparse training's mask update on one param of n
  * entries: drop the k kept entries of smallest |w|, grow k of the entries

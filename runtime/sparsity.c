@@ -20,6 +20,23 @@ bool rt_is_mask_name(const char *name)
 	return n > 5 && !strcmp(name + n - 5, ".mask");
 }
 
+int rt_mask_validate(const char *file, const rt_NamedTensor *m, Diag *d)
+{
+	if (m->t.dtype != RT_U8)
+		return rt_file_error(d, file, "mask '%s' is %s; a mask is U8 (or BOOL), 0 where the "
+				     "weight is pruned and 1 where it is kept", m->name,
+				     rt_dtype_name(m->t.dtype));
+	const uint8_t *x = m->t.data;
+	for (int64_t i = 0, n = rt_numel(&m->t); i < n; i++)
+		if (x[i] > 1) {
+			char at[160];
+			rt_index_str(&m->t, i, at, sizeof at);
+			return rt_file_error(d, file, "mask '%s' holds %u at %s; a mask holds only 0 "
+					     "(pruned) and 1 (kept)", m->name, x[i], at);
+		}
+	return 0;
+}
+
 static const rt_Slot *param_of(const rt_Program *p, const rt_Slot *mask)
 {
 	if (mask->param < 0 || (size_t)mask->param >= p->slot.len)

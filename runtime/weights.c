@@ -14,6 +14,7 @@
  * checkpoint); after loading, pruned weights are set to zero. */
 #include "rt.h"
 
+#include <math.h>
 #include <string.h>
 
 static int ends_with(const char *s, const char *suffix)
@@ -79,6 +80,42 @@ static int check_mask(const rt_Program *p, const rt_Slot *s, const rt_NamedTenso
 	return 0;
 }
 
+/* The program's mask bits of param slot index `param`, or NULL if it is dense. */
+static const uint8_t *mask_bits(const rt_Program *p, size_t param)
+{
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *m = &VEC_AT(p->slot, rt_Slot, i);
+		if (m->kind == RT_SLOT_MASK && m->bits && m->param == (int32_t)param)
+			return m->bits;
+	}
+	return NULL;
+}
+
+/* A NaN or infinity in a weight the model uses makes every output NaN, and
+ * nothing downstream can say which tensor was to blame; weights the mask
+ * prunes are set to zero on loading and do not count. */
+static int check_finite(const rt_Program *p, size_t param, const rt_NamedTensor *nt,
+			const char *path, Diag *d)
+{
+	if (nt->t.dtype != RT_F32)
+		return 0;
+	const uint8_t *bits = mask_bits(p, param);
+	const float *x = nt->t.data;
+	int64_t bad = 0, first = -1;
+	for (int64_t k = 0, n = rt_numel(&nt->t); k < n; k++)
+		if (!isfinite(x[k]) && (!bits || bits[k])) {
+			first = first < 0 ? k : first;
+			bad++;
+		}
+	if (!bad)
+		return 0;
+	char at[160];
+	rt_index_str(&nt->t, first, at, sizeof at);
+	return rt_file_error(d, path, "parameter '%s' holds %lld non-finite value%s (the first, "
+			     "%g, at %s)", nt->name, (long long)bad, bad == 1 ? "" : "s",
+			     (double)x[first], at);
+}
+
 static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, unsigned flags,
 			Diag *d)
 {
@@ -102,12 +139,16 @@ static int check_params(rt_Exec *e, const rt_TensorFile *f, const char *path, un
 			bad = rt_file_error(d, path, "parameter '%s' is %s%s in the file, the model "
 					    "wants %s%s", s->name, rt_dtype_name(nt->t.dtype), sf,
 					    rt_dtype_name(want.dtype), sw);
+		} else if (check_finite(p, i, nt, path, d)) {
+			bad = -1;
 		}
 	}
 	for (int i = 0; i < f->ntensor; i++) {
 		const rt_Slot *s = rt_program_find(p, f->tensor[i].name);
 		if (rt_is_mask_name(f->tensor[i].name)) {
-			if (!(flags & RT_LOAD_IGNORE_MASKS) && check_mask(p, s, &f->tensor[i], path, d))
+			if (!(flags & RT_LOAD_IGNORE_MASKS) &&
+			    (rt_mask_validate(path, &f->tensor[i], d) ||
+			     check_mask(p, s, &f->tensor[i], path, d)))
 				bad = -1;
 			continue;
 		}

@@ -9,8 +9,11 @@
 #include "support.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int source_from_string(Source *s, const char *name, const char *text)
 {
@@ -24,12 +27,53 @@ int source_from_string(Source *s, const char *name, const char *text)
 	return 0;
 }
 
-int source_load(Source *s, const char *path)
+int file_open_regular(const char *path, const char **why)
 {
-	memset(s, 0, sizeof *s);
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer. The type is checked on the descriptor, not on the name, so
+	 * nothing can be swapped in between. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) {
+		*why = strerror(errno);
 		return -1;
+	}
+	if (fstat(fd, &st)) {
+		*why = strerror(errno);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*why = S_ISDIR(st.st_mode)    ? "is a directory, not a file"
+		       : S_ISFIFO(st.st_mode) ? "is a FIFO (named pipe), not a regular file"
+		       : S_ISSOCK(st.st_mode) ? "is a socket, not a regular file"
+					      : "is a device, not a regular file";
+		goto fail;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		*why = strerror(errno);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int source_load(Source *s, const char *path, const char **why)
+{
+	const char *dummy;
+	why = why ? why : &dummy;
+	memset(s, 0, sizeof *s);
+	int fd = file_open_regular(path, why);
+	if (fd < 0)
+		return -1;
+	FILE *f = fdopen(fd, "rb");
+	if (!f) {
+		*why = strerror(errno);
+		close(fd);
+		return -1;
+	}
 	Vec buf = {0};
 	char chunk[65536];
 	size_t n;
@@ -43,7 +87,7 @@ int source_load(Source *s, const char *path)
 		buf.len += n;
 	}
 	if (!err && ferror(f))
-		err = EIO;
+		err = errno ? errno : EIO;
 	fclose(f);
 	if (!err && vec_reserve(&buf, buf.len + 1, 1))
 		err = ENOMEM;
@@ -51,7 +95,7 @@ int source_load(Source *s, const char *path)
 		err = ENOMEM;
 	if (err) {
 		vec_free(&buf);
-		errno = err;
+		*why = strerror(err);
 		return -1;
 	}
 	((char *)buf.data)[buf.len] = 0;

@@ -60,7 +60,13 @@ typedef struct Source {
 	char *text;
 	size_t len;
 } Source;
-int source_load(Source *s, const char *path);   /* 0 or -1 (errno set) */
+/* 0, or -1 with *why (if why is not NULL) saying what is wrong: a missing
+ * file, a directory, a FIFO (refused without waiting for a writer). */
+int source_load(Source *s, const char *path, const char **why);
+/* Opens path read-only if it is a regular file (FIFOs, devices and
+ * directories are refused before anything is read, without blocking):
+ * the descriptor, or -1 with *why a static text for "path: error: <why>". */
+int file_open_regular(const char *path, const char **why);
 int source_from_string(Source *s, const char *name, const char *text);
 void source_free(Source *s);
 

@@ -169,23 +169,25 @@ int build_run(Build *b, const BuildOptions *o)
 	return 0;
 }
 
-int sparse_tensors(const rt_TensorFile *f, bool masks, PruneTensor **out, int *n)
+int sparse_tensors(const rt_TensorFile *f, const char *path, bool masks, PruneTensor **out,
+		   int *n, Diag *d)
 {
 	*n = 0;
 	*out = mem_calloc(f->ntensor ? (size_t)f->ntensor : 1, sizeof **out);
 	if (!*out)
-		return -1;
+		return diag_error(d, (SrcLoc){0}, "out of memory");
 	for (int i = 0; i < f->ntensor; i++) {
 		const rt_NamedTensor *t = &f->tensor[i];
 		bool is_mask = rt_is_mask_name(t->name);
-		if (masks ? !is_mask || t->t.dtype != RT_U8 : t->t.dtype != RT_F32)
+		if (masks && is_mask && rt_mask_validate(path, t, d))
+			goto fail;
+		if (masks ? !is_mask : t->t.dtype != RT_F32)
 			continue;
 		size_t len = strlen(t->name) - (is_mask && masks ? 5 : 0);
 		char *name = mem_alloc(len + 1);
 		if (!name) {
-			sparse_tensors_free(*out, *n);
-			*out = NULL;
-			return -1;
+			diag_error(d, (SrcLoc){0}, "out of memory");
+			goto fail;
 		}
 		memcpy(name, t->name, len);
 		name[len] = 0;
@@ -195,6 +197,53 @@ int sparse_tensors(const rt_TensorFile *f, bool masks, PruneTensor **out, int *n
 		(*n)++;
 	}
 	return 0;
+fail:
+	sparse_tensors_free(*out, *n);
+	*out = NULL;
+	*n = 0;
+	return -1;
+}
+
+int weights_read(const char *path, const Args *a, rt_TensorFile *f, PruneTensor **masks,
+		 int *nmasks, Diag *d)
+{
+	*masks = NULL;
+	*nmasks = 0;
+	if (rt_safetensors_read(path, f, d))
+		return -1;
+	if (!a->dense && sparse_tensors(f, path, true, masks, nmasks, d)) {
+		rt_tensorfile_free(f);
+		return -1;
+	}
+	return 0;
+}
+
+int64_t build_vocab(const Graph *g, const char *input)
+{
+	uint32_t n = ir_nnode(g);
+	bool *from = mem_calloc(n ? n : 1, sizeof *from);
+	int64_t vocab = 0;
+	if (!from)
+		return 0;
+	for (ValId v = 0; v < n; v++) {
+		const Node *x = ir_node(g, v);
+		const Node *a0 = x->narg > 0 ? ir_node(g, ir_operand(g, x, 0)) : NULL;
+		bool idx1 = x->narg > 1 && from[ir_operand(g, x, 1)];
+		int64_t rows = 0;
+		if (x->op == OP_INPUT)
+			from[v] = x->name && !strcmp(ir_str(g, x->name), input);
+		else if (x->op == OP_RESHAPE || x->op == OP_PERMUTE || x->op == OP_SLICE ||
+			 x->op == OP_BROADCAST)
+			from[v] = from[ir_operand(g, x, 0)];   /* the same ids, moved */
+		else if (x->op == OP_GATHER && idx1)
+			rows = a0->shape.dim[0];                /* rows of the table */
+		else if (x->op == OP_CROSS_ENTROPY && idx1)
+			rows = a0->shape.dim[a0->shape.rank - 1];  /* classes of the logits */
+		if (rows > 0 && (vocab == 0 || rows < vocab))
+			vocab = rows;
+	}
+	mem_free(from);
+	return vocab;
 }
 
 void sparse_tensors_free(PruneTensor *t, int n)
@@ -202,6 +251,27 @@ void sparse_tensors_free(PruneTensor *t, int n)
 	for (int i = 0; t && i < n; i++)
 		mem_free((char *)t[i].name);
 	mem_free(t);
+}
+
+int data_vocab_check(const char *path, const rt_Data *data, const Graph *g, Diag *d)
+{
+	rt_Tensor t = {.dtype = RT_I32, .rank = 1, .dim = {data->ntok}, .data = data->tok};
+	int64_t v = build_vocab(g, "tokens"), vt = build_vocab(g, "targets");
+	if (vt > 0 && (v == 0 || vt < v))
+		v = vt;
+	return rt_tokens_check(path, &t, v, d);
+}
+
+int start_exec(Build *b, int threads, rt_Pool **pool, rt_Exec **e)
+{
+	*e = NULL;
+	if (!(*pool = rt_pool_create(threads)))
+		diag_error(&b->diag, (SrcLoc){0}, "cannot start %d threads", threads);
+	else if (!rt_exec_create(b->prog, *pool, e, &b->diag))
+		return 0;
+	/* The arena is sized by the model and its -D values: running out of
+	 * memory is the user's to fix, like any other input error. */
+	return EXIT_USER;
 }
 
 void build_free(Build *b)

@@ -65,8 +65,9 @@ int cmd_encode(int argc, char **argv)
 	if (!eo.out)
 		return usage_error("encode", "no output file given (-o TOKENS.npy)");
 	Source text;
-	if (source_load(&text, a.model)) {
-		perror(a.model);
+	const char *why;
+	if (source_load(&text, a.model, &why)) {
+		fprintf(stderr, "%s: error: cannot read: %s\n", a.model, why);
 		return EXIT_USER;
 	}
 	Diag d;

@@ -6,7 +6,8 @@
  * batches of the validation tail (windows of seq + 1 tokens that do not
  * overlap in their targets), or of the whole file with --all. Prints the
  * mean loss and its perplexity exp(loss). The program is the forward pass
- * with the loss only: nothing is trained. */
+ * with the loss only: nothing is trained. Masks in the weights file are
+ * compiled in, as for `mswc run`. */
 #include "tools.h"
 
 #include <errno.h>
@@ -67,22 +68,24 @@ static const rt_Slot *loss_slot(const rt_Program *p)
 	return NULL;
 }
 
-static int evaluate(const EvalOpts *eo, const Args *a, Build *b, const rt_Data *data)
+static int evaluate(const EvalOpts *eo, const Args *a, Build *b, const rt_TensorFile *w,
+		    const rt_Data *data)
 {
 	Diag *d = &b->diag;
-	rt_Pool *pool = rt_pool_create(a->threads);
-	rt_Exec *e = NULL;
-	int rc = EXIT_INTERNAL;
+	rt_Pool *pool;
+	rt_Exec *e;
 	rt_Tensor tok, tgt;
 	const rt_Slot *ls = loss_slot(b->prog);
-	if (!pool || rt_exec_create(b->prog, pool, &e, d))
+	int rc = start_exec(b, a->threads, &pool, &e);
+	if (rc)
 		goto done;
 	rc = EXIT_USER;
 	if (!ls || rt_exec_tensor(e, "tokens", &tok) || rt_exec_tensor(e, "targets", &tgt)) {
 		diag_error(d, (SrcLoc){0}, "the model needs inputs 'tokens' and 'targets' and a loss");
 		goto done;
 	}
-	if (rt_load_params(e, eo->weights, d))
+	if (rt_load_params_from(e, w, eo->weights, 0, d) ||
+	    data_vocab_check(eo->data, data, b->g, d))
 		goto done;
 	int64_t have = rt_data_val_batches(data, eo->batch, eo->seq);
 	int64_t n = eo->batches > 0 && eo->batches < have ? eo->batches : have;
@@ -125,27 +128,33 @@ int cmd_eval(int argc, char **argv)
 		return usage_error("eval", "no --weights given");
 	if (!eo.data)
 		return usage_error("eval", "no --data given");
-	rt_Data data;
+	rt_Data data = {0};
+	rt_TensorFile w = {0};
+	PruneTensor *masks = NULL;
+	int nmasks = 0, rc = EXIT_USER;
 	Diag d;
 	diag_init(&d);
-	if (rt_data_load(eo.data, eo.all ? 0 : eo.val_fraction, &data, &d)) {
+	if (rt_data_load(eo.data, eo.all ? 0 : eo.val_fraction, &data, &d) ||
+	    weights_read(eo.weights, &a, &w, &masks, &nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
-		diag_free(&d);
-		return EXIT_USER;
+		goto done;
 	}
-	diag_free(&d);
 	/* --all: the whole stream is the validation part. */
 	if (eo.all)
 		data.ntrain = 0;
 	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {eo.batch, eo.seq}},
 			       {.name = "targets", .rank = 2, .dim = {eo.batch, eo.seq}}};
 	BuildOptions bo = {.args = &a, .input = in, .ninput = 2, .auto_loss = true,
-			   .stage = STAGE_PROGRAM};
+			   .stage = STAGE_PROGRAM, .masks = masks, .nmasks = nmasks};
 	Build b;
-	int rc = build_run(&b, &bo);
+	rc = build_run(&b, &bo);
 	if (rc == 0)
-		rc = evaluate(&eo, &a, &b, &data);
+		rc = evaluate(&eo, &a, &b, &w, &data);
 	build_free(&b);
+done:
+	sparse_tensors_free(masks, nmasks);
+	rt_tensorfile_free(&w);
 	rt_data_free(&data);
+	diag_free(&d);
 	return rc;
 }

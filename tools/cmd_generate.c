@@ -18,7 +18,8 @@
  * length the weights were trained at (the "mswc.train_seq" metadata that
  * `mswc train` writes), or else the model's context. When the window is
  * full it slides by half (rt_generate), so -n is not bounded by the context
- * and positions the model never trained at are never used.
+ * and positions the model never trained at are never used. Masks in the
+ * weights file are compiled into both programs, as for `mswc run`.
  *
  * Several prompts (--prompt given more than once, or --prompts F: one per
  * line) or --batch N (N samples of one prompt, sequence b with seed + b)
@@ -210,17 +211,18 @@ static void put_token(void *user, int seq, int32_t tok)
 
 /* The prompt's program: the model in decode mode again, with T tokens
  * per run, bound to the same pool and loaded with the same weights. */
-static int build_prefill(const Args *a, int64_t T, rt_Pool *pool, const rt_TensorFile *wf,
-			 const char *path, Build *bp, rt_Exec **e)
+static int build_prefill(const BuildOptions *main, int64_t T, rt_Pool *pool,
+			 const rt_TensorFile *wf, const char *path, Build *bp, rt_Exec **e)
 {
 	fe_InputShape shape = {.name = "tokens", .rank = 2, .dim = {1, T}};
-	BuildOptions bo = {.args = a, .input = &shape, .ninput = 1, .decode = true,
-			   .stage = STAGE_PROGRAM};
+	BuildOptions bo = *main;
+	bo.input = &shape;
+	bo.ninput = 1;
 	int rc = build_run(bp, &bo);
 	if (rc)
 		return rc;
 	if (rt_exec_create(bp->prog, pool, e, &bp->diag))
-		rc = EXIT_INTERNAL;
+		rc = EXIT_USER;   /* out of memory, as in start_exec */
 	else if (rt_load_params_from(*e, wf, path, 0, &bp->diag))
 		rc = EXIT_USER;
 	if (rc)
@@ -228,30 +230,29 @@ static int build_prefill(const Args *a, int64_t T, rt_Pool *pool, const rt_Tenso
 	return rc;
 }
 
-static int generate(const GenOpts *go, const Args *a, Build *b, const Prompts *pr, int nseq)
+static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
+		    const rt_TensorFile *wf, const Prompts *pr, int nseq)
 {
-	rt_Pool *pool = rt_pool_create(a->threads);
-	rt_Exec *e = NULL, *pe = NULL;
-	rt_TensorFile wf = {0};
+	rt_Pool *pool;
+	rt_Exec *e, *pe = NULL;
 	Build bp = {0};
 	bool have_bp = false;
 	int32_t **prompt = NULL, **out = NULL;
 	int64_t *np = NULL;
 	rt_Decoder dc;
-	int rc = EXIT_INTERNAL;
-	if (!pool || rt_exec_create(b->prog, pool, &e, &b->diag))
+	int rc = start_exec(b, bo->args->threads, &pool, &e);
+	if (rc)
 		goto done;
 	rc = EXIT_USER;
-	if (rt_safetensors_read(go->weights, &wf, &b->diag) ||
-	    rt_load_params_from(e, &wf, go->weights, 0, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
+	if (rt_load_params_from(e, wf, go->weights, 0, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
 		goto done;
-	int64_t n = go->n, window = go->window ? go->window : trained_window(&wf);
+	int64_t n = go->n, window = go->window ? go->window : trained_window(wf);
 	if (window <= 0 || window > dc.ctx)
 		window = dc.ctx;
 	int64_t chunk = go->prefill < window ? go->prefill : window;
 	if (chunk > 1) {
 		have_bp = true;
-		if ((rc = build_prefill(a, chunk, pool, &wf, go->weights, &bp, &pe)))
+		if ((rc = build_prefill(bo, chunk, pool, wf, go->weights, &bp, &pe)))
 			goto quiet;
 		rc = EXIT_USER;
 	}
@@ -265,15 +266,13 @@ static int generate(const GenOpts *go, const Args *a, Build *b, const Prompts *p
 		prompt[q] = mem_alloc((size_t)np[q] * sizeof **prompt);
 		out[q] = mem_alloc((size_t)(n ? n : 1) * sizeof **out);
 		ok = prompt[q] && out[q];
-		for (int64_t i = 0; ok && i < np[q]; i++) {
+		for (int64_t i = 0; ok && i < np[q]; i++)
 			prompt[q][i] = (unsigned char)text[i];
-			if (prompt[q][i] >= dc.vocab) {
-				diag_error(&b->diag, (SrcLoc){0}, "prompt byte %lld (%d) is outside the "
-					   "vocabulary of %lld", (long long)i, prompt[q][i],
-					   (long long)dc.vocab);
-				goto done;
-			}
-		}
+		rt_Tensor pt = {.dtype = RT_I32, .rank = 1, .dim = {np[q]}, .data = prompt[q]};
+		const char *src = go->prompt_file ? go->prompt_file
+				  : go->prompts_file ? go->prompts_file : "--prompt";
+		if (ok && rt_tokens_check(src, &pt, dc.vocab, &b->diag))
+			goto done;
 	}
 	if (!ok) {
 		rc = EXIT_INTERNAL;
@@ -332,7 +331,6 @@ quiet:
 	if (have_bp)
 		build_free(&bp);
 	rt_exec_destroy(e);
-	rt_tensorfile_free(&wf);
 	rt_pool_destroy(pool);
 	return rc;
 }
@@ -351,8 +349,10 @@ int cmd_generate(int argc, char **argv)
 	Diag d;
 	diag_init(&d);
 	Prompts pr = {0};
-	int rc = EXIT_USER;
-	if (read_prompts(&go, &pr, &d)) {
+	rt_TensorFile wf = {0};
+	PruneTensor *masks = NULL;
+	int nmasks = 0, rc = EXIT_USER;
+	if (read_prompts(&go, &pr, &d) || weights_read(go.weights, &a, &wf, &masks, &nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
 		goto out;
 	}
@@ -372,13 +372,15 @@ int cmd_generate(int argc, char **argv)
 	fe_InputShape shape[2] = {{.name = "tokens", .rank = 2, .dim = {nseq, 1}},
 				  {.name = "pos", .rank = 1, .dim = {nseq}}};
 	BuildOptions bo = {.args = &a, .input = shape, .ninput = 2, .decode = true,
-			   .stage = STAGE_PROGRAM};
+			   .stage = STAGE_PROGRAM, .masks = masks, .nmasks = nmasks};
 	Build b;
 	rc = build_run(&b, &bo);
 	if (rc == 0)
-		rc = generate(&go, &a, &b, &pr, nseq);
+		rc = generate(&go, &bo, &b, &wf, &pr, nseq);
 	build_free(&b);
 out:
+	sparse_tensors_free(masks, nmasks);
+	rt_tensorfile_free(&wf);
 	prompts_free(&pr);
 	diag_free(&d);
 	return rc;

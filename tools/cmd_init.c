@@ -52,9 +52,9 @@ int cmd_init(int argc, char **argv)
 	rt_Exec *e = NULL;
 	if (rc)
 		goto done;
-	rc = EXIT_INTERNAL;
-	if (!(pool = rt_pool_create(1)) || rt_exec_create(b.prog, pool, &e, &b.diag))
+	if ((rc = start_exec(&b, 1, &pool, &e)))
 		goto fail;
+	rc = EXIT_INTERNAL;
 	if (rt_init_params(e, (uint64_t)io.seed)) {
 		diag_error(&b.diag, (SrcLoc){0}, "cannot initialise parameters");
 		goto fail;

@@ -73,9 +73,8 @@ int cmd_prune(int argc, char **argv)
 		diag_free(&d);
 		return EXIT_USER;
 	}
-	if (sparse_tensors(&f, false, &w, &nw)) {
-		fprintf(stderr, "mswc prune: error: out of memory\n");
-		rc = EXIT_INTERNAL;
+	if (sparse_tensors(&f, po.weights, false, &w, &nw, &d)) {
+		fputs(diag_text(&d), stderr);
 		goto done;
 	}
 	BuildOptions bo = {.args = &a, .stage = STAGE_PROGRAM, .seed = (uint64_t)po.seed,
@@ -88,8 +87,7 @@ int cmd_prune(int argc, char **argv)
 				 "and no --sparsity was given");
 		goto done;
 	}
-	rc = EXIT_INTERNAL;
-	if (!(pool = rt_pool_create(1)) || rt_exec_create(b.prog, pool, &e, &b.diag))
+	if ((rc = start_exec(&b, 1, &pool, &e)))
 		goto fail;
 	rc = EXIT_USER;
 	if (rt_load_params_from(e, &f, po.weights, RT_LOAD_IGNORE_MASKS, &b.diag))

@@ -4,7 +4,10 @@
  * Input shapes come from the .npy files and bind the model's symbolic dims,
  * so one model file serves any batch and sequence length. When every input
  * the model declares is given (e.g. tokens and targets), the loss is
- * computed too. Outputs (and the loss) go to a safetensors file. */
+ * computed too. Outputs (and the loss) go to a safetensors file. Masks in
+ * the weights file are compiled in (a pruned or sparse-trained checkpoint
+ * runs with its sparse kernels; --dense drops them), and token ids are
+ * checked against the vocabulary they index before anything runs. */
 #include "tools.h"
 
 #include <limits.h>
@@ -36,6 +39,9 @@ static int run_option(Args *a, int argc, char **argv, int i)
 		if (ro->nin == MAX_INPUTS)
 			return -usage_error("run", "too many --input options");
 		((char *)eq)[0] = 0;
+		for (int k = 0; k < ro->nin; k++)
+			if (!strcmp(ro->in_name[k], v))
+				return -usage_error("run", "--input %s is given twice", v);
 		ro->in_name[ro->nin] = v;
 		ro->in_path[ro->nin++] = eq + 1;
 	} else if ((v = args_value(argc, argv, &at, "--repeat"))) {
@@ -75,9 +81,11 @@ static int same_layout(const rt_Slot *s, const rt_Tensor *t)
 }
 
 /* Copy the inputs into the arena; every input the program still reads must
- * be given, and every given input must exist in the model. */
-static int bind_inputs(const RunOpts *ro, const rt_Program *p, rt_Exec *e, const rt_Tensor *t,
-		       Diag *d)
+ * be given, every given input must exist in the model, and token ids must
+ * lie in the vocabulary they index (an id outside reads outside the table
+ * and every logit comes out NaN). */
+static int bind_inputs(const RunOpts *ro, const Graph *g, const rt_Program *p, rt_Exec *e,
+		       const rt_Tensor *t, Diag *d)
 {
 	for (int i = 0; i < ro->nin; i++) {
 		const rt_Slot *s = rt_program_find(p, ro->in_name[i]);
@@ -89,6 +97,8 @@ static int bind_inputs(const RunOpts *ro, const rt_Program *p, rt_Exec *e, const
 					  "expects %s rank %d", ro->in_name[i], ro->in_path[i],
 					  rt_dtype_name(t[i].dtype), t[i].rank,
 					  rt_dtype_name((rt_DType)s->dtype), s->rank);
+		if (rt_tokens_check(ro->in_path[i], &t[i], build_vocab(g, s->name), d))
+			return -1;
 		rt_Tensor dst;
 		rt_exec_tensor(e, s->name, &dst);
 		memcpy(dst.data, t[i].data, (size_t)rt_nbytes(&t[i]));
@@ -138,20 +148,22 @@ static void report_outputs(const rt_NamedTensor *out, int n)
 		if (t->rank == 0 && t->dtype == RT_F32)
 			printf("%s = %.6f\n", out[i].name, *(const float *)t->data);
 		if (bad)
-			fprintf(stderr, "mswc run: warning: %s has %lld non-finite values (token ids "
-				"out of range?)\n", out[i].name, (long long)bad);
+			fprintf(stderr, "mswc run: warning: %s has %lld non-finite values\n",
+				out[i].name, (long long)bad);
 	}
 }
 
-static int execute(const RunOpts *ro, const Args *a, Build *b, rt_Tensor *in)
+static int execute(const RunOpts *ro, const Args *a, Build *b, const rt_TensorFile *w,
+		   rt_Tensor *in)
 {
-	rt_Pool *pool = rt_pool_create(a->threads);
-	rt_Exec *e = NULL;
-	int rc = EXIT_INTERNAL;
-	if (!pool || rt_exec_create(b->prog, pool, &e, &b->diag))
+	rt_Pool *pool;
+	rt_Exec *e;
+	int rc = start_exec(b, a->threads, &pool, &e);
+	if (rc)
 		goto done;
 	rc = EXIT_USER;
-	if (rt_load_params(e, ro->weights, &b->diag) || bind_inputs(ro, b->prog, e, in, &b->diag))
+	if (rt_load_params_from(e, w, ro->weights, 0, &b->diag) ||
+	    bind_inputs(ro, b->g, b->prog, e, in, &b->diag))
 		goto done;
 	rt_exec_profile(e, ro->profile);
 	double t0 = now_seconds();
@@ -186,23 +198,28 @@ int cmd_run(int argc, char **argv)
 		return usage_error("run", "no --weights given (make some with 'mswc init')");
 	rt_Tensor in[MAX_INPUTS] = {0};
 	fe_InputShape shape[MAX_INPUTS] = {0};
+	rt_TensorFile w = {0};
+	PruneTensor *masks = NULL;
+	int nmasks = 0;
 	Diag d;
 	diag_init(&d);
 	int rc = EXIT_USER;
-	if (read_inputs(&ro, in, shape, &d)) {
+	if (read_inputs(&ro, in, shape, &d) || weights_read(ro.weights, &a, &w, &masks, &nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
 		goto done;
 	}
 	BuildOptions bo = {.args = &a, .input = shape, .ninput = ro.nin, .auto_loss = true,
-			   .stage = STAGE_PROGRAM};
+			   .stage = STAGE_PROGRAM, .masks = masks, .nmasks = nmasks};
 	Build b;
 	rc = build_run(&b, &bo);
 	if (rc == 0)
-		rc = execute(&ro, &a, &b, in);
+		rc = execute(&ro, &a, &b, &w, in);
 	build_free(&b);
 done:
 	for (int i = 0; i < ro.nin; i++)
 		rt_tensor_free(&in[i]);
+	sparse_tensors_free(masks, nmasks);
+	rt_tensorfile_free(&w);
 	diag_free(&d);
 	return rc;
 }

@@ -318,10 +318,10 @@ static int report_sparsity(rt_Exec *e, const Graph *g, Diag *d)
 
 /* --- setting up the run --- */
 
-static int start_weights(const TrainOpts *to, rt_Exec *e, Diag *d)
+static int start_weights(const TrainOpts *to, const rt_TensorFile *w, rt_Exec *e, Diag *d)
 {
 	if (to->weights)
-		return rt_load_params(e, to->weights, d);
+		return rt_load_params_from(e, w, to->weights, 0, d);
 	if (rt_init_params(e, to->c.seed))
 		return diag_error(d, (SrcLoc){0}, "cannot initialise the parameters");
 	return 0;
@@ -366,23 +366,8 @@ static int check_eval(TrainOpts *to, const rt_Data *data, Diag *d)
 	return 0;
 }
 
-/* Byte tokens index the token embedding: a GPT-style model with a smaller
- * vocabulary would read outside its table (the NaN hunt would name the
- * gather, but this says why). Models without "wte.weight" are not checked. */
-static int check_vocab(const rt_Program *p, const rt_Data *data, Diag *d)
-{
-	const rt_Slot *wte = rt_program_find(p, "wte.weight");
-	int32_t top = -1;
-	for (int64_t i = 0; i < data->ntok; i++)
-		top = data->tok[i] > top ? data->tok[i] : top;
-	if (wte && wte->kind == RT_SLOT_PARAM && wte->rank == 2 && wte->dim[0] <= top)
-		return diag_error(d, (SrcLoc){0}, "the data holds byte token %d, but the model's "
-				  "vocabulary is %lld (wte.weight); use -D vocab=256", (int)top,
-				  (long long)wte->dim[0]);
-	return 0;
-}
-
-static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
+static int train(TrainOpts *to, const Args *a, Build *b, const rt_TensorFile *w,
+		 rt_Checkpoint *ck)
 {
 	rt_Data data = {0};
 	rt_Pool *pool = NULL;
@@ -391,13 +376,9 @@ static int train(TrainOpts *to, const Args *a, Build *b, rt_Checkpoint *ck)
 	Diag *d = &b->diag;
 	int rc = EXIT_USER;
 	if (rt_data_load(to->data, to->c.val_fraction, &data, d) || check_eval(to, &data, d) ||
-	    check_vocab(b->prog, &data, d))
+	    data_vocab_check(to->data, &data, b->g, d) || start_exec(b, a->threads, &pool, &e))
 		goto fail;
-	if (!(pool = rt_pool_create(a->threads)) || rt_exec_create(b->prog, pool, &e, d)) {
-		rc = EXIT_INTERNAL;
-		goto fail;
-	}
-	if (!ck && start_weights(to, e, d))
+	if (!ck && start_weights(to, w, e, d))
 		goto fail;
 	if (rt_trainer_create(e, &data, &to->c, &t, d) || (ck && rt_trainer_resume(t, ck, d)))
 		goto fail;
@@ -469,16 +450,10 @@ static int build_and_train(TrainOpts *to, Args *a, rt_Checkpoint *ck, Diag *d)
 	rt_TensorFile wf = {0};
 	PruneTensor *masks = NULL;
 	int nmasks = 0;
-	if (!a->dense && (to->weights || ck)) {
-		if (to->weights && rt_safetensors_read(to->weights, &wf, d)) {
-			fputs(diag_text(d), stderr);
-			return EXIT_USER;
-		}
-		if (sparse_tensors(ck ? &ck->model : &wf, true, &masks, &nmasks)) {
-			rt_tensorfile_free(&wf);
-			fprintf(stderr, "mswc train: out of memory\n");
-			return EXIT_INTERNAL;
-		}
+	if ((to->weights && weights_read(to->weights, a, &wf, &masks, &nmasks, d)) ||
+	    (ck && !a->dense && sparse_tensors(&ck->model, ck->dir, true, &masks, &nmasks, d))) {
+		fputs(diag_text(d), stderr);
+		return EXIT_USER;
 	}
 	BuildOptions bo = {.args = a, .input = in, .ninput = 2, .training = true,
 			   .optimizer = true, .decay_all = to->decay_all, .freeze = to->freeze,
@@ -487,11 +462,11 @@ static int build_and_train(TrainOpts *to, Args *a, rt_Checkpoint *ck, Diag *d)
 	Build b;
 	int rc = build_run(&b, &bo);
 	sparse_tensors_free(masks, nmasks);
-	rt_tensorfile_free(&wf);
 	if (rc == 0 && !ck)
 		pass_prune_report(b.g, stderr);
 	if (rc == 0)
-		rc = train(to, a, &b, ck);
+		rc = train(to, a, &b, &wf, ck);
+	rt_tensorfile_free(&wf);
 	build_free(&b);
 	return rc;
 }

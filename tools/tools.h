@@ -83,11 +83,31 @@ typedef struct BuildOptions {
 int build_run(Build *b, const BuildOptions *o);
 void build_free(Build *b);
 /* The tensors of a safetensors file for the prune pass: with masks, every
- * U8 "<param>.mask" (named by its param); otherwise every F32 tensor.
- * *out is mem_alloc'd along with its names (free with sparse_tensors_free);
- * the data points into f. */
-int sparse_tensors(const rt_TensorFile *f, bool masks, PruneTensor **out, int *n);
+ * "<param>.mask" (named by its param), each checked by rt_mask_validate;
+ * otherwise every F32 tensor. *out is mem_alloc'd along with its names
+ * (free with sparse_tensors_free); the data points into f. */
+int sparse_tensors(const rt_TensorFile *f, const char *path, bool masks, PruneTensor **out,
+		   int *n, Diag *d);
 void sparse_tensors_free(PruneTensor *t, int n);
+/* The --weights a command starts from: the file read and validated, and
+ * (unless --dense) its masks for BuildOptions.masks, so the program is
+ * compiled with them: a pruned or sparse-trained checkpoint runs with its
+ * sparse kernels without restating --sparsity. Load the parameters with
+ * rt_load_params_from(e, f, path, 0, d); free f and the masks. */
+int weights_read(const char *path, const Args *a, rt_TensorFile *f, PruneTensor **masks,
+		 int *nmasks, Diag *d);
+/* The vocabulary an i32 input indexes, found in the graph's structure: the
+ * fewest rows of any table it is gathered from, or classes of any loss it
+ * is the target of (through reshapes and slices); 0 if it indexes nothing.
+ * Ids outside it would read outside the table (rt_tokens_check). */
+int64_t build_vocab(const Graph *g, const char *input);
+/* --data's tokens (positions count from the start of the stream) against
+ * the vocabulary the model's "tokens" and "targets" index. */
+int data_vocab_check(const char *path, const rt_Data *data, const Graph *g, Diag *d);
+/* A thread pool and an executor for b->prog: 0, or the exit status after
+ * recording why in b->diag (EXIT_USER: out of memory is the user's, set by
+ * the model's size). */
+int start_exec(Build *b, int threads, rt_Pool **pool, rt_Exec **e);
 double now_seconds(void);
 
 int cmd_compile(int argc, char **argv);

@@ -358,7 +358,7 @@ static void test_robust(void)
 {
 	fe_Session *s = fe_session_create();
 	Source gpt;
-	CHECK(source_load(&gpt, MSW_SOURCE_DIR "/models/gpt.msw") == 0);
+	CHECK(source_load(&gpt, MSW_SOURCE_DIR "/models/gpt.msw", NULL) == 0);
 	srand(12345);
 	char *buf = malloc(gpt.len + 1);
 	int ok = 0, failed = 0;

@@ -176,7 +176,7 @@ static void test_statement_patterns(void)
 	/* The GPT model with a statement: attention and MLP matrices of every
 	 * layer, not their biases (rank 1) and not the layer norms. */
 	Source s;
-	CHECK(source_load(&s, GPT) == 0);
+	CHECK(source_load(&s, GPT, NULL) == 0);
 	const char *at = strstr(s.text, "  wte = embedding_table");
 	CHECK(at != NULL);
 	if (!at) {

