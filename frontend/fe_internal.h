@@ -257,6 +257,7 @@ Value fe_call(Ev *ev, Value callee, const char *what, SrcLoc loc, Arg *arg, int 
 /* exec.c */
 int fe_exec_block(Ev *ev, const Block *b);
 int fe_eval_model(Ev *ev, const Func *model);
+/* eval.c */
 Value fe_err(void);
 Value fe_error(Ev *ev, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void fe_fmt(Value v, char *buf, size_t n);  /* a value as the user would write it */

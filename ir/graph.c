@@ -655,38 +655,3 @@ ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, D
 	ValId args[2] = {idx, dy};
 	return ir_add(g, &n, args, 2, d);
 }
-
-int ir_reorder(Graph *g, const ValId *order, const ValId *redirect, Diag *d)
-{
-	uint32_t n = ir_nnode(g);
-	ValId *newid = mem_alloc((n ? n : 1) * sizeof *newid);
-	Node *node = mem_alloc((n ? n : 1) * sizeof *node);
-	if (!newid || !node) {
-		mem_free(newid);
-		mem_free(node);
-		return diag_error(d, (SrcLoc){0}, "out of memory");
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		newid[order[i]] = i;
-		node[i] = *ir_node(g, order[i]);
-	}
-	memcpy(g->node.data, node, n * sizeof *node);
-	mem_free(node);
-#define MAP(v) newid[redirect ? redirect[v] : (v)]
-	for (size_t i = 0; i < g->arg.len; i++)
-		VEC_AT(g->arg, ValId, i) = MAP(VEC_AT(g->arg, ValId, i));
-	for (size_t i = 0; i < g->out.len; i++)
-		VEC_AT(g->out, Output, i).val = MAP(VEC_AT(g->out, Output, i).val);
-	if (g->loss != VAL_NONE)
-		g->loss = MAP(g->loss);
-	for (size_t i = 0; i < g->grad.len; i++) {
-		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
-		gp->param = newid[gp->param];
-		gp->grad = MAP(gp->grad);
-	}
-#undef MAP
-	for (size_t i = 0; i < g->mask.len; i++)
-		VEC_AT(g->mask, Mask, i).param = newid[VEC_AT(g->mask, Mask, i).param];
-	mem_free(newid);
-	return 0;
-}

@@ -305,14 +305,46 @@ ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, D
 ValId ir_spmm(Graph *g, ValId at, ValId w, unsigned flags, SrcLoc loc, Diag *d);
 ValId ir_sddmm(Graph *g, ValId at, ValId bt, ValId w, SrcLoc loc, Diag *d);
 
-/* Renumber the nodes so that new node i is old node order[i] (a
- * permutation), rewriting operands, outputs, the loss, gradients and masks.
- * With redirect (NULL: none), every reader of value v (operands, outputs,
- * the loss, gradients) reads redirect[v] instead. The caller guarantees the
- * result is topological. For passes that append nodes, then place them
- * before their readers and replace old values with them. -1 on out of
- * memory, with the graph unchanged. */
-int ir_reorder(Graph *g, const ValId *order, const ValId *redirect, Diag *d);
+/* rewrite.c: the one way to rewrite the graph (docs/ir.md, "Rewriting").
+ * Use lists on demand: the readers of v are user[start[v] .. start[v+1]),
+ * in node order (a node reading v twice is listed twice). */
+typedef struct Uses {
+	uint32_t *start;      /* nnode + 1 */
+	ValId *user;
+} Uses;
+int ir_uses(const Graph *g, Uses *u, Diag *d);
+void ir_uses_free(Uses *u);
+
+/* A batch of edits, applied at once by ir_rw_commit:
+ *   ir_rw_place     the nodes appended since the last place go right
+ *                   before old node `at` (VAL_NONE or a new node: at the
+ *                   end), in the order they were appended;
+ *   ir_rw_replace   readers of v read w instead: every operand whose
+ *                   reader comes after w in the final order (so the nodes
+ *                   w is built from keep reading v), every output, the
+ *                   loss and gradient values; chains are followed;
+ *   ir_rw_remove    old node v goes; it must have no readers left.
+ * The commit keeps topological order (or fails), renumbers densely and
+ * keeps outputs, the loss, g->grad and g->mask consistent. On failure, or
+ * after ir_rw_abort, the graph is exactly as it was at ir_rw_begin;
+ * either way the Rewrite is released. */
+typedef struct RwRepl {
+	ValId from, to;
+} RwRepl;
+typedef struct Rewrite {
+	Graph *g;
+	uint32_t n0;          /* nodes at ir_rw_begin */
+	size_t narg0;         /* operand slots at ir_rw_begin */
+	Vec place;            /* ValId per appended node: the old node it precedes */
+	Vec repl;             /* RwRepl */
+	bool *removed;        /* n0 flags */
+} Rewrite;
+int ir_rw_begin(Graph *g, Rewrite *rw, Diag *d);
+int ir_rw_place(Rewrite *rw, ValId at, Diag *d);
+int ir_rw_replace(Rewrite *rw, ValId v, ValId w, Diag *d);
+void ir_rw_remove(Rewrite *rw, ValId v);
+int ir_rw_commit(Rewrite *rw, Diag *d);
+void ir_rw_abort(Rewrite *rw);
 
 /* shape.c: the shape and dtype rule of every op. Reads the node's operands
  * and attributes and writes n->shape (and n->dtype where the op decides it).

@@ -24,13 +24,12 @@
  * MASK nodes, even when sparse_lower left nothing reading them: the
  * optimizer's masked AdamW and the checkpoint writer read their slots.
  *
- * Survivors keep their order and are renumbered densely; the operand list,
- * outputs, loss, gradients and masks are rewritten to the new ids. Everything new is built
- * before the graph is touched, so on failure (out of memory) it is
+ * The dead nodes are removed by one rewrite (ir/rewrite.c), which keeps
+ * the survivors in order, renumbers them densely and keeps outputs, loss,
+ * gradients and masks consistent; on failure (out of memory) the graph is
  * unchanged. Assumes topological order (ir_verify). */
 #include "passes.h"
 
-#include <string.h>
 
 /* live[v] for every node, walking from the last node back to the first so
  * each node is decided before its operands are. */
@@ -58,10 +57,8 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 {
 	uint32_t n = ir_nnode(g);
 	bool *live = mem_calloc(n ? n : 1, sizeof *live);
-	ValId *newid = mem_alloc((n ? n : 1) * sizeof *newid);
-	Vec node = {0}, arg = {0};
-	if (!live || !newid)
-		goto oom;
+	if (!live)
+		return diag_error(d, (SrcLoc){0}, "out of memory");
 	for (size_t i = 0; i < g->out.len; i++)
 		if (VEC_AT(g->out, Output, i).val >= n) {
 			diag_error(d, (SrcLoc){0}, "internal: output %zu is not a value", i);
@@ -78,11 +75,6 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < g->mask.len; i++)
-		if (VEC_AT(g->mask, Mask, i).param >= n) {
-			diag_error(d, (SrcLoc){0}, "internal: mask %zu is not for a value", i);
-			goto fail;
-		}
 	for (ValId v = 0; v < n; v++) {
 		const Node *nd = ir_node(g, v);
 		for (uint32_t i = 0; i < nd->narg; i++)
@@ -92,57 +84,28 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d)
 			}
 	}
 	mark_live(g, o, live);
-	uint32_t nlive = 0;
-	size_t narg = 0;
+	Rewrite rw;
+	if (ir_rw_begin(g, &rw, d))
+		goto fail;
 	for (ValId v = 0; v < n; v++)
-		if (live[v]) {
-			newid[v] = nlive++;
-			narg += ir_node(g, v)->narg;
-		} else
-			newid[v] = VAL_NONE;
-	if (vec_reserve(&node, nlive ? nlive : 1, sizeof(Node)) ||
-	    vec_reserve(&arg, narg ? narg : 1, sizeof(ValId)))
-		goto oom;
-	for (ValId v = 0; v < n; v++) {
 		if (!live[v])
-			continue;
-		Node *nd = &VEC_AT(node, Node, node.len++);
-		*nd = *ir_node(g, v);
-		nd->arg = (uint32_t)arg.len;
-		for (uint32_t i = 0; i < nd->narg; i++)
-			VEC_AT(arg, ValId, arg.len++) = newid[ir_operand(g, ir_node(g, v), i)];
-	}
-	/* Nothing can fail from here on. */
-	for (size_t i = 0; i < g->out.len; i++) {
-		Output *out = &VEC_AT(g->out, Output, i);
-		out->val = newid[out->val];
-	}
-	if (g->loss != VAL_NONE)
-		g->loss = newid[g->loss];
+			ir_rw_remove(&rw, v);
+	/* The loss and the gradients go with their nodes; put them back if the
+	 * commit fails, so the graph is unchanged. */
+	ValId loss = g->loss;
+	size_t ngrad = g->grad.len;
+	if (g->loss != VAL_NONE && !live[g->loss])
+		g->loss = VAL_NONE;
 	if (!o->training)
 		g->grad.len = 0;
-	for (size_t i = 0; i < g->grad.len; i++) {
-		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
-		gp->param = newid[gp->param];
-		gp->grad = newid[gp->grad];
+	if (ir_rw_commit(&rw, d)) {
+		g->loss = loss;
+		g->grad.len = ngrad;
+		goto fail;
 	}
-	for (size_t i = 0; i < g->mask.len; i++) {   /* params are always live */
-		Mask *m = &VEC_AT(g->mask, Mask, i);
-		m->param = newid[m->param];
-	}
-	vec_free(&g->node);
-	vec_free(&g->arg);
-	g->node = node;
-	g->arg = arg;
 	mem_free(live);
-	mem_free(newid);
 	return 0;
-oom:
-	diag_error(d, (SrcLoc){0}, "out of memory");
 fail:
-	vec_free(&node);
-	vec_free(&arg);
 	mem_free(live);
-	mem_free(newid);
 	return -1;
 }

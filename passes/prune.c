@@ -365,15 +365,17 @@ static int plan_cmp(const void *a, const void *b)
 
 /* ---- the rewrite: readers of W read mul(W, mask) ---- */
 
-static int rewrite(Graph *g, const Vec *plan, Vec *node, Vec *arg, ValId **newid_out, Diag *d)
+/* Appends mask W and mul(W, mask W) right after each param W the plan
+ * covers that no MASK node reads yet, and makes every later reader, the
+ * outputs and the loss read the product (one rewrite, committed by the
+ * caller). */
+static int rewrite(Graph *g, const Vec *plan, Rewrite *rw, Diag *d)
 {
 	uint32_t n = ir_nnode(g);
 	bool *todo = mem_calloc(n ? n : 1, sizeof *todo);
-	ValId *newid = mem_alloc((n ? n : 1) * sizeof *newid);
-	ValId *repl = mem_alloc((n ? n : 1) * sizeof *repl);
 	size_t extra = 0;
-	if (!todo || !newid || !repl)
-		goto oom;
+	if (!todo)
+		return diag_error(d, (SrcLoc){0}, "out of memory");
 	for (size_t i = 0; i < plan->len; i++)
 		todo[VEC_AT(*plan, Plan, i).m.param] = true;
 	for (ValId v = 0; v < n; v++) {   /* already rewritten (IR read back) */
@@ -389,62 +391,28 @@ static int rewrite(Graph *g, const Vec *plan, Vec *node, Vec *arg, ValId **newid
 			   "be applied before autodiff");
 		goto fail;
 	}
-	if (vec_reserve(node, n + 2 * extra, sizeof(Node)) ||
-	    vec_reserve(arg, g->arg.len + 2 * extra + 1, sizeof(ValId)))
-		goto oom;
 	for (ValId v = 0; v < n; v++) {
-		const Node *old = ir_node(g, v);
-		Node nd = *old;
-		nd.arg = (uint32_t)arg->len;
-		for (uint32_t i = 0; i < old->narg; i++)
-			VEC_AT(*arg, ValId, arg->len++) = repl[ir_operand(g, old, i)];
-		newid[v] = repl[v] = (ValId)node->len;
-		VEC_AT(*node, Node, node->len++) = nd;
 		if (!todo[v])
 			continue;
+		const Node *w = ir_node(g, v);
 		Node mk;
 		memset(&mk, 0, sizeof mk);
 		mk.op = OP_MASK;
 		mk.dtype = DT_F32;
-		mk.shape = old->shape;
-		mk.name = old->name;
-		mk.loc = old->loc;
-		mk.offset = -1;
-		mk.arg = (uint32_t)arg->len;
-		ValId mid = (ValId)node->len;
-		VEC_AT(*node, Node, node->len++) = mk;
-		Node mul = mk;
-		mul.op = OP_MUL;
-		mul.name = 0;
-		mul.arg = (uint32_t)arg->len;
-		mul.narg = 2;
-		VEC_AT(*arg, ValId, arg->len++) = newid[v];
-		VEC_AT(*arg, ValId, arg->len++) = mid;
-		repl[v] = (ValId)node->len;
-		VEC_AT(*node, Node, node->len++) = mul;
-	}
-	/* Nothing can fail from here on; outputs and the loss read the product. */
-	for (size_t i = 0; i < g->out.len; i++) {
-		Output *o = &VEC_AT(g->out, Output, i);
-		o->val = repl[o->val];
-	}
-	if (g->loss != VAL_NONE)
-		g->loss = repl[g->loss];
-	for (size_t i = 0; i < g->grad.len; i++) {
-		GradPair *gp = &VEC_AT(g->grad, GradPair, i);
-		gp->param = newid[gp->param];
-		gp->grad = newid[gp->grad];
+		mk.shape = w->shape;
+		mk.name = w->name;
+		mk.loc = w->loc;
+		SrcLoc loc = w->loc;
+		ValId mid = ir_add(g, &mk, NULL, 0, d);
+		ValId mul = mid == VAL_NONE ? VAL_NONE : ir_binary(g, OP_MUL, v, mid, loc, d);
+		if (mul == VAL_NONE || ir_rw_place(rw, v + 1 < n ? v + 1 : VAL_NONE, d) ||
+		    ir_rw_replace(rw, v, mul, d))
+			goto fail;
 	}
 	mem_free(todo);
-	mem_free(repl);
-	*newid_out = newid;
 	return 0;
-oom:
-	diag_error(d, (SrcLoc){0}, "out of memory");
 fail:
 	mem_free(todo);
-	mem_free(newid);
-	mem_free(repl);
 	return -1;
 }
 
@@ -469,47 +437,46 @@ int pass_prune(Graph *g, const PassOptions *o, Diag *d)
 		ir_clear_masks(g);
 		return 0;
 	}
-	Vec plan = {0}, node = {0}, arg = {0};
-	ValId *newid = NULL;
+	Vec plan = {0}, masks = {0};
+	Rewrite rw;
 	if (settle(g, po, &plan, d) || decide(g, po, &plan, d))
 		goto fail;
 	qsort(plan.data, plan.len, sizeof(Plan), plan_cmp);
-	Vec masks = {0};
 	if (vec_reserve(&masks, plan.len ? plan.len : 1, sizeof(Mask))) {
 		diag_error(d, (SrcLoc){0}, "out of memory");
 		goto fail;
 	}
-	if (rewrite(g, &plan, &node, &arg, &newid, d)) {
-		vec_free(&masks);
+	for (size_t i = 0; i < plan.len; i++)
+		VEC_AT(masks, Mask, masks.len++) = VEC_AT(plan, Plan, i).m;
+	if (ir_rw_begin(g, &rw, d))
+		goto fail;
+	if (rewrite(g, &plan, &rw, d)) {
+		ir_rw_abort(&rw);
 		goto fail;
 	}
-	/* Commit. Old bits that no plan entry carries over were replaced. */
-	for (size_t i = 0; i < g->mask.len; i++) {
-		uint8_t *b = VEC_AT(g->mask, Mask, i).bits;
+	/* The new masks go in before the commit, which renumbers their params;
+	 * if it fails, the old list comes back untouched. */
+	Vec old = g->mask;
+	g->mask = masks;
+	if (ir_rw_commit(&rw, d)) {
+		g->mask = old;
+		goto fail;
+	}
+	/* Old bits that no plan entry carries over were replaced. */
+	for (size_t i = 0; i < old.len; i++) {
+		uint8_t *b = VEC_AT(old, Mask, i).bits;
 		bool kept = false;
 		for (size_t j = 0; j < plan.len && !kept; j++)
 			kept = VEC_AT(plan, Plan, j).m.bits == b;
 		if (!kept)
 			mem_free(b);
 	}
-	for (size_t i = 0; i < plan.len; i++) {
-		Mask m = VEC_AT(plan, Plan, i).m;
-		m.param = newid[m.param];
-		VEC_AT(masks, Mask, masks.len++) = m;
-	}
-	vec_free(&g->mask);
-	g->mask = masks;
-	vec_free(&g->node);
-	vec_free(&g->arg);
-	g->node = node;
-	g->arg = arg;
+	vec_free(&old);
 	vec_free(&plan);
-	mem_free(newid);
 	return 0;
 fail:
 	plan_free(&plan);
-	vec_free(&node);
-	vec_free(&arg);
+	vec_free(&masks);
 	return -1;
 }
 

@@ -19,9 +19,10 @@
  * drops P and the dense matmul. The MASK node stays: the optimizer's masked
  * AdamW reads it.
  *
- * New nodes are appended, recorded with the old node they must precede,
- * and put in place by ir_reorder at the end; readers of a replaced node
- * are redirected through repl[]. */
+ * One rewrite (ir/rewrite.c) carries the whole pass: new nodes are
+ * appended and placed before the old node being lowered, a replaced node's
+ * readers move to its replacement at the commit, and repl[] lets the pass
+ * itself look through the replacements made so far. */
 #include "passes.h"
 
 #include <string.h>
@@ -32,7 +33,7 @@ typedef struct Lower {
 	SparseFormat force;
 	const SparseRates *rates;   /* NULL: none (AUTO keeps products masked) */
 	FILE *explain;
-	Vec place;     /* ValId per new node: the old node it goes before */
+	Rewrite rw;
 	ValId *repl;   /* old id -> its replacement (itself if none) */
 	uint32_t n0;   /* nodes before the pass */
 	Vec memo;      /* Transposed */
@@ -56,15 +57,10 @@ static ValId resolve(const Lower *L, ValId v)
 /* Record the nodes appended since `before` as placed before L->at. */
 static int placed(Lower *L, ValId v, uint32_t before)
 {
+	(void)before;   /* everything appended since the last place goes before L->at */
 	if (v == VAL_NONE)
 		return -1;
-	for (uint32_t i = before; i < ir_nnode(L->g); i++) {
-		ValId *p = vec_push(&L->place, sizeof *p);
-		if (!p)
-			return diag_error(L->d, (SrcLoc){0}, "out of memory");
-		*p = L->at;
-	}
-	return 0;
+	return ir_rw_place(&L->rw, L->at, L->d);
 }
 
 static ValId through_reshapes(const Lower *L, ValId v)
@@ -200,6 +196,8 @@ static int lower_matmul(Lower *L, Weight *w, ValId v)
 	if (y == VAL_NONE)
 		return -1;
 	L->repl[v] = y;
+	if (ir_rw_replace(&L->rw, v, y, L->d))
+		return -1;
 	w->lowered[p] = true;
 	return 0;
 }
@@ -228,6 +226,8 @@ static int lower_weight_grad(Lower *L, Weight *w, ValId v)
 	if (placed(L, dw, before))
 		return -1;
 	L->repl[v] = dw;
+	if (ir_rw_replace(&L->rw, v, dw, L->d))
+		return -1;
 	w->lowered[SPP_WEIGHT_GRAD] = true;
 	return 0;
 }
@@ -248,31 +248,6 @@ static int lower_node(Lower *L, Vec *ws, ValId v)
 	return 0;
 }
 
-/* Every node goes to its place; readers of a replaced node read its
- * replacement. Only the new nodes read new nodes already. */
-static int commit(Lower *L)
-{
-	uint32_t n = ir_nnode(L->g), k = 0, next = L->n0;
-	ValId *order = mem_alloc(n * sizeof *order), *redirect = mem_alloc(n * sizeof *redirect);
-	int rc = -1;
-	if (!order || !redirect) {
-		diag_error(L->d, (SrcLoc){0}, "out of memory");
-		goto done;
-	}
-	for (ValId v = 0; v < n; v++)
-		redirect[v] = resolve(L, v);
-	for (ValId v = 0; v < L->n0; v++) {
-		while (next < n && VEC_AT(L->place, ValId, next - L->n0) == v)
-			order[k++] = next++;
-		order[k++] = v;
-	}
-	rc = ir_reorder(L->g, order, redirect, L->d);
-done:
-	mem_free(order);
-	mem_free(redirect);
-	return rc;
-}
-
 int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d)
 {
 	if (!g->mask.len || o->sparse_format == SPF_MASKED)
@@ -290,6 +265,7 @@ int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d)
 		if (L.explain)
 			sparse_print_rates(L.explain, L.rates);
 	}
+	bool begun = false;
 	L.repl = mem_alloc((L.n0 ? L.n0 : 1) * sizeof *L.repl);
 	if (!L.repl) {
 		diag_error(d, (SrcLoc){0}, "out of memory");
@@ -299,19 +275,20 @@ int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d)
 		L.repl[v] = v;
 	if (find_weights(g, &ws, d))
 		goto done;
+	if (ir_rw_begin(g, &L.rw, d))
+		goto done;
+	begun = true;
 	for (ValId v = 0; v < L.n0; v++) {
 		L.at = v;
 		if (lower_node(&L, &ws, v))
 			goto done;
 	}
-	rc = L.place.len ? commit(&L) : 0;
+	begun = false;
+	rc = ir_rw_commit(&L.rw, d);   /* on failure the graph is as it was */
 done:
-	/* On failure the appended nodes are unread; DCE would drop them, but a
-	 * failed pass leaves the graph unchanged: cut them off. */
-	if (rc)
-		g->node.len = L.n0;
+	if (begun)
+		ir_rw_abort(&L.rw);   /* a failed pass leaves the graph unchanged */
 	vec_free(&ws);
-	vec_free(&L.place);
 	vec_free(&L.memo);
 	mem_free(L.repl);
 	return rc;
