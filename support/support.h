@@ -62,6 +62,8 @@ typedef struct Source {
 } Source;
 int source_load(Source *s, const char *path);   /* 0 or -1 (errno set) */
 int source_from_string(Source *s, const char *name, const char *text);
+/* len bytes (NUL bytes and all) as source_load would read them from a file. */
+int source_from_mem(Source *s, const char *name, const void *data, size_t len);
 void source_free(Source *s);
 
 /* Where a construct came from. src may be NULL (no location known). */
