@@ -50,5 +50,9 @@ void fe_session_destroy(fe_Session *s);
 int fe_compile_file(fe_Session *s, const char *path, const fe_Options *o, Graph **out, Diag *d);
 int fe_compile_string(fe_Session *s, const char *name, const char *text, const fe_Options *o,
 		      Graph **out, Diag *d);
+/* len bytes, as fe_compile_file would read them from a file called name
+ * (embedded NUL bytes are reported, not the end of the text). */
+int fe_compile_mem(fe_Session *s, const char *name, const void *data, size_t len,
+		   const fe_Options *o, Graph **out, Diag *d);
 
 #endif

@@ -281,6 +281,16 @@ int fe_compile_string(fe_Session *s, const char *name, const char *text, const f
 	return compile(s, p, o, out, d);
 }
 
+int fe_compile_mem(fe_Session *s, const char *name, const void *data, size_t len,
+		   const fe_Options *o, Graph **out, Diag *d)
+{
+	Source src, *p;
+	*out = NULL;
+	if (source_from_mem(&src, name, data, len) || !(p = keep(s, &src)))
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	return compile(s, p, o, out, d);
+}
+
 int fe_compile_file(fe_Session *s, const char *path, const fe_Options *o, Graph **out,
 		    Diag *d)
 {

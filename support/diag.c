@@ -27,6 +27,24 @@ int source_from_string(Source *s, const char *name, const char *text)
 	return 0;
 }
 
+int source_from_mem(Source *s, const char *name, const void *data, size_t len)
+{
+	memset(s, 0, sizeof *s);
+	s->name = mem_strdup(name);
+	s->text = len + 1 > len ? mem_alloc(len + 1) : NULL;
+	if (!s->name || !s->text) {
+		source_free(s);
+		return -1;
+	}
+	/* Like a file read by source_load: the bytes as they are, NUL bytes
+	 * included (the readers report them), and a NUL after the last one. */
+	if (len)
+		memcpy(s->text, data, len);
+	s->text[len] = 0;
+	s->len = len;
+	return 0;
+}
+
 int file_open_regular(const char *path, const char **why)
 {
 	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a

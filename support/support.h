@@ -68,6 +68,8 @@ int source_load(Source *s, const char *path, const char **why);
  * the descriptor, or -1 with *why a static text for "path: error: <why>". */
 int file_open_regular(const char *path, const char **why);
 int source_from_string(Source *s, const char *name, const char *text);
+/* len bytes (NUL bytes and all) as source_load would read them from a file. */
+int source_from_mem(Source *s, const char *name, const void *data, size_t len);
 void source_free(Source *s);
 
 /* Where a construct came from. src may be NULL (no location known). */

@@ -1,6 +1,9 @@
 /* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train | --decode]
  *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
+ *                `mswc compile FILE.mswir [--emit=...] [--train] [--dump-after=...]...`
  *
+ * MODEL may be printed IR (a .mswir file, as --emit=ir or --stop-after
+ * wrote it); the pipeline then runs on the graph read back (build.c).
  * With --emit, prints the IR after the pipeline, the LLVM module or the host
  * assembly to stdout; --stop-after=PASS prints the IR as that pass left it. Without it, runs everything through JIT compilation
  * and prints a short summary: ops, parameters, kernels, time per stage. */

@@ -51,6 +51,7 @@ int tools_host_rates(const HostRates **out, bool remeasure, Diag *d);
 typedef enum Stage { STAGE_GRAPH, STAGE_MODULE, STAGE_PROGRAM } Stage;
 typedef struct Build {
 	fe_Session *fe;
+	Source irsrc;             /* the .mswir file read, when the model is printed IR */
 	Graph *g;
 	be_Module *mod;
 	rt_Program *prog;

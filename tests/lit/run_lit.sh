@@ -7,7 +7,9 @@
 # Run from the source root (ctest does). Every tests/lit/**/*.msw starts
 # with a line
 #   # RUN: compile --emit=ir -D d=8
-# giving the arguments after `mswc`. The test file's path replaces %s; a
+# giving the arguments after `mswc`; a test in printed IR, *.mswir, starts
+# with "; RUN: ..." instead (';' begins an IR comment), so a golden test
+# can start at any pass. The test file's path replaces %s; a
 # RUN line with neither %s nor another .msw file gets the test file inserted
 # after the subcommand. stdout and stderr together must equal the .expected
 # file beside the test. Tests under errors/ must exit with status 1 (a user
@@ -38,9 +40,9 @@ pass=0
 fail=0
 while IFS= read -r t; do
 	case "$t" in *"$filter"*) ;; *) continue ;; esac
-	run=$(head -n 1 "$t" | sed -n 's/^# RUN: *//p')
+	run=$(head -n 1 "$t" | sed -n 's/^[#;] RUN: *//p')
 	if [ -z "$run" ]; then
-		echo "FAIL $t: the first line must be '# RUN: <mswc arguments>'"
+		echo "FAIL $t: the first line must be '# RUN: <mswc arguments>' ('; RUN: ...' in .mswir)"
 		fail=$((fail + 1))
 		continue
 	fi
@@ -56,7 +58,7 @@ while IFS= read -r t; do
 	# shellcheck disable=SC2086  # the RUN line is split into words on purpose
 	out=$("$mswc" $run 2>&1)
 	rc=$?
-	expected=${t%.msw}.expected
+	expected=${t%.*}.expected
 	if [ "$update" = 1 ]; then
 		printf '%s\n' "$out" >"$expected"
 	fi
@@ -74,7 +76,7 @@ while IFS= read -r t; do
 	else
 		pass=$((pass + 1))
 	fi
-done < <(find tests/lit -name '*.msw' | LC_ALL=C sort)
+done < <(find tests/lit -name '*.msw' -o -name '*.mswir' | LC_ALL=C sort)
 rm -f /tmp/run_lit.$$.diff
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
