@@ -76,7 +76,7 @@ static int read_printed_ir(Build *b, const BuildOptions *o)
 				  "IR has its shapes and program fixed", path, what);
 	const char *why = NULL;
 	if (source_load(&b->irsrc, path, &why))
-		return diag_error(&b->diag, (SrcLoc){0}, "%s: cannot read: %s", path, why);
+		return diag_error(&b->diag, (SrcLoc){0}, "cannot read %s: %s", path, why);
 	/* The reader checks each node's shape rule; the verifier the rest
 	 * (unique names, outputs, masks), as every pass's input must. */
 	if (ir_parse(&b->irsrc, &b->g, &b->diag))
