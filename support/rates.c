@@ -16,7 +16,7 @@
  *   rate <name> <value>          %.17g, so values read back exactly
  *   end <16 hex digits>          xxh3-64 of every byte before this line
  * rates_read refuses (returns -1) a file that is missing, truncated, has
- * another key, a line it does not know, a value that is not a positive
+ * another key, a line it does not know, a value that is not a non-negative
  * finite number, or a checksum that does not match: a damaged file is
  * never half-used. rates_write writes a temporary file and renames it, so a
  * reader sees the old file or the new one, never a mix. */
@@ -106,13 +106,15 @@ int rates_write(const char *path, const HostRates *r, Hash128 key)
 	return rc;
 }
 
-/* A positive finite number filling the whole word. */
+/* A finite number >= 0 filling the whole word. Zero is a real measurement:
+ * the calibrator writes a per-row overhead of 0 when noise hides it, and a
+ * file it wrote must read back (else every run would measure again). */
 static int parse_value(const char *s, double *v)
 {
 	char *end;
 	errno = 0;
 	*v = strtod(s, &end);
-	return end == s || *end || errno || !isfinite(*v) || !(*v > 0) ? -1 : 0;
+	return end == s || *end || errno || !isfinite(*v) || !(*v >= 0) ? -1 : 0;
 }
 
 int rates_read(const char *path, const Hash128 *key, HostRates *r)
