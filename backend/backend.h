@@ -2,8 +2,8 @@
  *
  * be_compile takes a graph after plan_memory (every Node.offset set) and
  * builds one LLVM module with a kernel per op (the rt.h kernel contract;
- * identical kernels only once), plus the optimizer's update phase when
- * asked, optimised for the host CPU. The module can be printed (LLVM IR or
+ * identical kernels only once), the optimiser's update included when the
+ * graph has one (passes/optimize.c), optimised for the host CPU. The module can be printed (LLVM IR or
  * assembly) or JIT-compiled into an rt_Program the runtime executes.
  * docs/backend.md describes the emitters, deduplication, phases and slots.
  * Every `#if LLVM_VERSION_MAJOR` lives in llvm_compat.h. */
@@ -18,11 +18,6 @@ typedef struct be_Options {
 	const char *cpu;      /* NULL: the host CPU and its features */
 	const char *features; /* NULL: the host's, from LLVMGetHostCPUFeatures */
 	bool matmul_ref;      /* use the simple reference matmul (a baseline) */
-	/* Training: when the graph has gradients (autodiff ran), append the
-	 * update phase: global grad norm, clipping, AdamW on every non-frozen
-	 * param, moments in RT_SLOT_OPTIM slots, scalars in "optim.hparams". */
-	bool optimizer;
-	bool decay_all;       /* weight decay on every param, not only rank>=2 non-embeddings */
 	/* The kernel cache (kernel_cache.c): a folder for compiled objects,
 	 * or NULL for none. be_cache_default_dir gives the tools' default. */
 	const char *cache_dir;
@@ -37,11 +32,11 @@ void be_module_destroy(be_Module *m);
 int be_nkernel(const be_Module *m);   /* distinct kernels */
 /* The module as LLVM IR or host assembly; mem_free the result. */
 char *be_emit_text(be_Module *m, be_TextKind kind, Diag *d);
-/* JIT the module (ORC LLJIT) and build the program: steps in graph order
- * (then the update phase), with phase_start and each step's output
- * metadata; slots for params, inputs, states, outputs, the loss,
- * "<param>.grad", and with the optimizer "<param>.exp_avg",
- * "<param>.exp_avg_sq" and "optim.hparams". The program owns the JIT; the
+/* JIT the module (ORC LLJIT) and build the program: steps in graph order,
+ * with phase_start and each step's output metadata; slots for params,
+ * inputs, states, outputs, the loss, "<param>.grad", and when the graph
+ * has the update "<param>.exp_avg", "<param>.exp_avg_sq" (its moment
+ * states) and "optim.hparams" (its scalars input). The program owns the JIT; the
  * module is consumed (destroy it anyway; it is then empty). */
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
 
@@ -212,29 +207,21 @@ void be_kernel_name(const Graph *g, ValId v, char *buf, size_t n);
 
 /* compile.c / jit.c: the compiled module. One entry per step, in program
  * order: the kernels of the graph's nodes in node order (nodes without a
- * kernel, i.e. input, param, aliasing reshape, have none), then the update
- * phase's kernels (emit_optim.c). Identical kernels are emitted once:
- * entries of equal kernels share one LLVM function (fname). */
+ * kernel, i.e. input, param, state, mask, aliasing reshape, have none),
+ * the update's included. Identical kernels are emitted once: entries of
+ * equal kernels share one LLVM function (fname). */
 #include "llvm_compat.h"
-enum { BE_MAX_ENTRY_ARGS = 8 };
 typedef struct be_Entry {
-	ValId v;              /* the node, or VAL_NONE for an update kernel */
+	ValId v;              /* the node */
 	int64_t ntask;
 	double flops;
-	char name[48];        /* the step's name ("k12_matmul", "adamw.wte") */
+	char name[48];        /* the step's name ("k12_matmul") */
 	char fname[48];       /* the LLVM function it calls */
 	uint8_t phase;        /* rt_Phase */
-	/* Update kernels only (v == VAL_NONE): operand offsets, [0] the
-	 * output, and what the output is (rt_Step.out_*). */
-	uint32_t narg;
-	int64_t argoff[BE_MAX_ENTRY_ARGS];
-	int64_t out_nbytes;
-	uint8_t out_dtype;
 } be_Entry;
 
 /* compile.c: kernel deduplication. A kernel is keyed by the bytes that
- * determine its code (node_key in compile.c for graph kernels; the update
- * kernels build their own); be_kernel_find returns the function already
+ * determine its code (node_key in compile.c); be_kernel_find returns the function already
  * emitted for an equal key, or NULL, and be_kernel_add records a new one. */
 typedef struct be_KernelRec {
 	Hash128 h;
@@ -248,30 +235,9 @@ const be_KernelRec *be_kernel_find(be_Module *m, const void *key, size_t klen);
 int be_kernel_add(be_Module *m, const void *key, size_t klen, const char *fname,
 		  const be_Kernel *k);
 
-/* emit_optim.c: the update phase's memory, planned by be_emit_update past
- * the graph's arena (arena_size grows to hold it):
- *   "optim.hparams"      f32[RT_HP_COUNT]
- *   "<p>.exp_avg", "<p>.exp_avg_sq"  f32, the param's shape, per GradPair
- *   scratch              the clip factor (f32) and per-chunk partial sums
- *                        of squares (f64), in gradient order. */
-typedef struct be_OptParam {
-	ValId param, grad;
-	bool decay;
-	int64_t mask_off;     /* the param's MASK value (sparse params), else -1 */
-	int64_t m_off, v_off; /* moments */
-	int64_t part0, npart; /* partial sums [part0, part0 + npart) */
-} be_OptParam;
-typedef struct be_Update {
-	Vec param;            /* be_OptParam, in g->grad order */
-	int64_t hp_off, clip_off, part_off, npart;
-	int64_t arena_size;   /* the program's arena, update memory included */
-} be_Update;
-/* Plans the update memory and appends its kernels (phase RT_PHASE_UPDATE)
- * to m->entry: sums of squares, the global norm and clip factor, AdamW. */
-int be_emit_update(be_Module *m, const Graph *g, Diag *d);
-/* rt_Slot.decay of param v: the IR's rule (ir_param_decays), or every
- * param when o->decay_all. */
-bool be_param_decays(const Graph *g, ValId v, bool decay_all);
+/* emit_optim.c: the optimiser update's ops (sumsq, grad_norm, adamw,
+ * adamw_masked), which passes/optimize.c appends to a training graph. */
+int be_emit_optim(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d);
 
 /* kernel_cache.c: the key of a module as emitted (before optimisation),
  * and cached objects by key (NULL: not there or damaged). */
@@ -288,7 +254,6 @@ struct be_Module {
 	char *cpu, *features;
 	Vec kernel;           /* be_KernelRec: the distinct kernels */
 	Arena keys;           /* their keys */
-	be_Update upd;        /* update phase (empty without be_Options.optimizer) */
 	char *cache_dir;      /* our copy of be_Options.cache_dir */
 	Hash128 cache_key;
 	LLVMMemoryBufferRef obj;   /* the cached object, until the JIT takes it */

@@ -19,7 +19,8 @@
  *
  * Each entry also gets its phase: the forward phase ends with the last
  * kernel whose value the loss or an output needs; the backward kernels
- * autodiff appended follow; be_emit_update adds the update phase last.
+ * autodiff appended follow; the update (passes/optimize.c: the kernels
+ * only the in-place updates need) comes last.
  *
  * With a cache folder (be_Options.cache_dir), the module as emitted is
  * hashed (kernel_cache.c); when the cache holds its object, optimisation
@@ -32,6 +33,7 @@
 #include <assert.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,8 +63,10 @@ static const be_EmitFn emitter[OP_COUNT] = {
 	[OP_IOTA_OFFSET] = be_emit_elementwise, [OP_CAUSAL_MASK_OFFSET] = be_emit_causal_mask_offset,
 	[OP_MASK] = NULL,   /* filled by the runtime from rt_Slot.bits */
 	[OP_SPMM] = be_emit_sparse, [OP_SDDMM] = be_emit_sparse,
+	[OP_SUMSQ] = be_emit_optim, [OP_GRAD_NORM] = be_emit_optim,
+	[OP_ADAMW] = be_emit_optim, [OP_ADAMW_MASKED] = be_emit_optim,
 };
-static_assert(OP_COUNT == 46, "emitter table: add the new op above");
+static_assert(OP_COUNT == 50, "emitter table: add the new op above");
 
 static SrcLoc noloc(void)
 {
@@ -161,30 +165,55 @@ int be_kernel_add(be_Module *m, const void *key, size_t klen, const char *fname,
 	return 0;
 }
 
-/* fwd[v]: the loss or an output needs v (the forward phase). */
-static bool *forward_values(const Graph *g)
+/* The phase of every value: forward if the loss or an output needs it,
+ * backward if a gradient needs it, update if only the update (the nodes
+ * that write in place, OPF_EFFECT) needs it. */
+static uint8_t *value_phases(const Graph *g)
 {
-	bool *fwd = mem_calloc(ir_nnode(g) ? ir_nnode(g) : 1, sizeof *fwd);
-	if (!fwd)
+	uint32_t n = ir_nnode(g);
+	uint8_t *ph = mem_alloc(n ? n : 1);
+	bool *need = mem_calloc(n ? n : 1, sizeof *need);
+	if (!ph || !need) {
+		mem_free(ph);
+		mem_free(need);
 		return NULL;
-	for (size_t i = 0; i < g->out.len; i++)
-		fwd[VEC_AT(g->out, Output, i).val] = true;
-	if (g->loss != VAL_NONE)
-		fwd[g->loss] = true;
-	for (ValId v = ir_nnode(g); v-- > 0;) {
-		const Node *n = ir_node(g, v);
-		for (uint32_t i = 0; fwd[v] && i < n->narg; i++)
-			fwd[ir_operand(g, n, i)] = true;
 	}
-	return fwd;
+	memset(ph, RT_PHASE_COUNT, n);
+	for (int pass = 0; pass < 3; pass++) {
+		memset(need, 0, n * sizeof *need);
+		if (pass == RT_PHASE_FORWARD) {
+			for (size_t i = 0; i < g->out.len; i++)
+				need[VEC_AT(g->out, Output, i).val] = true;
+			if (g->loss != VAL_NONE)
+				need[g->loss] = true;
+		} else if (pass == RT_PHASE_BACKWARD) {
+			for (size_t i = 0; i < g->grad.len; i++)
+				need[VEC_AT(g->grad, GradPair, i).grad] = true;
+		} else {
+			for (ValId v = 0; v < n; v++)
+				need[v] = (ir_op[ir_node(g, v)->op].flags & OPF_EFFECT) != 0;
+		}
+		for (ValId v = n; v-- > 0;) {
+			const Node *nd = ir_node(g, v);
+			if (!need[v])
+				continue;
+			if (ph[v] == RT_PHASE_COUNT)
+				ph[v] = (uint8_t)pass;
+			for (uint32_t i = 0; i < nd->narg; i++)
+				need[ir_operand(g, nd, i)] = true;
+		}
+	}
+	mem_free(need);
+	return ph;
 }
 
 static int emit_all(be_Module *m, const Graph *g, Diag *d)
 {
 	Vec key = {0};
-	bool *fwd = forward_values(g);
+	uint8_t *ph = value_phases(g);
 	size_t last_fwd = 0;   /* entries [0, last_fwd) are the forward phase */
-	if (!fwd)
+	size_t first_upd = SIZE_MAX;   /* and [first_upd, ...) the update */
+	if (!ph)
 		return diag_error(d, noloc(), "out of memory");
 	for (ValId v = 0; v < ir_nnode(g); v++) {
 		const Node *n = ir_node(g, v);
@@ -220,21 +249,33 @@ static int emit_all(be_Module *m, const Graph *g, Diag *d)
 		snprintf(e->fname, sizeof e->fname, "%s", r->fname);
 		e->ntask = r->ntask;
 		e->flops = r->flops;
-		if (fwd[v])
+		if (ph[v] == RT_PHASE_FORWARD)
 			last_fwd = m->entry.len;
+		if (ph[v] == RT_PHASE_UPDATE && first_upd == SIZE_MAX)
+			first_upd = m->entry.len - 1;
 	}
-	/* Without gradients every kernel is forward (an unused value included). */
-	for (size_t i = 0; i < m->entry.len; i++)
-		VEC_AT(m->entry, be_Entry, i).phase =
-			i < last_fwd || g->grad.len == 0 ? RT_PHASE_FORWARD : RT_PHASE_BACKWARD;
+	/* Without gradients every kernel is forward (an unused value included).
+	 * The update comes after everything else, since optimize appends it; a
+	 * graph where it does not cannot be split into phases. */
+	for (size_t i = 0; i < m->entry.len; i++) {
+		be_Entry *e = &VEC_AT(m->entry, be_Entry, i);
+		e->phase = i < last_fwd || g->grad.len == 0 ? RT_PHASE_FORWARD
+			   : i >= first_upd ? RT_PHASE_UPDATE : RT_PHASE_BACKWARD;
+		if (i >= first_upd && ph[e->v] != RT_PHASE_UPDATE) {
+			diag_error(d, ir_node(g, e->v)->loc, "internal: %s %%%u comes after the "
+				   "optimiser's update has begun", ir_op[ir_node(g, e->v)->op].name,
+				   e->v);
+			goto fail;
+		}
+	}
 	vec_free(&key);
-	mem_free(fwd);
+	mem_free(ph);
 	return 0;
 oom:
 	diag_error(d, noloc(), "out of memory");
 fail:
 	vec_free(&key);
-	mem_free(fwd);
+	mem_free(ph);
 	return -1;
 }
 
@@ -273,8 +314,6 @@ int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d)
 		return diag_error(d, noloc(), "out of memory");
 	m->opt.opt_level = o ? o->opt_level : 3;
 	m->opt.matmul_ref = o && o->matmul_ref;
-	m->opt.optimizer = o && o->optimizer;
-	m->opt.decay_all = o && o->decay_all;
 	arena_init(&m->keys);
 	if (o && ((o->cpu && !(m->cpu = mem_strdup(o->cpu))) ||
 		  (o->features && !(m->features = mem_strdup(o->features))))) {
@@ -290,8 +329,6 @@ int be_compile(const Graph *g, const be_Options *o, be_Module **out, Diag *d)
 	if (be_ctx_init(&m->c, m->cc.ctx, &m->opt, d))
 		goto fail;
 	if (emit_all(m, g, d))
-		goto fail;
-	if (m->opt.optimizer && g->grad.len > 0 && be_emit_update(m, g, d))
 		goto fail;
 	if (o && o->cache_dir) {
 		if (!(m->cache_dir = mem_strdup(o->cache_dir))) {
@@ -321,7 +358,6 @@ void be_module_destroy(be_Module *m)
 	vec_free(&m->entry);
 	vec_free(&m->kernel);
 	arena_free(&m->keys);
-	vec_free(&m->upd.param);
 	if (m->obj)
 		LLVMDisposeMemoryBuffer(m->obj);
 	mem_free(m->cache_dir);

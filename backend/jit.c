@@ -7,9 +7,9 @@
  * the C library (memcpy, logf), so the process's symbols are visible to
  * the JIT.
  *
- * The program: one step per entry (graph kernels in node order, then the
- * update phase's), its argument offsets [output, operands...] taken from
- * plan_memory (update kernels carry their own), and what its output is
+ * The program: one step per entry (graph kernels in node order, the
+ * update's last), its argument offsets [output, operands...] taken from
+ * plan_memory, and what its output is
  * (rt_Step.out_nbytes, out_dtype, out_masks for causal masks); entries of
  * identical kernels call the same function. phase_start follows the
  * entries' phases (compile.c). Slots: every param (with rt_Slot.decay) and
@@ -17,8 +17,10 @@
  * named output, the loss ("loss"), then for training graphs
  * "<param>.grad" for every GradPair (rt_Slot.param = the param's slot; two
  * params sharing one gradient value get a slot each at the same offset),
- * and with the optimizer "<param>.exp_avg", "<param>.exp_avg_sq" and
- * "optim.hparams". A value that is several of these (a param that is also
+ * and for a graph with the update (passes/optimize.c) its moment states
+ * as RT_SLOT_OPTIM "<param>.exp_avg", "<param>.exp_avg_sq" and its
+ * scalars input as RT_SLOT_HPARAMS "optim.hparams"; rt_Slot.decay is the
+ * decay flag of the param's update. A value that is several of these (a param that is also
  * an output) gets one slot per name, all at the same offset. The program
  * owns the LLJIT (code_owner) and frees it in code_release; the module is
  * consumed either way. */
@@ -124,7 +126,7 @@ static void shape_of(const Node *n, rt_Slot *s)
 }
 
 static int add_slot(rt_Program *p, const Graph *g, ValId v, const char *name, rt_SlotKind kind,
-		    int32_t param, bool decay_all, Diag *d)
+		    int32_t param, bool decay, Diag *d)
 {
 	const Node *n = ir_node(g, v);
 	rt_Slot s;
@@ -138,37 +140,34 @@ static int add_slot(rt_Program *p, const Graph *g, ValId v, const char *name, rt
 		s.init = n->init;
 		s.init_std = n->value;
 		s.frozen = (n->flags & NF_FROZEN) != 0;
-		s.decay = be_param_decays(g, v, decay_all);
+		s.decay = decay;
 	}
 	if (rt_program_add_slot(p, &s))
 		return diag_error(d, n->loc, "out of memory");
 	return 0;
 }
 
-/* An update slot: the shape of value v (or f32[n] when v is VAL_NONE) at
- * offset off. */
-static int add_update_slot(rt_Program *p, const Graph *g, ValId v, int64_t n, const char *name,
-			   rt_SlotKind kind, int32_t param, int64_t off, Diag *d)
+static bool is_update(const Node *n)
 {
-	rt_Slot s;
-	memset(&s, 0, sizeof s);
-	s.name = (char *)name;
-	s.kind = (uint8_t)kind;
-	s.param = param;
-	if (v != VAL_NONE) {
-		shape_of(ir_node(g, v), &s);
-		s.dtype = RT_F32;
-		s.nbytes = ir_numel(&ir_node(g, v)->shape) * 4;
-	} else {
-		s.dtype = RT_F32;
-		s.rank = 1;
-		s.dim[0] = n;
-		s.nbytes = n * 4;
+	return n->op == OP_ADAMW || n->op == OP_ADAMW_MASKED;
+}
+
+/* upd[v]: the update node of param v, or that of which v is a moment
+ * state or the scalars input (adamw operands 0, 2, 3, 4); VAL_NONE
+ * elsewhere. The optimiser's states and input become RT_SLOT_OPTIM and
+ * RT_SLOT_HPARAMS slots, not plain states and inputs. */
+static void find_updates(const Graph *g, ValId *upd)
+{
+	for (ValId v = 0; v < ir_nnode(g); v++)
+		upd[v] = VAL_NONE;
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (!is_update(n))
+			continue;
+		static const uint32_t which[] = {0, 2, 3, 4};
+		for (int i = 0; i < 4; i++)
+			upd[ir_operand(g, n, which[i])] = v;
 	}
-	s.offset = off;
-	if (rt_program_add_slot(p, &s))
-		return diag_error(d, (SrcLoc){0}, "out of memory");
-	return 0;
 }
 
 /* "<param>.mask" for a MASK node: the f32 value in the arena, and the bits
@@ -201,21 +200,33 @@ static int add_mask_slot(rt_Program *p, const Graph *g, ValId v, const int32_t *
 	return 0;
 }
 
-/* The slot index of each param value (pslot[v]), filled while adding. */
-static int add_slots(rt_Program *p, be_Module *m, const Graph *g, Diag *d)
+/* The slot index of each param value (pslot[v]), filled while adding.
+ * The order is the one the update phase had when the backend built it:
+ * params, inputs, states, masks, outputs, the loss, gradients, then the
+ * moments in update order and the scalars. */
+static int add_slots(rt_Program *p, const Graph *g, Diag *d)
 {
 	int rc = -1;
-	int32_t *pslot = mem_alloc((ir_nnode(g) ? ir_nnode(g) : 1) * sizeof *pslot);
-	if (!pslot)
-		return diag_error(d, noloc(), "out of memory");
+	size_t nn = ir_nnode(g) ? ir_nnode(g) : 1;
+	int32_t *pslot = mem_alloc(nn * sizeof *pslot);
+	ValId *upd = mem_alloc(nn * sizeof *upd);
+	if (!pslot || !upd) {
+		diag_error(d, noloc(), "out of memory");
+		goto out;
+	}
+	find_updates(g, upd);
 	for (ValId v = 0; v < ir_nnode(g); v++) {
 		const Node *n = ir_node(g, v);
 		pslot[v] = -1;
 		if (n->op == OP_PARAM) {
+			/* decay is the update's flag: decided once, by passes/optimize.c */
+			bool decay = upd[v] != VAL_NONE && (ir_node(g, upd[v])->flags & NF_DECAY);
 			pslot[v] = (int32_t)p->slot.len;
-			if (add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_PARAM, 0, m->opt.decay_all, d))
+			if (add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_PARAM, 0, decay, d))
 				goto out;
 		}
+		if (upd[v] != VAL_NONE && n->op != OP_PARAM)
+			continue;   /* the optimiser's, below */
 		if (n->op == OP_INPUT && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_INPUT, 0, false, d))
 			goto out;
 		if (n->op == OP_STATE && add_slot(p, g, v, ir_str(g, n->name), RT_SLOT_STATE, 0, false, d))
@@ -237,25 +248,26 @@ static int add_slots(rt_Program *p, be_Module *m, const Graph *g, Diag *d)
 		if (add_slot(p, g, gp->grad, name, RT_SLOT_GRAD, pslot[gp->param], false, d))
 			goto out;
 	}
-	const be_Update *u = &m->upd;
-	for (size_t i = 0; i < u->param.len; i++) {
-		const be_OptParam *op = &VEC_AT(u->param, be_OptParam, i);
-		const char *pn = ir_str(g, ir_node(g, op->param)->name);
-		snprintf(name, sizeof name, "%s.exp_avg", pn);
-		if (add_update_slot(p, g, op->param, 0, name, RT_SLOT_OPTIM, pslot[op->param],
-				    op->m_off, d))
-			goto out;
-		snprintf(name, sizeof name, "%s.exp_avg_sq", pn);
-		if (add_update_slot(p, g, op->param, 0, name, RT_SLOT_OPTIM, pslot[op->param],
-				    op->v_off, d))
-			goto out;
+	ValId hp = VAL_NONE;
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Node *n = ir_node(g, v);
+		if (!is_update(n))
+			continue;
+		int32_t ps = pslot[ir_operand(g, n, 0)];
+		for (uint32_t i = 2; i <= 3; i++) {
+			ValId s = ir_operand(g, n, i);
+			if (add_slot(p, g, s, ir_str(g, ir_node(g, s)->name), RT_SLOT_OPTIM, ps, false, d))
+				goto out;
+		}
+		hp = ir_operand(g, n, 4);
 	}
-	if (u->param.len && add_update_slot(p, g, VAL_NONE, RT_HP_COUNT, "optim.hparams",
-					    RT_SLOT_HPARAMS, -1, u->hp_off, d))
+	if (hp != VAL_NONE &&
+	    add_slot(p, g, hp, ir_str(g, ir_node(g, hp)->name), RT_SLOT_HPARAMS, -1, false, d))
 		goto out;
 	rc = 0;
 out:
 	mem_free(pslot);
+	mem_free(upd);
 	return rc;
 }
 
@@ -269,38 +281,41 @@ static bool masks(const Node *n)
 static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Graph *g, Diag *d)
 {
 	uint32_t count[RT_PHASE_COUNT] = {0};
+	Vec argv = {0};   /* int64_t: one step's operand offsets */
+	int rc = -1;
 	for (size_t i = 0; i < m->entry.len; i++) {
 		const be_Entry *e = &VEC_AT(m->entry, be_Entry, i);
 		LLVMOrcExecutorAddress addr = 0;
 		LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, e->fname);
-		if (err)
-			return llvm_error(d, "JIT compilation failed", err);
-		int64_t argoff[1 + 64];
-		uint32_t narg;
-		int64_t out_nbytes;
-		uint8_t out_dtype;
-		bool out_masks = false;
-		if (e->v == VAL_NONE) {
-			narg = e->narg;
-			memcpy(argoff, e->argoff, narg * sizeof argoff[0]);
-			out_nbytes = e->out_nbytes;
-			out_dtype = e->out_dtype;
-		} else {
-			const Node *n = ir_node(g, e->v);
-			if (n->narg > 64)
-				return diag_error(d, n->loc, "%s has %u operands; the backend takes at "
-						  "most 64", ir_op[n->op].name, n->narg);
-			argoff[0] = n->offset;
-			for (uint32_t a = 0; a < n->narg; a++)
-				argoff[1 + a] = ir_node(g, ir_operand(g, n, a))->offset;
-			narg = 1 + n->narg;
-			out_nbytes = ir_nbytes(g, e->v);
-			out_dtype = n->dtype;
-			out_masks = masks(n);
+		if (err) {
+			llvm_error(d, "JIT compilation failed", err);
+			goto out;
 		}
+		const Node *n = ir_node(g, e->v);
+		/* grad_norm reads one sumsq per gradient, however many there are */
+		if (n->narg > 64 && n->op != OP_GRAD_NORM) {
+			diag_error(d, n->loc, "%s has %u operands; the backend takes at most 64",
+				   ir_op[n->op].name, n->narg);
+			goto out;
+		}
+		if (vec_reserve(&argv, 1 + (size_t)n->narg, sizeof(int64_t))) {
+			diag_error(d, noloc(), "out of memory");
+			goto out;
+		}
+		int64_t *argoff = argv.data;
+		argoff[0] = n->offset;
+		for (uint32_t a = 0; a < n->narg; a++)
+			argoff[1 + a] = ir_node(g, ir_operand(g, n, a))->offset;
+		uint32_t narg = 1 + n->narg;
+		/* f64 partial sums are not a runtime dtype: size unknown to it */
+		int64_t out_nbytes = n->dtype == DT_F64 ? 0 : ir_nbytes(g, e->v);
+		uint8_t out_dtype = n->dtype == DT_F64 ? RT_F32 : n->dtype;
+		bool out_masks = masks(n);
 		rt_KernelFn fn = (rt_KernelFn)(uintptr_t)addr;
-		if (rt_program_add_step(p, fn, e->ntask, argoff, narg, e->name, e->flops))
-			return diag_error(d, noloc(), "out of memory");
+		if (rt_program_add_step(p, fn, e->ntask, argoff, narg, e->name, e->flops)) {
+			diag_error(d, noloc(), "out of memory");
+			goto out;
+		}
 		rt_Step *st = &VEC_AT(p->step, rt_Step, p->step.len - 1);
 		st->out_nbytes = out_nbytes;
 		st->out_dtype = out_dtype;
@@ -311,7 +326,10 @@ static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Gra
 	p->phase_start[0] = 0;
 	for (int ph = 0; ph < RT_PHASE_COUNT; ph++)
 		p->phase_start[ph + 1] = p->phase_start[ph] + count[ph];
-	return 0;
+	rc = 0;
+out:
+	vec_free(&argv);
+	return rc;
 }
 
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
@@ -330,8 +348,8 @@ int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 		diag_error(d, noloc(), "out of memory");
 		goto fail;
 	}
-	p->arena_size = m->upd.arena_size > g->arena_size ? m->upd.arena_size : g->arena_size;
-	if (add_steps(p, m, jit, g, d) || add_slots(p, m, g, d))
+	p->arena_size = g->arena_size;   /* the whole step's (plan_memory) */
+	if (add_steps(p, m, jit, g, d) || add_slots(p, g, d))
 		goto fail;
 	p->code_owner = jit;
 	p->code_release = release_jit;

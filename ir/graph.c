@@ -46,12 +46,12 @@ static_assert((0 IR_ATTRS(SUM)) == (0 IR_ATTRS(OR)) && (0 IR_ATTRS(OR)) <= UINT8
 #undef OR
 static_assert(ATTR_COUNT <= 32, "IRA_ sets are unsigned");
 
-const char *const ir_dtype_name[DT_COUNT] = {"f32", "i32", "u8"};
+const char *const ir_dtype_name[DT_COUNT] = {"f32", "i32", "u8", "f64"};
 const char *const ir_init_name[INIT_COUNT] = {"none", "normal", "zeros", "ones"};
 
 int ir_dtype_size(DType t)
 {
-	static const int size[] = {4, 4, 1};
+	static const int size[] = {4, 4, 1, 8};
 	static_assert(sizeof size / sizeof size[0] == DT_COUNT, "dtype sizes");
 	return size[t];
 }
@@ -564,6 +564,36 @@ ValId ir_sddmm(Graph *g, ValId at, ValId bt, ValId w, SrcLoc loc, Diag *d)
 	Node n = tmpl_of(OP_SDDMM, DT_F32, loc);
 	ValId args[3] = {at, bt, w};
 	return ir_add(g, &n, args, 3, d);
+}
+
+ValId ir_sumsq(Graph *g, ValId x, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_SUMSQ, DT_F64, loc);
+	return ir_add(g, &n, &x, 1, d);
+}
+
+ValId ir_grad_norm(Graph *g, ValId hp, const ValId *s, uint32_t ns, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(OP_GRAD_NORM, DT_F32, loc);
+	ValId *args = mem_alloc(((size_t)ns + 1) * sizeof *args);
+	if (!args) {
+		diag_error(d, loc, "out of memory");
+		return VAL_NONE;
+	}
+	args[0] = hp;
+	memcpy(args + 1, s, (size_t)ns * sizeof *args);
+	ValId v = ir_add(g, &n, args, ns + 1, d);
+	mem_free(args);
+	return v;
+}
+
+ValId ir_adamw(Graph *g, ValId p, ValId grad, ValId m, ValId v, ValId hp, ValId clip,
+	       ValId mask, unsigned flags, SrcLoc loc, Diag *d)
+{
+	Node n = tmpl_of(mask == VAL_NONE ? OP_ADAMW : OP_ADAMW_MASKED, DT_F32, loc);
+	n.flags = (uint8_t)flags;
+	ValId args[7] = {p, grad, m, v, hp, clip, mask};
+	return ir_add(g, &n, args, mask == VAL_NONE ? 6 : 7, d);
 }
 
 ValId ir_reshape(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d)

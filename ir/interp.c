@@ -353,6 +353,58 @@ static int run_cache_write(const Ctx *x, const Node *n, double *out)
 	return 0;
 }
 
+/* The update (ops.h). Like a cache_write, the in-place writes go into the
+ * caller's buffers (hp, the param, its moment states), so they persist
+ * from one ir_interp call to the next as in the compiled program; each
+ * result is a copy. Everything in double, from the f32 scalars in hp. */
+static void run_sumsq(const Ctx *x, const Node *n, double *out)
+{
+	const double *v = in(x, n, 0);
+	int64_t numel = ir_numel(&opnd(x, n, 0)->shape);
+	for (int64_t c = 0; c < n->shape.dim[0]; c++) {
+		double s = 0;
+		for (int64_t i = c * IR_SUMSQ_CHUNK; i < numel && i < (c + 1) * IR_SUMSQ_CHUNK; i++)
+			s += v[i] * v[i];
+		out[c] = s;
+	}
+}
+
+static void run_grad_norm(const Ctx *x, const Node *n, double *out)
+{
+	double *hp = x->val[ir_operand(x->g, n, 0)], s = 0;
+	for (uint32_t k = 1; k < n->narg; k++) {
+		const double *part = in(x, n, k);
+		for (int64_t i = 0; i < opnd(x, n, k)->shape.dim[0]; i++)
+			s += part[i];
+	}
+	double norm = sqrt(s), clip = hp[IR_HP_CLIP], c = clip / (norm + 1e-6);
+	hp[IR_HP_GRAD_NORM] = norm;
+	/* c < 1 is false for a NaN norm: the factor stays 1 */
+	out[0] = clip > 0 && c < 1 ? c : 1.0;
+}
+
+static void run_adamw(const Ctx *x, const Node *n, double *out)
+{
+	double *p = x->val[ir_operand(x->g, n, 0)], *m = x->val[ir_operand(x->g, n, 2)];
+	double *v = x->val[ir_operand(x->g, n, 3)];
+	const double *g = in(x, n, 1), *hp = in(x, n, 4), clip = in(x, n, 5)[0];
+	const double *mask = n->op == OP_ADAMW_MASKED ? in(x, n, 6) : NULL;
+	double lr = hp[IR_HP_LR], b1 = hp[IR_HP_BETA1], b2 = hp[IR_HP_BETA2];
+	double bc1 = hp[IR_HP_BIAS_CORR1], bc2 = hp[IR_HP_BIAS_CORR2];
+	for (int64_t i = 0; i < ir_numel(&n->shape); i++) {
+		double gi = g[i] * clip, pi = p[i];
+		if (n->flags & NF_DECAY)
+			pi *= 1 - lr * hp[IR_HP_WEIGHT_DECAY];
+		double mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+		pi -= lr / bc1 * mi / (sqrt(vi) / sqrt(bc2) + hp[IR_HP_EPS]);
+		if (mask && mask[i] == 0)
+			pi = mi = vi = 0;
+		out[i] = p[i] = pi;
+		m[i] = mi;
+		v[i] = vi;
+	}
+}
+
 /* Subtracting the row maximum keeps exp from overflowing; it cancels out. */
 static void run_softmax(const Ctx *x, const Node *n, double *out)
 {
@@ -569,6 +621,9 @@ static int run_node(const Ctx *x, const Node *n, double *out)
 		return 0;
 	}
 	case OP_CAUSAL_MASK_OFFSET: run_causal_mask_offset(x, n, out); return 0;
+	case OP_SUMSQ: run_sumsq(x, n, out); return 0;
+	case OP_GRAD_NORM: run_grad_norm(x, n, out); return 0;
+	case OP_ADAMW: case OP_ADAMW_MASKED: run_adamw(x, n, out); return 0;
 	}
 	return diag_error(x->d, n->loc, "internal: the interpreter has no rule for %s",
 			  ir_op[n->op].name);

@@ -26,7 +26,26 @@ typedef enum Op {
 	OP_COUNT
 } Op;
 
-typedef enum DType { DT_F32, DT_I32, DT_U8, DT_COUNT } DType;
+/* f64 holds the optimiser's partial sums of squares (sumsq) and nothing
+ * else: no source, arithmetic or slot is f64. */
+typedef enum DType { DT_F32, DT_I32, DT_U8, DT_F64, DT_COUNT } DType;
+
+/* The optimiser update (ops.h): the elements of its f32[IR_HP_COUNT]
+ * scalars input, and the chunk of sumsq. Part of the ops' meaning, so
+ * fixed: the chunks decide the order of the f64 sums, and so the bits. */
+typedef enum IrHParam {
+	IR_HP_LR,
+	IR_HP_BETA1,
+	IR_HP_BETA2,
+	IR_HP_EPS,
+	IR_HP_WEIGHT_DECAY,
+	IR_HP_BIAS_CORR1,     /* 1 - beta1^t, t the 1-based step */
+	IR_HP_BIAS_CORR2,     /* 1 - beta2^t */
+	IR_HP_CLIP,           /* max global gradient norm; 0 = no clipping */
+	IR_HP_GRAD_NORM,      /* written by grad_norm */
+	IR_HP_COUNT
+} IrHParam;
+enum { IR_SUMSQ_CHUNK = 16384 };
 
 typedef enum InitKind {
 	INIT_NONE,   /* value comes from a checkpoint */
@@ -298,6 +317,13 @@ ValId ir_max_grad(Graph *g, ValId x, ValId dy, int64_t axis, SrcLoc loc, Diag *d
  * cross_entropy_grad (three operands): the backward kernels that take no
  * attributes. */
 ValId ir_grad_op(Graph *g, Op op, const ValId *args, uint32_t nargs, SrcLoc loc, Diag *d);
+/* The optimiser update (ops.h): sumsq g; grad_norm hp, s[0..n); adamw
+ * (with a mask: adamw_masked) of param p with gradient g, moment states
+ * m, v, the scalars hp and the clip factor, flags NF_DECAY. */
+ValId ir_sumsq(Graph *g, ValId x, SrcLoc loc, Diag *d);
+ValId ir_grad_norm(Graph *g, ValId hp, const ValId *s, uint32_t n, SrcLoc loc, Diag *d);
+ValId ir_adamw(Graph *g, ValId p, ValId grad, ValId m, ValId v, ValId hp, ValId clip,
+	       ValId mask, unsigned flags, SrcLoc loc, Diag *d);
 /* gather_grad: [vocab, D] rows scatter-added from dy[...,D] at idx[...]. */
 ValId ir_gather_grad(Graph *g, ValId idx, ValId dy, int64_t vocab, SrcLoc loc, Diag *d);
 /* The sparse products of a masked param w (ops.h): spmm with flags

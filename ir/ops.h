@@ -30,6 +30,7 @@ enum {
 	NF_TRANS_B = 1 << 2,  /* matmul (spmm) reads B transposed in its last two axes */
 	NF_FROZEN = 1 << 3,   /* param receives no gradient */
 	NF_UNROLLED = 1 << 4, /* spmm: code specialised to the mask's pattern */
+	NF_DECAY = 1 << 5,    /* adamw, adamw_masked: apply weight decay */
 };
 
 #define IR_ATTRS(X)                                                                               \
@@ -49,7 +50,8 @@ enum {
 	X(KEEPDIM, "keepdim", FLAG, flags, NF_KEEPDIM, 1, "reductions keep the axis as size 1")   \
 	X(TRANS_A, "transa", FLAG, flags, NF_TRANS_A, 1, "matmul: A stored [...,K,M]")            \
 	X(TRANS_B, "transb", FLAG, flags, NF_TRANS_B, 1, "matmul: B stored [...,N,K]; spmm")      \
-	X(UNROLLED, "unrolled", FLAG, flags, NF_UNROLLED, 1, "spmm: code specialised to the pattern")
+	X(UNROLLED, "unrolled", FLAG, flags, NF_UNROLLED, 1, "spmm: code specialised to the pattern") \
+	X(DECAY, "decay", FLAG, flags, NF_DECAY, 1, "adamw, adamw_masked: apply weight decay")
 
 /* The ops from GELU_GRAD to BROADCAST are the kernels of the backward graph
  * that passes/autodiff.c builds (docs/autodiff.md has the rules). Each is one
@@ -120,7 +122,34 @@ enum {
  *                          x^T @ dy, sampled)
  * The flag `unrolled` selects code specialised to the pattern (indices as
  * constants) instead of the compressed-row kernel; results are the same
- * sums in the same order. */
+ * sums in the same order.
+ *
+ * The optimiser update (passes/optimize.c, docs/training.md), appended
+ * after the backward graph. Its scalars are one f32[IR_HP_COUNT] input hp
+ * (IrHParam order: lr, beta1, beta2, eps, weight decay, the bias
+ * corrections 1 - beta1^t and 1 - beta2^t, the clip norm, and the
+ * gradient norm the update writes back); the moments are states.
+ *   sumsq g                f64[ceil(numel/IR_SUMSQ_CHUNK)]: element c is the
+ *                          sum of g^2 over chunk c of g (row-major, chunks of
+ *                          IR_SUMSQ_CHUNK elements), summed in f64
+ *   grad_norm hp, s1..sn   f32[]: the clip factor. norm = sqrt of the sum of
+ *                          every element of s1..sn in order (f64); writes
+ *                          f32(norm) to hp[IR_HP_GRAD_NORM] in place; the
+ *                          factor is min(1, clip / (norm + 1e-6)) when
+ *                          hp[IR_HP_CLIP] > 0, else 1, and 1 for a NaN norm
+ *   adamw p, g, m, v, hp, clip
+ *                          one AdamW step of the param p in place, with the
+ *                          states m, v (its moments) updated in place too:
+ *                            g' = g * clip
+ *                            p  = p * (1 - lr * wd)        only with `decay`
+ *                            m  = beta1 * m + (1 - beta1) * g'
+ *                            v  = beta2 * v + (1 - beta2) * g' * g'
+ *                            p  = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+ *                          the result is the new p and aliases p's memory
+ *   adamw_masked p, g, m, v, hp, clip, mask
+ *                          adamw, then p, m and v are 0 where mask is 0
+ * The three that write memory in place (OPF_EFFECT) are what the update is
+ * for: dce keeps them when training although nothing reads them. */
 #define IR_OPS(X)                                                                                     \
 	/* sources: no operands */                                                                    \
 	X(INPUT, "input", 0, OPF_SOURCE, IRA_NAME | IRA_DTYPE | IRA_SHAPE,                            \
@@ -186,7 +215,12 @@ enum {
 	  "f32 0/1 mask of the named param (graph mask list)")                                        \
 	X(SPMM, "spmm", 2, 0, IRA_TRANS_B | IRA_UNROLLED,                                             \
 	  "(W*mask)^T @ at, or (W*mask) @ at with transb: only kept entries")                         \
-	X(SDDMM, "sddmm", 3, 0, 0, "at @ bt^T at the kept entries of W's mask, 0 elsewhere")
+	X(SDDMM, "sddmm", 3, 0, 0, "at @ bt^T at the kept entries of W's mask, 0 elsewhere")     \
+	/* the optimiser update (passes/optimize.c) */                                               \
+	X(SUMSQ, "sumsq", 1, 0, 0, "f64 sums of g^2, one per chunk of IR_SUMSQ_CHUNK elements")       \
+	X(GRAD_NORM, "grad_norm", -1, OPF_EFFECT, 0, "clip factor of the global norm; norm to hp")    \
+	X(ADAMW, "adamw", 6, OPF_EFFECT, IRA_DECAY, "AdamW step of param p (and moments m, v) in place") \
+	X(ADAMW_MASKED, "adamw_masked", 7, OPF_EFFECT, IRA_DECAY, "adamw, then 0 where the mask is 0")
 
 enum {
 	OPF_SOURCE = 1 << 0, /* no operands; value comes from outside or a fill */
@@ -194,4 +228,5 @@ enum {
 	OPF_BINARY = 1 << 2, /* elementwise, two operands, broadcast */
 	OPF_REDUCE = 1 << 3, /* reduces one axis (keepdim optional) */
 	OPF_VIEW = 1 << 4,   /* output aliases the operand's memory */
+	OPF_EFFECT = 1 << 5, /* writes persistent memory in place (the update) */
 };

@@ -133,6 +133,8 @@ static int rule_source(Graph *g, Node *n, Diag *d)
 		n->axis = 0;
 		break;
 	}
+	if (n->dtype == DT_F64)   /* f64 is the update's internal partial sums only */
+		return fail(d, n, "%s cannot be f64", opname(n));
 	if (ir_attrs(n) & IRA_NAME && (n->name == 0 || n->name >= g->str.len))
 		return fail(d, n, "%s needs a name", opname(n));
 	return 0;
@@ -143,6 +145,8 @@ static int rule_unary(Graph *g, Node *n, Diag *d)
 	const Node *x = arg(g, n, 0);
 	if (n->op != OP_CAST && need_f32(d, n, x, "input"))
 		return -1;
+	if (n->op == OP_CAST && (x->dtype == DT_F64 || n->dtype == DT_F64))
+		return fail(d, n, "cast: f64 is only the optimiser's partial sums");
 	n->shape = x->shape;
 	if (n->op != OP_CAST)
 		n->dtype = DT_F32;
@@ -668,6 +672,93 @@ static int rule_causal_mask_offset(Graph *g, Node *n, Diag *d)
 	return 0;
 }
 
+/* sumsq g -> f64[ceil(numel / IR_SUMSQ_CHUNK)], one partial per chunk */
+static int rule_sumsq(Graph *g, Node *n, Diag *d)
+{
+	const Node *x = arg(g, n, 0);
+	if (need_f32(d, n, x, "gradient"))
+		return -1;
+	int64_t numel = ir_numel(&x->shape);
+	n->shape.rank = 1;
+	n->shape.dim[0] = (numel + IR_SUMSQ_CHUNK - 1) / IR_SUMSQ_CHUNK;
+	n->dtype = DT_F64;
+	return 0;
+}
+
+static int need_hparams(Diag *d, const Node *n, const Node *hp)
+{
+	if (hp->dtype != DT_F32 || hp->shape.rank != 1 || hp->shape.dim[0] != IR_HP_COUNT ||
+	    hp->op != OP_INPUT) {
+		char sh[SHAPE_BUF];
+		ir_shape_str(&hp->shape, sh, sizeof sh);
+		return fail(d, n, "%s needs the optimiser's scalars, an input f32[%d], as hp; got "
+			    "%s %s%s", opname(n), IR_HP_COUNT, ir_op[hp->op].name,
+			    ir_dtype_name[hp->dtype], sh);
+	}
+	return 0;
+}
+
+/* grad_norm hp, s1..sn -> f32[], the clip factor; s the partials of sumsq.
+ * hp must be an input: the node writes the norm into it, which is only
+ * sound for memory of its own that lives across the step. */
+static int rule_grad_norm(Graph *g, Node *n, Diag *d)
+{
+	if (n->narg < 2)
+		return fail(d, n, "grad_norm needs the scalars and at least one sumsq");
+	if (need_hparams(d, n, arg(g, n, 0)))
+		return -1;
+	for (uint32_t i = 1; i < n->narg; i++) {
+		const Node *s = arg(g, n, i);
+		if (s->op != OP_SUMSQ)
+			return fail(d, n, "grad_norm operand %u must be a sumsq, got %s", i,
+				    ir_op[s->op].name);
+	}
+	n->shape.rank = 0;
+	n->dtype = DT_F32;
+	return 0;
+}
+
+/* adamw p, g, m, v, hp, clip [, mask] -> p's shape. p is a param and m, v
+ * are states of its shape: the node writes all three in place, which is
+ * only sound for persistent memory that nothing later reads except
+ * through the result; the mask is p's MASK. */
+static int rule_adamw(Graph *g, Node *n, Diag *d)
+{
+	const Node *p = arg(g, n, 0);
+	static const char *const what[] = {"param", "gradient", "exp_avg", "exp_avg_sq"};
+	if (p->op != OP_PARAM)
+		return fail(d, n, "%s updates a param, got %s", opname(n), ir_op[p->op].name);
+	for (uint32_t i = 0; i < 4; i++) {
+		const Node *x = arg(g, n, i);
+		if (need_f32(d, n, x, what[i]))
+			return -1;
+		if (i >= 2 && x->op != OP_STATE)
+			return fail(d, n, "%s: the %s must be a state, got %s", opname(n), what[i],
+				    ir_op[x->op].name);
+		if (!ir_shape_eq(&x->shape, &p->shape)) {
+			char sp[SHAPE_BUF], sx[SHAPE_BUF];
+			ir_shape_str(&p->shape, sp, sizeof sp);
+			ir_shape_str(&x->shape, sx, sizeof sx);
+			return fail(d, n, "%s: the %s is %s, the param %s", opname(n), what[i], sx, sp);
+		}
+	}
+	if (need_hparams(d, n, arg(g, n, 4)))
+		return -1;
+	const Node *c = arg(g, n, 5);
+	if (c->op != OP_GRAD_NORM)
+		return fail(d, n, "%s: the clip factor must be a grad_norm, got %s", opname(n),
+			    ir_op[c->op].name);
+	if (n->op == OP_ADAMW_MASKED) {
+		const Node *m = arg(g, n, 6);
+		if (m->op != OP_MASK || m->name != p->name || !ir_shape_eq(&m->shape, &p->shape))
+			return fail(d, n, "adamw_masked needs the param's own mask, got %s",
+				    ir_op[m->op].name);
+	}
+	n->shape = p->shape;
+	n->dtype = DT_F32;
+	return 0;
+}
+
 typedef int (*Rule)(Graph *g, Node *n, Diag *d);
 
 static const Rule rule[] = {
@@ -717,8 +808,12 @@ static const Rule rule[] = {
 	[OP_CAUSAL_MASK_OFFSET] = rule_causal_mask_offset,
 	[OP_SPMM] = rule_spmm,
 	[OP_SDDMM] = rule_sddmm,
+	[OP_SUMSQ] = rule_sumsq,
+	[OP_GRAD_NORM] = rule_grad_norm,
+	[OP_ADAMW] = rule_adamw,
+	[OP_ADAMW_MASKED] = rule_adamw,
 };
-static_assert(OP_COUNT == 46, "add the new op's shape rule to rule[]");
+static_assert(OP_COUNT == 50, "add the new op's shape rule to rule[]");
 static_assert(sizeof rule / sizeof rule[0] == OP_COUNT, "rule[] covers every op");
 
 int ir_infer_node(Graph *g, Node *n, Diag *d)

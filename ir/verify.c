@@ -11,7 +11,10 @@
  *     already normalised);
  *   - every output and the loss name a value; the loss is an f32 scalar;
  *   - every gradient pairs a non-frozen param, named once, with a value of
- *     its exact shape and dtype f32.
+ *     its exact shape and dtype f32;
+ *   - an update (adamw) applies its param's own gradient, and each param
+ *     and moment is updated in place once at most and read by nothing
+ *     after its update.
  *
  * It reports as many problems as the Diag holds rather than stopping at
  * the first, since a broken pass usually breaks several nodes at once.
@@ -204,6 +207,52 @@ static int check_masks(const Graph *g, Diag *d)
 	return rc;
 }
 
+/* The update writes its param and moments in place (adamw), so each is
+ * written by one update at most, nothing after it reads them (it would
+ * see the new values where the IR means the old), and the gradient it
+ * applies is the param's own. */
+static int check_update(const Graph *g, Diag *d)
+{
+	int rc = 0;
+	uint32_t n = ir_nnode(g);
+	ValId *writer = mem_alloc((n ? n : 1) * sizeof *writer);
+	if (!writer)
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	for (ValId v = 0; v < n; v++)
+		writer[v] = VAL_NONE;
+	for (ValId v = 0; v < n; v++) {
+		const Node *nd = ir_node(g, v);
+		for (uint32_t i = 0; i < nd->narg; i++) {
+			ValId x = ir_operand(g, nd, i);
+			if (writer[x] != VAL_NONE && writer[x] != v)
+				rc = diag_error(d, nd->loc, "%s %%%u reads %%%u after %%%u updated it in "
+						"place", ir_op[nd->op].name, v, x, writer[x]);
+		}
+		if (nd->op != OP_ADAMW && nd->op != OP_ADAMW_MASKED)
+			continue;
+		for (uint32_t i = 0; i < 4; i++) {
+			if (i == 1)
+				continue;
+			ValId x = ir_operand(g, nd, i);
+			if (writer[x] != VAL_NONE)
+				rc = diag_error(d, nd->loc, "%s %%%u updates %%%u, which %%%u updates too",
+						ir_op[nd->op].name, v, x, writer[x]);
+			writer[x] = v;
+		}
+		ValId p = ir_operand(g, nd, 0), gr = ir_operand(g, nd, 1);
+		bool own = false;
+		for (size_t i = 0; i < g->grad.len; i++) {
+			const GradPair *gp = &VEC_AT(g->grad, GradPair, i);
+			own |= gp->param == p && gp->grad == gr;
+		}
+		if (!own)
+			rc = diag_error(d, nd->loc, "%s %%%u: %%%u is not the gradient of its param %%%u",
+					ir_op[nd->op].name, v, gr, p);
+	}
+	mem_free(writer);
+	return rc;
+}
+
 int ir_verify(const Graph *g, Diag *d)
 {
 	int rc = 0;
@@ -227,6 +276,8 @@ int ir_verify(const Graph *g, Diag *d)
 	if (check_grads(g, d))
 		rc = -1;
 	if (!broken && check_masks(g, d))
+		rc = -1;
+	if (!broken && check_update(g, d))
 		rc = -1;
 	return rc;
 }

@@ -20,6 +20,10 @@
  * writes matter only to later runs through the outputs that read the
  * cache, so when no output depends on a cache, its writes go too.
  *
+ * When training, the update (optimize.c: the nodes that write params and
+ * moments in place, OPF_EFFECT) is a root too: nothing reads it, and it is
+ * what the step is for. Outside training it dies with the gradients.
+ *
  * Masks (Graph.mask) stay with their params, which always live, and so do
  * MASK nodes, even when sparse_lower left nothing reading them: the
  * optimizer's masked AdamW and the checkpoint writer read their slots.
@@ -44,7 +48,8 @@ static void mark_live(const Graph *g, const PassOptions *o, bool *live)
 			live[VEC_AT(g->grad, GradPair, i).grad] = true;
 	for (ValId v = ir_nnode(g); v-- > 0;) {
 		const Node *n = ir_node(g, v);
-		if (n->op == OP_PARAM || n->op == OP_MASK)
+		if (n->op == OP_PARAM || n->op == OP_MASK ||
+		    (o->training && (ir_op[n->op].flags & OPF_EFFECT)))
 			live[v] = true;
 		if (!live[v])
 			continue;

@@ -52,6 +52,9 @@ typedef struct PassOptions {
 	int (*get_rates)(void *ctx, const HostRates **out, Diag *d);
 	void *rates_ctx;
 	FILE *explain;       /* if set, cost models print their inputs and decisions here */
+	bool optimizer;      /* optimize: with training, append the AdamW update */
+	bool decay_all;      /* optimize: weight decay on every param, not only
+	                      * where ir_param_decays says so */
 } PassOptions;
 
 typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);
@@ -65,6 +68,14 @@ int pass_infer_shapes(Graph *g, const PassOptions *o, Diag *d);
  * respect to every non-frozen param (docs/autodiff.md). No-op otherwise, or
  * when g->grad is already filled (IR printed after autodiff, read back). */
 int pass_autodiff(Graph *g, const PassOptions *o, Diag *d);
+
+/* optimize.c: when training with the optimiser and the graph has
+ * gradients, append the update (docs/training.md): sumsq per gradient,
+ * grad_norm (global norm, clip factor), adamw / adamw_masked per param,
+ * with the scalars as the input "optim.hparams" and the moments as states
+ * "<p>.exp_avg", "<p>.exp_avg_sq". No-op otherwise, or when the graph
+ * already has its update. */
+int pass_optimize(Graph *g, const PassOptions *o, Diag *d);
 
 /* prune.c: sparsity masks (docs/sparsity.md). Settles which params are
  * sparse and at what target (the model's statements, overridden by
@@ -91,13 +102,16 @@ int pass_erk_density(const Shape *shape, int n, double target, double *density);
  * masked keep reading mul(W, mask). No-op for a dense graph. */
 int pass_sparse_lower(Graph *g, const PassOptions *o, Diag *d);
 
-/* dce.c: drop nodes that reach no output (nor the loss when training). */
+/* dce.c: drop nodes that reach no output (nor the loss, the gradients and
+ * the update when training). */
 int pass_dce(Graph *g, const PassOptions *o, Diag *d);
 
-/* plan_memory.c: give every value a byte offset in one arena. Parameters,
- * inputs, outputs and the loss get their own space for the whole run;
- * temporaries reuse space once their last reader has run; views alias their
- * operand. Sets Node.offset and g->arena_size. */
+/* plan_memory.c: give every value of the whole step, forward to update, a
+ * byte offset in one arena. Parameters, inputs, states (the optimiser's
+ * moments), outputs, the loss and the gradients get their own space for
+ * the whole run; temporaries reuse space once their last reader has run;
+ * views and in-place updates alias their operand. Sets Node.offset and
+ * g->arena_size, the size of everything a step touches. */
 int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d);
 
 /* pipeline.c */

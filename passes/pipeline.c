@@ -12,6 +12,7 @@ const PassEntry pass_pipeline[] = {
 	{"infer_shapes", pass_infer_shapes},
 	{"prune", pass_prune},
 	{"autodiff", pass_autodiff},
+	{"optimize", pass_optimize},
 	{"sparse_lower", pass_sparse_lower},
 	{"dce", pass_dce},
 	{"plan_memory", pass_plan_memory},

@@ -16,8 +16,13 @@
  * offset, and the operand stays live until the view's last reader. A
  * CACHE_WRITE is an alias of its cache (operand 0) in the same way: its
  * kernel writes rows of the cache in place, the one place where an output
- * overlaps an input by design. States (STATE) are persistent like params,
- * so a cache keeps its contents from one run to the next. Aliases
+ * overlaps an input by design. An ADAMW (and ADAMW_MASKED) likewise
+ * aliases its param (operand 0), which it updates in place. States
+ * (STATE) are persistent like params, so a cache keeps its contents from
+ * one run to the next, and so do the optimiser's moments; the optimiser's
+ * scalars are an input. With the update in the graph, the arena is the
+ * whole training step: its partial sums and clip factor are temporaries
+ * like any other, placed in memory the backward pass no longer needs. Aliases
  * form a tree whose root is the one value that owns memory; if any member of
  * the tree is persistent (an output that is a reshape of a temporary), the
  * root becomes persistent.
@@ -77,7 +82,9 @@ static int64_t value_size(const Plan *p, ValId v)
 
 static int is_view(const Graph *g, const Node *nd)
 {
-	return ((ir_op[nd->op].flags & OPF_VIEW) && nd->narg == 1) || nd->op == OP_CACHE_WRITE;
+	(void)g;
+	return ((ir_op[nd->op].flags & OPF_VIEW) && nd->narg == 1) || nd->op == OP_CACHE_WRITE ||
+	       nd->op == OP_ADAMW || nd->op == OP_ADAMW_MASKED;
 }
 
 /* Alias roots, lifetimes and persistence; nodes are in topological order,

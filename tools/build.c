@@ -164,6 +164,7 @@ static int run_passes(Build *b, const BuildOptions *o)
 	pr.weights = o->weights;
 	pr.nweights = o->nweights;
 	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
+			  .optimizer = o->optimizer, .decay_all = o->decay_all,
 			  .alignment = RT_ALIGN, .prune = &pr,
 			  .sparse_format = (SparseFormat)(a->sparse_format - 1),
 			  .get_rates = rates_cb};
@@ -210,8 +211,7 @@ int build_run(Build *b, const BuildOptions *o)
 	/* The kernel cache, except when the module is to be printed: a cached
 	 * module is never optimised. */
 	char *cache = o->stage == STAGE_PROGRAM ? be_cache_default_dir() : NULL;
-	be_Options bo = {.opt_level = 3, .optimizer = o->optimizer, .decay_all = o->decay_all,
-			 .cache_dir = cache};
+	be_Options bo = {.opt_level = 3, .cache_dir = cache};
 	int rc = be_compile(b->g, &bo, &b->mod, &b->diag);
 	mem_free(cache);
 	if (rc)

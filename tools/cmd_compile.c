@@ -117,6 +117,7 @@ int cmd_compile(int argc, char **argv)
 	BuildOptions bo = {
 		.args = &a,
 		.training = co.train,
+		.optimizer = co.train,   /* the whole step, update included */
 		.decode = co.decode,
 		.dump_after = co.dump_after,
 		.stop_after = co.stop_after,

@@ -68,8 +68,9 @@ typedef struct BuildOptions {
 	bool decode;              /* frontend decode mode: KV caches, input pos */
 	const char *dump_after, *stop_after;
 	Stage stage;
-	/* Training (cmd_train): the optimiser's update phase, weight decay on
-	 * every param, parameters frozen by glob (fe_Options.freeze). */
+	/* Training (cmd_train, compile --train): the optimiser's update
+	 * (passes/optimize.c), weight decay on every param, parameters frozen
+	 * by glob (fe_Options.freeze). */
 	bool optimizer, decay_all;
 	const char *const *freeze;
 	int nfreeze;

@@ -1,12 +1,13 @@
-/* test_optimizer.c: the update phase (emit_optim.c) against a plain-C AdamW.
+/* test_optimizer.c: the update (passes/optimize.c, emit_optim.c) against a
+ * plain-C AdamW.
  *
  * A small training graph built with the ir builders has every kind of
  * param the optimizer must tell apart: a matrix (decays), a bias (rank 1,
  * no decay), an embedding table read by a gather (no decay), a frozen
  * param (no gradient, never touched), two params whose gradient is one
  * shared value, and a param the loss ignores (gradient: a constant zero).
- * It goes through autodiff, dce and plan_memory and be_build_program with
- * be_Options.optimizer, and then runs three steps: the test writes the
+ * It goes through autodiff, optimize, dce and plan_memory and
+ * be_build_program, and then runs three steps: the test writes the
  * trainer's hparams (lr 0.01, betas 0.9/0.95, eps 1e-8, wd 0.1, bias
  * corrections for t = 1, 2, 3), runs the forward and backward phases, reads
  * the gradients the program produced, runs the update phase, and compares
@@ -38,7 +39,7 @@ enum { V = 11, D = 13, H = 37, B = 2, T = 6 };
 
 /* loss = cross_entropy(gelu(E[idx] @ W + b) * F @ W2, targets)
  *        + 0.01 * sum(a + c) + 0 * nothing; `unused` is read by nothing. */
-static Graph *build(void)
+static Graph *build(bool optimizer)
 {
 	Graph *g = ir_graph_create();
 	Diag d;
@@ -66,9 +67,10 @@ static Graph *build(void)
 	Shape scalar = {0};
 	g->loss = ir_binary(g, OP_ADD, ce, ir_reshape(g, s, &scalar, L0, &d), L0, &d);
 	CHECK_MSG(g->loss != VAL_NONE, "build: %s", diag_text(&d));
-	PassOptions po = {.training = true, .verify = true, .alignment = 64};
-	int rc = pass_infer_shapes(g, &po, &d) || pass_autodiff(g, &po, &d) || pass_dce(g, &po, &d) ||
-		 pass_plan_memory(g, &po, &d);
+	PassOptions po = {.training = true, .optimizer = optimizer, .verify = true, .alignment = 64};
+	int rc = pass_infer_shapes(g, &po, &d) || pass_autodiff(g, &po, &d) ||
+		 pass_optimize(g, &po, &d) || pass_dce(g, &po, &d) || pass_plan_memory(g, &po, &d) ||
+		 ir_verify(g, &d);
 	CHECK_MSG(rc == 0, "passes: %s", diag_text(&d));
 	diag_free(&d);
 	return g;
@@ -255,11 +257,10 @@ done:
 
 static void check_adamw(const be_Options *target)
 {
-	Graph *g = build();
+	Graph *g = build(true);
 	Diag d;
 	diag_init(&d);
 	be_Options o = *target;
-	o.optimizer = true;
 	rt_Program *p = NULL;
 	if (be_build_program(g, &o, &p, &d)) {
 		fprintf(stderr, "%s", diag_text(&d));
@@ -287,9 +288,12 @@ static void check_adamw(const be_Options *target)
 	}
 	const rt_Slot *ga = rt_program_find(p, "a.grad"), *gc = rt_program_find(p, "c.grad");
 	CHECK_MSG(ga && gc && ga->offset == gc->offset, "a and c share one gradient value");
-	/* the update memory lies past the graph's arena */
+	/* plan_memory planned the update's memory too: the arena is the step's */
 	const rt_Slot *hs = rt_program_find(p, "optim.hparams");
-	CHECK(hs && hs->offset >= g->arena_size && p->arena_size > g->arena_size);
+	CHECK(hs && hs->kind == RT_SLOT_HPARAMS && hs->offset + hs->nbytes <= g->arena_size &&
+	      p->arena_size == g->arena_size);
+	const rt_Slot *mw = rt_program_find(p, "W.exp_avg");
+	CHECK(mw && mw->kind == RT_SLOT_OPTIM && mw->offset + mw->nbytes <= g->arena_size);
 	/* phases: forward, backward, then 7 sums of squares, the norm, 7 AdamW */
 	uint32_t *ph = p->phase_start;
 	CHECK(ph[0] == 0 && ph[0] < ph[1] && ph[1] < ph[2] && ph[3] == p->step.len);
@@ -328,11 +332,11 @@ static void test_adamw(void)
 		check_adamw(&targets[t]);
 }
 
-/* Without be_Options.optimizer a training graph gets gradients and phases
+/* Without PassOptions.optimizer a training graph gets gradients and phases
  * but no update phase and no optimizer slots. */
 static void test_no_optimizer(void)
 {
-	Graph *g = build();
+	Graph *g = build(false);
 	Diag d;
 	diag_init(&d);
 	rt_Program *p = NULL;
@@ -353,8 +357,8 @@ static void test_no_optimizer(void)
  * once allocations work again. */
 static void test_out_of_memory(void)
 {
-	Graph *g = build();
-	be_Options o = {.opt_level = 0, .optimizer = true};
+	Graph *g = build(true);
+	be_Options o = {.opt_level = 0};
 	int failed = 0, k;
 	for (k = 1; k < 2000; k++) {
 		rt_Program *p = NULL;

@@ -60,9 +60,9 @@ static int build(Built *b, double sparsity, bool training, SparseFormat format)
 	pass_prune_defaults(&pr);
 	pr.sparsity = sparsity;
 	pr.seed = 1;
-	PassOptions po = {.training = training, .keep_loss = true, .verify = true,
-			  .alignment = RT_ALIGN, .prune = &pr, .sparse_format = format};
-	be_Options bo = {.opt_level = 2, .optimizer = training};
+	PassOptions po = {.training = training, .optimizer = training, .keep_loss = true,
+			  .verify = true, .alignment = RT_ALIGN, .prune = &pr, .sparse_format = format};
+	be_Options bo = {.opt_level = 2};
 	Diag d;
 	diag_init(&d);
 	int rc = -1;

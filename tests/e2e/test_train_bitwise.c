@@ -122,10 +122,9 @@ static int build(double sparsity, fe_Session **fe, Graph **g, rt_Program **p)
 	pass_prune_defaults(&pr);
 	pr.sparsity = sparsity;
 	pr.seed = 1;
-	PassOptions po = {.training = true, .verify = true, .alignment = RT_ALIGN, .prune = &pr,
-			  .sparse_format = SPF_MASKED};
+	PassOptions po = {.training = true, .optimizer = true, .verify = true,
+			  .alignment = RT_ALIGN, .prune = &pr, .sparse_format = SPF_MASKED};
 	be_Options bo = *target();
-	bo.optimizer = true;
 	Diag d;
 	diag_init(&d);
 	int rc = -1;

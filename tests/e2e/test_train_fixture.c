@@ -163,8 +163,9 @@ static int compile_training_program(void)
 	fe_InputShape in[2] = {{.name = "tokens", .rank = 2, .dim = {BATCH, SEQ}},
 			       {.name = "targets", .rank = 2, .dim = {BATCH, SEQ}}};
 	fe_Options fo = {.def = defs, .ndef = 5, .input = in, .ninput = 2};
-	PassOptions po = {.training = true, .verify = true, .alignment = RT_ALIGN};
-	be_Options bo = {.opt_level = 3, .optimizer = true};
+	PassOptions po = {.training = true, .optimizer = true, .verify = true,
+			  .alignment = RT_ALIGN};
+	be_Options bo = {.opt_level = 3};
 	Diag d;
 	diag_init(&d);
 	int rc = -1;
@@ -458,8 +459,9 @@ static void test_freeze(void)
 			       {.name = "targets", .rank = 2, .dim = {BATCH, SEQ}}};
 	fe_Options fo = {.def = defs, .ndef = 5, .input = in, .ninput = 2, .freeze = none,
 			 .nfreeze = 1};
-	PassOptions po = {.training = true, .verify = true, .alignment = RT_ALIGN};
-	be_Options bo = {.opt_level = 3, .optimizer = true};
+	PassOptions po = {.training = true, .optimizer = true, .verify = true,
+			  .alignment = RT_ALIGN};
+	be_Options bo = {.opt_level = 3};
 	fe_Session *fe = fe_session_create();
 	Graph *g = NULL;
 	rt_Program *p = NULL;

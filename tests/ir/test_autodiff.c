@@ -1000,14 +1000,16 @@ static void test_oom(void)
 }
 
 /* The pipeline runs autodiff after infer_shapes and prune (so gradients of
- * sparse params come out masked), then sparse_lower (which rewrites the
- * products autodiff built), and dce after both. */
+ * sparse params come out masked), then optimize (the update reads the
+ * gradients), then sparse_lower (which rewrites the products autodiff
+ * built), and dce after them. */
 static void test_pipeline(void)
 {
-	CHECK(pass_npipeline > 4 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
+	CHECK(pass_npipeline > 5 && !strcmp(pass_pipeline[0].name, "infer_shapes") &&
 	      !strcmp(pass_pipeline[1].name, "prune") &&
 	      !strcmp(pass_pipeline[2].name, "autodiff") &&
-	      !strcmp(pass_pipeline[3].name, "sparse_lower") && !strcmp(pass_pipeline[4].name, "dce"));
+	      !strcmp(pass_pipeline[3].name, "optimize") &&
+	      !strcmp(pass_pipeline[4].name, "sparse_lower") && !strcmp(pass_pipeline[5].name, "dce"));
 	Diag d;
 	Graph *g = small(&d);
 	PassOptions o = {.training = true, .verify = true};

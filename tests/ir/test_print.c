@@ -131,6 +131,21 @@ static Graph *build_all(const Source *src)
 	ir_spmm(g, xa, wte, NF_UNROLLED, L, &d);
 	ir_spmm(g, xb, wte, NF_TRANS_B, L, &d);
 	ir_sddmm(g, xa, xb, wte, L, &d);
+	/* the optimiser update (passes/optimize.c): wpe dense, wte masked */
+	ValId dwpe = ir_gather_grad(g, pos, pe, 16, L, &d);
+	GradPair *gp2 = vec_push(&g->grad, sizeof *gp2);
+	if (gp2)
+		*gp2 = (GradPair){wpe, dwpe};
+	Shape hps = S(1, IR_HP_COUNT, 0, 0, 0);
+	ValId hp = ir_input(g, "optim.hparams", DT_F32, &hps, L, &d);
+	ValId part[2] = {ir_sumsq(g, dwte, L, &d), ir_sumsq(g, dwpe, L, &d)};
+	ValId clip = ir_grad_norm(g, hp, part, 2, L, &d);
+	ValId m1 = ir_state(g, "wte.weight.exp_avg", DT_F32, &ws, L, &d);
+	ValId v1 = ir_state(g, "wte.weight.exp_avg_sq", DT_F32, &ws, L, &d);
+	ir_adamw(g, wte, dwte, m1, v1, hp, clip, mv, NF_DECAY, L, &d);
+	ValId m2 = ir_state(g, "wpe.weight.exp_avg", DT_F32, &ps, L, &d);
+	ValId v2 = ir_state(g, "wpe.weight.exp_avg_sq", DT_F32, &ps, L, &d);
+	ir_adamw(g, wpe, dwpe, m2, v2, hp, clip, VAL_NONE, 0, L, &d);
 #undef L
 	if (d.nerror) {
 		fprintf(stderr, "%s", diag_text(&d));
@@ -434,7 +449,8 @@ static void test_errors(void)
 		 "t.ir:1:22: error: 99999999999999999999 is out of range"},
 		{"%0 = input \"x\" : f32[0]\n", "t.ir:1:22: error: 0 is out of range"},
 		{"%0 = input \"x\" : f32[2]\n\x01\n", "t.ir:2:1: error: unexpected byte 0x01"},
-		{"%0 = input \"x\" : f64[2]\n", "t.ir:1:18: error: expected a type like f32[2,3]"},
+		{"%0 = input \"x\" : f16[2]\n", "t.ir:1:18: error: expected a type like f32[2,3]"},
+		{"%0 = input \"x\" : f64[2]\n", "t.ir:1:6: error: input cannot be f64"},
 		{"%0 = input \"x\" : f32[2]\n%1 = input \"x\" : f32[2]\n",
 		 NULL /* duplicate input name: checked by the verifier, below */},
 		{"%0 = param \"w\" : f32[2]\n", "t.ir:1:6: error: param needs an initialiser"},
