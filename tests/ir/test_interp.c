@@ -400,6 +400,115 @@ static void test_cross_entropy(void)
 	t_free(t);
 }
 
+/* A named source (param or state) with random values, v-positive if asked
+ * (second moments are sums of squares). */
+static ValId t_src(T *t, ValId v, bool positive)
+{
+	if (v == VAL_NONE || v >= 64)
+		return VAL_NONE;
+	for (int64_t i = 0; i < ir_numel(&ir_node(t->g, v)->shape); i++)
+		t->buf[v][i] = positive ? fabs(rnd()) : rnd();
+	t->val[v] = t->buf[v];
+	return v;
+}
+
+/* The update ops against AdamW written out here, in double: a decaying
+ * matrix and a vector without decay, clipping that bites, the norm
+ * written into hp, and p, m, v updated in the caller's buffers. */
+static void test_update(void)
+{
+	T *t = t_new();
+	Shape s1 = S(2, 3, 5, 0, 0), s2 = S(1, 4, 0, 0, 0), hs = S(1, IR_HP_COUNT, 0, 0, 0);
+	ValId p1 = t_src(t, ir_param(t->g, "w", &s1, INIT_NONE, 0, noloc, &t->d), false);
+	ValId p2 = t_src(t, ir_param(t->g, "b", &s2, INIT_NONE, 0, noloc, &t->d), false);
+	ValId g1 = t_in(t, "gw", DT_F32, s1), g2 = t_in(t, "gb", DT_F32, s2);
+	ValId hp = t_in(t, "optim.hparams", DT_F32, hs);
+	static const double h[IR_HP_COUNT] = {0.01, 0.9, 0.95, 1e-8, 0.1, 0.19, 0.0975, 0.5, -1};
+	memcpy(t->buf[hp], h, sizeof h);
+	ValId part[2] = {ir_sumsq(t->g, g1, noloc, &t->d), ir_sumsq(t->g, g2, noloc, &t->d)};
+	ValId c = ir_grad_norm(t->g, hp, part, 2, noloc, &t->d);
+	ValId m1 = t_src(t, ir_state(t->g, "w.m", DT_F32, &s1, noloc, &t->d), false);
+	ValId v1 = t_src(t, ir_state(t->g, "w.v", DT_F32, &s1, noloc, &t->d), true);
+	ValId m2 = t_src(t, ir_state(t->g, "b.m", DT_F32, &s2, noloc, &t->d), false);
+	ValId v2 = t_src(t, ir_state(t->g, "b.v", DT_F32, &s2, noloc, &t->d), true);
+	ValId u1 = ir_adamw(t->g, p1, g1, m1, v1, hp, c, VAL_NONE, NF_DECAY, noloc, &t->d);
+	ValId u2 = ir_adamw(t->g, p2, g2, m2, v2, hp, c, VAL_NONE, 0, noloc, &t->d);
+	CHECK_MSG(u2 != VAL_NONE && u2 < 64, "%s", diag_text(&t->d));
+	if (u2 == VAL_NONE || u2 >= 64) {
+		t_free(t);
+		return;
+	}
+	/* the expectation, from copies of the inputs */
+	double ss = 0;
+	for (int i = 0; i < 15; i++)
+		ss += t->buf[g1][i] * t->buf[g1][i];
+	for (int i = 0; i < 4; i++)
+		ss += t->buf[g2][i] * t->buf[g2][i];
+	double norm = sqrt(ss), clip = 0.5 / (norm + 1e-6);
+	CHECK_MSG(clip < 1, "the test means clipping to bite (norm %g)", norm);
+	double want[2][3][15];
+	const ValId P[2] = {p1, p2}, G[2] = {g1, g2}, M[2] = {m1, m2}, Vv[2] = {v1, v2};
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < (k ? 4 : 15); i++) {
+			double gi = t->buf[G[k]][i] * clip, p = t->buf[P[k]][i];
+			if (k == 0)
+				p -= 0.01 * 0.1 * p;
+			double m = 0.9 * t->buf[M[k]][i] + 0.1 * gi;
+			double v = 0.95 * t->buf[Vv[k]][i] + 0.05 * gi * gi;
+			double mhat = m / 0.19, vhat = v / 0.0975;
+			want[k][0][i] = p - 0.01 * mhat / (sqrt(vhat) + 1e-8);
+			want[k][1][i] = m;
+			want[k][2][i] = v;
+		}
+	CHECK(t_run(t) == 0);
+	CHECK_NEAR(t->val[part[0]][0] + t->val[part[1]][0], ss, 1e-12 * ss);
+	CHECK_NEAR(t->val[c][0], clip, 1e-15);
+	CHECK_NEAR(t->buf[hp][IR_HP_GRAD_NORM], norm, 1e-12 * norm);
+	const ValId U[2] = {u1, u2};
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < (k ? 4 : 15); i++) {
+			/* PyTorch's form (bias-corrected moments); the IR's folds the
+			 * corrections into lr and the denominator: equal up to rounding */
+			CHECK_NEAR(t->val[U[k]][i], want[k][0][i], 1e-12);
+			CHECK_NEAR(t->buf[P[k]][i], t->val[U[k]][i], 0);
+			CHECK_NEAR(t->buf[M[k]][i], want[k][1][i], 1e-15);
+			CHECK_NEAR(t->buf[Vv[k]][i], want[k][2][i], 1e-15);
+		}
+	/* no clipping: the factor is 1 whatever the norm */
+	t->buf[hp][IR_HP_CLIP] = 0;
+	ir_interp_free(t->g, t->val);
+	CHECK(t_run(t) == 0 && t->val[c][0] == 1.0);
+	t_free(t);
+}
+
+/* sumsq's chunks: 16384 elements each, the last one partial. */
+static void test_sumsq_chunks(void)
+{
+	Graph *g = ir_graph_create();
+	Diag d;
+	diag_init(&d);
+	Shape s = S(2, 5, 4000, 0, 0);
+	ValId x = ir_input(g, "x", DT_F32, &s, noloc, &d);
+	ValId q = ir_sumsq(g, x, noloc, &d);
+	CHECK(q != VAL_NONE && ir_node(g, q)->dtype == DT_F64 && ir_node(g, q)->shape.rank == 1 &&
+	      ir_node(g, q)->shape.dim[0] == 2);
+	double *xs = malloc(20000 * sizeof *xs), *val[2] = {xs, NULL};
+	double want[2] = {0, 0};
+	for (int i = 0; i < 20000; i++) {
+		xs[i] = rnd();
+		want[i >= IR_SUMSQ_CHUNK] += xs[i] * xs[i];
+	}
+	CHECK(ir_interp(g, val, &d) == 0);
+	if (val[1]) {
+		CHECK_NEAR(val[1][0], want[0], 1e-9);
+		CHECK_NEAR(val[1][1], want[1], 1e-9);
+	}
+	ir_interp_free(g, val);
+	free(xs);
+	diag_free(&d);
+	ir_graph_destroy(g);
+}
+
 static void test_missing_input(void)
 {
 	T *t = t_new();
@@ -426,6 +535,8 @@ int main(void)
 	RUN(test_causal_mask);
 	RUN(test_softmax);
 	RUN(test_cross_entropy);
+	RUN(test_update);
+	RUN(test_sumsq_chunks);
 	RUN(test_missing_input);
 	return check_report();
 }
