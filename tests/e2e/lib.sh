@@ -14,6 +14,10 @@ export MSW_CACHE_DIR="$tmp/kernel-cache"
 # The sparse cost model reads fixed rates, not this machine's: the suite
 # neither spends seconds calibrating nor prints host-dependent choices.
 export MSW_RATES="$PWD/tests/fixtures/rates/fixed.txt"
+# The model, the small size and the text the scripts train and run on.
+model=models/gpt.msw
+small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
+text=tests/fixtures/gpt_train/text.txt
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 

@@ -5,7 +5,6 @@
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
-small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
 
 
 expect 0 "usage: mswc" "$mswc" help

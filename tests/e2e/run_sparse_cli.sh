@@ -23,9 +23,6 @@
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
-model=models/gpt.msw
-small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
-text=tests/fixtures/gpt_train/text.txt
 cfg=(--data "$text" --batch 2 --seq 16 --lr 3e-3 --warmup 2 --eval-every 0 --threads 2)
 
 

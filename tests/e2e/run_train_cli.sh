@@ -12,9 +12,6 @@
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
-model=models/gpt.msw
-small=(-D d=32 -D heads=2 -D layers=2 -D ctx=32)
-text=tests/fixtures/gpt_train/text.txt
 cfg=(--data "$text" --batch 2 --seq 16 --steps 20 --lr 3e-3 --warmup 5 --eval-every 10
 	--eval-batches 2 --threads 2)
 
