@@ -11,8 +11,6 @@
  * A crash the fuzzer found and that was fixed is kept as crash_<what>. */
 #include "../check.h"
 
-#include <dirent.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define FUZZ_ENTRY fuzz_msw_entry
@@ -22,12 +20,7 @@
 #include "../fuzz/fuzz_ir.c"
 #undef FUZZ_ENTRY
 
-#ifndef MSW_SOURCE_DIR
-#define MSW_SOURCE_DIR "."
-#endif
-
-typedef int (*Entry)(const uint8_t *, size_t);
-typedef bool (*Accepts)(const uint8_t *, size_t);
+#include "../fuzz/replay.h"
 
 static bool msw_accepts(const uint8_t *p, size_t n)
 {
@@ -60,62 +53,11 @@ static bool ir_accepts(const uint8_t *p, size_t n)
 	return ok;
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long len = ftell(f);
-	rewind(f);
-	uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
-	*n = p ? fread(p, 1, (size_t)len, f) : 0;
-	fclose(f);
-	return p;
-}
-
-/* Returns the number of files replayed; counts valid_ and bad_ seeds. */
-static int replay(const char *target, Entry entry, Accepts accepts, int *nvalid, int *nbad)
-{
-	char path[1024];
-	snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s", MSW_SOURCE_DIR, target);
-	DIR *dp = opendir(path);
-	CHECK_MSG(dp != NULL, "no corpus at %s", path);
-	if (!dp)
-		return 0;
-	int count = 0;
-	*nvalid = *nbad = 0;
-	for (struct dirent *de; (de = readdir(dp));) {
-		if (de->d_name[0] == '.')
-			continue;
-		char file[2048];
-		snprintf(file, sizeof file, "%s/%s", path, de->d_name);
-		size_t n;
-		uint8_t *p = slurp(file, &n);
-		CHECK_MSG(p != NULL, "cannot read %s", file);
-		if (!p)
-			continue;
-		CHECK(entry(p, n) == 0);
-		if (!strncmp(de->d_name, "valid_", 6)) {
-			CHECK_MSG(accepts(p, n), "%s should be accepted", file);
-			(*nvalid)++;
-		}
-		if (!strncmp(de->d_name, "bad_", 4)) {
-			CHECK_MSG(!accepts(p, n), "%s should be refused", file);
-			(*nbad)++;
-		}
-		free(p);
-		count++;
-	}
-	closedir(dp);
-	return count;
-}
-
 static void test_corpus(void)
 {
 	int vm, bm, vi, bi;
-	int nmsw = replay("msw", fuzz_msw_entry, msw_accepts, &vm, &bm);
-	int nir = replay("ir", fuzz_ir_entry, ir_accepts, &vi, &bi);
+	int nmsw = fuzz_replay("msw", fuzz_msw_entry, msw_accepts, &vm, &bm);
+	int nir = fuzz_replay("ir", fuzz_ir_entry, ir_accepts, &vi, &bi);
 	printf("replayed %d msw (%d valid, %d bad seeds) and %d ir (%d valid, %d bad seeds) "
 	       "corpus files\n", nmsw, vm, bm, nir, vi, bi);
 	/* The seeds are there: every lit test and model, and their printed IR. */
