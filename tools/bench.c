@@ -312,7 +312,7 @@ static int cmd_calibrate(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
 	if (argc < 1)
-		return usage_error("bench", "which benchmark? (mswc bench matmul)");
+		return usage_error("bench", "which benchmark? (matmul, sparse or calibrate)");
 	if (!strcmp(argv[0], "sparse"))
 		return cmd_bench_sparse(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "calibrate"))
