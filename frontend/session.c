@@ -165,14 +165,6 @@ static int apply_freeze(Graph *g, const fe_Options *o, Diag *d)
 	return r;
 }
 
-/* A param a name pattern may make sparse: a matrix (or higher rank) that
- * is not an embedding table. Vectors (norm scales, biases) and embeddings
- * stay dense whatever the pattern says (docs/sparsity.md). */
-static bool sparse_eligible(const Graph *g, ValId v)
-{
-	const Node *n = ir_node(g, v);
-	return n->op == OP_PARAM && n->shape.rank >= 2 && !ir_embedding_table(g, v);
-}
 
 /* The model's `sparsity` statements, in order (a later one wins for the
  * parameters it covers): each covered param gets a pending mask with the
@@ -200,7 +192,7 @@ static int apply_sparsity(Graph *g, const Vec *rules, Diag *d)
 			for (ValId v = 0; v < ir_nnode(g); v++) {
 				const Node *n = ir_node(g, v);
 				if (n->op != OP_PARAM || fnmatch(r->pat[k], ir_str(g, n->name), 0) ||
-				    !sparse_eligible(g, v))
+				    !ir_weight_matrix(g, v))
 					continue;
 				if (!ir_set_mask(g, v, r->target, (SparseDist)r->dist))
 					return diag_error(d, r->patloc[k], "out of memory");

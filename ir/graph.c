@@ -378,6 +378,11 @@ bool ir_embedding_table(const Graph *g, ValId p)
  * nanoGPT's "every 2-D param" rule. */
 bool ir_param_decays(const Graph *g, ValId p)
 {
+	return ir_weight_matrix(g, p);
+}
+
+bool ir_weight_matrix(const Graph *g, ValId p)
+{
 	const Node *n = ir_node(g, p);
 	return n->op == OP_PARAM && n->shape.rank >= 2 && !ir_embedding_table(g, p);
 }

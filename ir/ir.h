@@ -271,9 +271,12 @@ bool ir_sparse_candidate(const Graph *g, ValId p);
 /* Which params are what, by the graph's structure (never by names), one
  * rule each, used by every pass and the backend alike:
  * ir_embedding_table: p is read as the table of a gather (looking through
- * reshapes and its mask product); ir_param_decays: AdamW's weight decay
- * applies to p, a param of rank >= 2 that is not an embedding table. */
+ * reshapes and its mask product); ir_weight_matrix: p is a param of rank
+ * >= 2 that is not an embedding table (a layer's weights: the params a
+ * sparsity pattern may cover); ir_param_decays: AdamW's weight decay
+ * applies to p (today exactly the weight matrices). */
 bool ir_embedding_table(const Graph *g, ValId p);
+bool ir_weight_matrix(const Graph *g, ValId p);
 bool ir_param_decays(const Graph *g, ValId p);
 
 /* Append a node: `tmpl` gives op, dtype (for sources and cast) and
