@@ -305,8 +305,8 @@ static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
 	fflush(stdout);
 	if (grc)
 		goto done;
-	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms, %lld of them "
-		"in chunks of %lld; window %lld, slid %lld times; %d sequences; %d threads)\n",
+	fprintf(stderr, "\n%lld tokens, %.1f tokens/s (prompt: %lld tokens in %.1f ms; prefilled %lld "
+		"tokens, prompt and window slides, in chunks of %lld; window %lld, slid %lld times; %d sequences; %d threads)\n",
 		(long long)st.ngen, st.gen_s > 0 ? (double)st.ngen / st.gen_s : 0.0,
 		(long long)st.nprompt, 1e3 * st.prompt_s, (long long)st.nprefill,
 		(long long)(pe ? chunk : 1), (long long)window, (long long)st.nslide, nseq,

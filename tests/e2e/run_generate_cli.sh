@@ -53,8 +53,8 @@ expect 1 "--window expects an integer" "${gen[@]}" --prompt "x" --window 1
 # bytes of feeding the prompt a token per run, with sliding too.
 "${gen[@]}" --prompt "0123456789" -n 100 --greedy --prefill 0 >"$tmp/slide0.out" 2>"$tmp/slide0.err"
 cmp -s "$tmp/slide.out" "$tmp/slide0.out" && ok || bad "--prefill 0 changed the greedy text"
-grep -qE "10 tokens in [0-9.]+ ms, [0-9]+ of them in chunks of 32" "$tmp/slide.err" && ok || { bad "no prefill count"; cat "$tmp/slide.err"; }
-grep -q "0 of them in chunks of 1;" "$tmp/slide0.err" && ok || { bad "--prefill 0 still prefilled"; cat "$tmp/slide0.err"; }
+grep -qE "10 tokens in [0-9.]+ ms; prefilled [0-9]+ tokens, prompt and window slides, in chunks of 32" "$tmp/slide.err" && ok || { bad "no prefill count"; cat "$tmp/slide.err"; }
+grep -q "prefilled 0 tokens, prompt and window slides, in chunks of 1;" "$tmp/slide0.err" && ok || { bad "--prefill 0 still prefilled"; cat "$tmp/slide0.err"; }
 "${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 4 >"$tmp/p4.out" 2>/dev/null
 "${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 0 >"$tmp/p0.out" 2>/dev/null
 cmp -s "$tmp/p4.out" "$tmp/p0.out" && ok || bad "--prefill 4 changed the sampled text"
