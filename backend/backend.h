@@ -78,6 +78,8 @@ typedef struct be_Ctx {
 	LLVMTypeRef t_kernel;     /* void (i8** buf, i64 lo, i64 hi) */
 	int vec_lanes;            /* f32 lanes of the widest vector: 16 with AVX-512, 8 with AVX2 */
 	int has_fma;
+	int64_t l1d;              /* bytes of L1 data cache per core, for blocking: the
+	                           * host's report, or 32 KiB for another target */
 } be_Ctx;
 
 /* What an emitter produced: a function obeying the rt.h kernel contract. */

@@ -96,6 +96,19 @@ static void init_types(be_Ctx *c)
 	c->t_kernel = LLVMFunctionType(c->t_void, params, 3, 0);
 }
 
+/* Emitters size their blocks from the L1 data cache of the CPU the code
+ * runs on; for another target than the host that is unknown, and 32 KiB is
+ * the smallest of current x86 cores. */
+static int64_t target_l1d(const be_Options *o)
+{
+	enum { FALLBACK = 32 * 1024 };
+	int64_t size[3];
+	if (o && (o->cpu || o->features))
+		return FALLBACK;
+	host_cache_sizes(size);
+	return size[0] >= 16 * 1024 ? size[0] : FALLBACK;
+}
+
 int be_ctx_init(be_Ctx *c, LLVMContextRef ctx, const be_Options *o, Diag *d)
 {
 	memset(c, 0, sizeof *c);
@@ -107,6 +120,7 @@ int be_ctx_init(be_Ctx *c, LLVMContextRef ctx, const be_Options *o, Diag *d)
 	c->vec_lanes = has_feature(feat, "+avx512f") ? 16 : has_feature(feat, "+avx2") ? 8 : 4;
 	c->has_fma = has_feature(feat, "+fma");
 	LLVMDisposeMessage(feat);
+	c->l1d = target_l1d(o);
 
 	c->mod = LLVMModuleCreateWithNameInContext("mswc", ctx);
 	char *triple = LLVMGetTargetMachineTriple(c->tm);

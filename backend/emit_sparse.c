@@ -34,11 +34,11 @@
 #include <string.h>
 
 enum {
-	SPMM_VECS = 4,    /* R for spmm: 4 independent accumulators hide FMA latency */
+	SPMM_VECS = 8,    /* R for spmm: 8 accumulator chains cover the 4-cycle
+	                   * latency of two FMA pipes, and 128 rows = B */
 	SDDMM_VECS = 8,   /* R for sddmm: long dot products amortise the horizontal sum */
-	MIN_TASKS = 64,       /* unless there is little work */
-	MAX_TASK_NNZ = 32768, /* entries per task: its packed weights live on the stack */
-	PANEL = 96,           /* spmm features per panel: 96 x 64 rows x 4 B = 24 KB, in L1 */
+	MIN_TASKS = 16,   /* unless there is little work: balance for 1..16 threads */
+	SDDMM_GROUPS = 4, /* sddmm tasks: each reads all of bt, so few */
 };
 
 /* Row lists of one product, from the mask. */
@@ -46,19 +46,19 @@ typedef struct Rows {
 	int64_t nrow, nnz;
 	int32_t *ptr;     /* nrow + 1 */
 	int32_t *idx;     /* nnz: the feature read (spmm) or the column n (sddmm) */
-	int32_t *chunk;   /* ntask + 1: the tasks' first rows */
-	int ntask;
-	int64_t max_task_nnz;
-	/* Panels (spmm): features [q*PANEL, (q+1)*PANEL) are panel q; row j's
+	int32_t *chunk;   /* ngroup + 1: the row groups' first rows */
+	int ngroup;
+	/* Panels (spmm): features [q*panel, (q+1)*panel) are panel q; row j's
 	 * entries in panel q are [pptr[q][j], pptr[q+1][j]), a sub-range of its
 	 * entries since they are sorted by feature. pptr[npanel][j] = ptr[j+1]. */
+	int64_t panel;
 	int npanel;
 	int32_t *pptr;    /* (npanel + 1) * (nrow + 1) */
 } Rows;
 
 static int rows_panels(Rows *r, int64_t inner)
 {
-	r->npanel = (int)((inner + PANEL - 1) / PANEL);
+	r->npanel = (int)((inner + r->panel - 1) / r->panel);
 	if (r->npanel < 1)
 		r->npanel = 1;
 	int64_t stride = r->nrow + 1;
@@ -70,7 +70,7 @@ static int rows_panels(Rows *r, int64_t inner)
 	for (int64_t j = 0; j < r->nrow; j++) {
 		int32_t p = r->ptr[j];
 		for (int q = 0; q <= r->npanel; q++) {
-			int64_t lo = q == r->npanel ? INT64_MAX : (int64_t)q * PANEL;
+			int64_t lo = q == r->npanel ? INT64_MAX : (int64_t)q * r->panel;
 			while (p < r->ptr[j + 1] && r->idx[p] < lo)
 				p++;
 			r->pptr[q * stride + j] = p;
@@ -81,8 +81,10 @@ static int rows_panels(Rows *r, int64_t inner)
 
 /* by_column: row j lists the k with bits[k][j] (spmm forward); otherwise
  * row k lists the n with bits[k][n]. */
-static int rows_build(Rows *r, const uint8_t *bits, int64_t K, int64_t N, bool by_column)
+static int rows_build(Rows *r, const uint8_t *bits, int64_t K, int64_t N, bool by_column,
+		      int64_t panel)
 {
+	r->panel = panel;
 	r->nrow = by_column ? N : K;
 	r->ptr = mem_alloc((size_t)(r->nrow + 1) * sizeof *r->ptr);
 	int64_t nnz = 0;
@@ -113,36 +115,36 @@ static void rows_free(Rows *r)
 }
 
 
-/* Tasks of about equal work (entries, plus a little per row) for M rows:
- * enough for the pool to balance, and few enough entries each for the
- * task's packed weights to fit on its stack. */
-static void rows_split(Rows *r, int64_t M)
+/* How many tasks the product's work is worth: enough for the pool to
+ * balance, one for little work. */
+static int64_t rows_tasks(const Rows *r, int64_t M)
+{
+	double total = (double)r->nnz + 8.0 * (double)r->nrow;
+	int64_t n = (int64_t)(total * (double)M / (4.0 * BE_TASK_WORK)) + 1;
+	return n < MIN_TASKS ? n : MIN_TASKS;
+}
+
+/* n groups of consecutive rows with about equal work (entries, plus a
+ * little per row). */
+static void rows_split(Rows *r, int64_t n)
 {
 	double per_row = 8.0, total = (double)r->nnz + per_row * (double)r->nrow;
-	int64_t n = (int64_t)(total * (double)M / (4.0 * BE_TASK_WORK)) + 1;
-	if (n > MIN_TASKS)
-		n = MIN_TASKS;
-	if (n < r->nnz / MAX_TASK_NNZ + 1)
-		n = r->nnz / MAX_TASK_NNZ + 1;
 	if (n > r->nrow)
 		n = r->nrow > 0 ? r->nrow : 1;
-	r->ntask = (int)n;
+	if (n < 1)
+		n = 1;
+	r->ngroup = (int)n;
 	r->chunk[0] = 0;
 	int t = 1;
 	double acc = 0;
-	for (int64_t j = 0; j < r->nrow && t < r->ntask; j++) {
+	for (int64_t j = 0; j < r->nrow && t < r->ngroup; j++) {
 		acc += (double)(r->ptr[j + 1] - r->ptr[j]) + per_row;
-		if (acc >= total * t / (double)r->ntask)
+		if (acc >= total * t / (double)r->ngroup)
 			r->chunk[t++] = (int32_t)(j + 1);
 	}
-	while (t < r->ntask)   /* fewer cut points than tasks: empty tails */
+	while (t < r->ngroup)   /* fewer cut points than groups: empty tails */
 		r->chunk[t++] = (int32_t)r->nrow;
-	r->chunk[r->ntask] = (int32_t)r->nrow;
-	r->max_task_nnz = 1;
-	for (int k = 0; k < r->ntask; k++) {
-		int64_t e = r->ptr[r->chunk[k + 1]] - r->ptr[r->chunk[k]];
-		r->max_task_nnz = e > r->max_task_nnz ? e : r->max_task_nnz;
-	}
+	r->chunk[r->ngroup] = (int32_t)r->nrow;
 }
 
 /* A constant i32 array as a private global (its bytes as one constant
@@ -188,11 +190,8 @@ typedef struct Sp {
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
 	LLVMValueRef pptr;     /* their panels (spmm) */
-	LLVMValueRef arow;     /* spmm: idx[p] * M, the entry's feature row in a block */
-	LLVMValueRef vals, p0; /* compressed rows: the task's kept weights, packed in
-	                        * entry order from its first entry p0 */
 	LLVMValueRef r0, r1;  /* the task's rows */
-	int task;             /* unrolled: the task whose rows are emitted */
+	int group;            /* unrolled: the row group whose rows are emitted */
 	const char *name;     /* the kernel's, a prefix for its helpers */
 } Sp;
 
@@ -244,13 +243,19 @@ static LLVMValueRef zeros(be_Ctx *c, int n)
 	return LLVMConstNull(be_vtype(c, c->t_f32, n));
 }
 
-/* acc[r] += at[i][m0 + r*n ..] * wp[k], with arow = i*M (the feature row
- * of the block) */
-static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef arow, LLVMValueRef wp, LLVMValueRef k,
-		       LLVMValueRef m0, int R, int n, LLVMValueRef *acc)
+static LLVMValueRef weight_offset(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef j)
 {
-	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, wp, k, 1), n);
-	LLVMValueRef base = add(c, arow, m0);
+	return s->tb ? add(c, mul(c, j, s->N), i) : add(c, mul(c, i, s->N), j);
+}
+
+/* acc[r] += at[i][m0 + r*n ..] * W's entry (i, j) (or (j, i) with transb),
+ * read from W itself: the rows j of a task are consecutive, so without
+ * transb one cache line of W serves 16 of them. */
+static void spmm_entry(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef j, LLVMValueRef m0,
+		       int R, int n, LLVMValueRef *acc)
+{
+	LLVMValueRef wv = be_splat(c, be_load(c, c->t_f32, s->w, weight_offset(c, s, i, j), 1), n);
+	LLVMValueRef base = add(c, mul(c, i, s->M), m0);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_fma(c, be_load(c, c->t_f32, s->at, add(c, base, be_i64(c, (int64_t)r * n)), n),
 				wv, acc[r], n);
@@ -262,11 +267,6 @@ static void spmm_store(be_Ctx *c, const Sp *s, LLVMValueRef j, LLVMValueRef m0, 
 	LLVMValueRef base = add(c, mul(c, j, s->M), m0);
 	for (int r = 0; r < R; r++)
 		be_store(c, acc[r], c->t_f32, s->out, add(c, base, be_i64(c, (int64_t)r * n)), n);
-}
-
-static LLVMValueRef weight_offset(be_Ctx *c, const Sp *s, LLVMValueRef i, LLVMValueRef j)
-{
-	return s->tb ? add(c, mul(c, j, s->N), i) : add(c, mul(c, i, s->N), j);
 }
 
 /* Panel by panel, so the features a panel reads stay in L1 while every
@@ -291,10 +291,10 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	}
 	LLVMValueRef p0 = load_i64(c, s->pptr, add(c, pa, j)), p1 = load_i64(c, s->pptr, add(c, pb, j));
 	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
-	LLVMValueRef arow = load_i64(c, s->arow, p);
+	LLVMValueRef i = load_i64(c, s->idx, p);
 	for (int r = 0; r < R; r++)
 		acc[r] = be_get(c, vt, slot[r]);
-	spmm_entry(c, s, arow, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), m0, R, n, acc);
+	spmm_entry(c, s, i, j, m0, R, n, acc);
 	for (int r = 0; r < R; r++)
 		be_set(c, slot[r], acc[r]);
 	be_loop_end(c, &lp);
@@ -340,11 +340,8 @@ static LLVMValueRef unrolled_row(be_Ctx *c, const Sp *s, int32_t j, int R, int n
 	for (int q = 0; q < R; q++)
 		acc[q] = zeros(c, n);
 	const Rows *rw = s->rows;
-	for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++) {
-		LLVMValueRef i = be_i64(c, rw->idx[p]);
-		spmm_entry(c, &r, be_i64(c, rw->idx[p] * s->M), r.w,
-			   weight_offset(c, &r, i, be_i64(c, j)), m0, R, n, acc);
-	}
+	for (int32_t p = rw->ptr[j]; p < rw->ptr[j + 1]; p++)
+		spmm_entry(c, &r, be_i64(c, rw->idx[p]), be_i64(c, j), m0, R, n, acc);
 	spmm_store(c, &r, be_i64(c, j), m0, R, n, acc);
 	LLVMBuildRetVoid(c->b);
 	LLVMPositionBuilderAtEnd(c->b, saved);
@@ -354,7 +351,7 @@ static LLVMValueRef unrolled_row(be_Ctx *c, const Sp *s, int32_t j, int R, int n
 static void spmm_unrolled_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
 {
 	const Rows *rw = s->rows;
-	for (int32_t j = rw->chunk[s->task]; j < rw->chunk[s->task + 1]; j++) {
+	for (int32_t j = rw->chunk[s->group]; j < rw->chunk[s->group + 1]; j++) {
 		LLVMValueRef fn = unrolled_row(c, s, j, R, n);
 		LLVMValueRef args[4] = {s->out, s->at, s->w, m0};
 		LLVMBuildCall2(c->b, LLVMGlobalGetValueType(fn), fn, args, 4, "");
@@ -414,82 +411,90 @@ static int sparse_pattern(const Graph *g, const Node *nd, const uint8_t **bits, 
 	return 0;
 }
 
-/* The task's kept weights in entry order, gathered once per call: the
- * blocks then read them sequentially instead of walking W down a column
- * (a new cache line per entry, for every block of rows). */
-static void pack_weights(be_Ctx *c, Sp *s)
+/* The row groups' bounds, rows [chunk[g], chunk[g+1]). */
+static LLVMValueRef group_bounds(be_Ctx *c, Sp *s, const char *name)
 {
-	LLVMTypeRef at = LLVMArrayType(c->t_f32, (unsigned)s->rows->max_task_nnz);
-	LLVMValueRef buf = be_local(c, at, NULL);
-	LLVMSetAlignment(buf, 64);
-	s->vals = LLVMBuildBitCast(c->b, buf, LLVMPointerType(c->t_f32, 0), "");
-	s->p0 = load_i64(c, s->ptr, s->r0);
-	be_Loop lj, lp;
-	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
-	LLVMValueRef p0 = load_i64(c, s->ptr, j), p1 = load_i64(c, s->ptr, add(c, j, be_i64(c, 1)));
-	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
-	LLVMValueRef w = be_load(c, c->t_f32, s->w, weight_offset(c, s, load_i64(c, s->idx, p), j), 1);
-	be_store(c, w, c->t_f32, s->vals, LLVMBuildNSWSub(c->b, p, s->p0, ""), 1);
-	be_loop_end(c, &lp);
-	be_loop_end(c, &lj);
-	be_loop_scalar(c, &lj);
+	return const_i32s(c, name, "chunk", s->rows->chunk, s->rows->ngroup + 1);
 }
 
-/* for t in [lo, hi): rows [chunk[t], chunk[t+1]) of the compressed rows.
- * spmm packs the task's weights first and reads its entries by panel and
- * by feature row (idx * M, precomputed); sddmm zeroes its rows of dW. */
-static int csr_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
-		     int R, BlockFn *body, bool sddmm)
+static void set_group(be_Ctx *c, Sp *s, LLVMValueRef chunk, LLVMValueRef g)
+{
+	s->r0 = load_i64(c, chunk, g);
+	s->r1 = load_i64(c, chunk, add(c, g, be_i64(c, 1)));
+}
+
+/* sddmm: task t is row group t of dW over every block of rows (the sum
+ * over blocks stays in one task); it zeroes its rows first. */
+static void sddmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi)
 {
 	const Rows *rw = s->rows;
-	int64_t nnz = rw->nnz ? rw->nnz : 1;
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
-	s->idx = const_i32s(c, name, "idx", rw->idx, nnz);
-	if (!sddmm) {
-		int32_t *arow = mem_alloc((size_t)nnz * sizeof *arow);
-		if (!arow)
-			return -1;
-		for (int64_t p = 0; p < rw->nnz; p++)
-			arow[p] = rw->idx[p] * (int32_t)s->M;
-		s->arow = const_i32s(c, name, "arow", arow, nnz);
-		mem_free(arow);
-		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
-	}
-	LLVMValueRef chunk = const_i32s(c, name, "chunk", rw->chunk, rw->ntask + 1);
+	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
+	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
-	s->r0 = load_i64(c, chunk, t);
-	s->r1 = load_i64(c, chunk, add(c, t, be_i64(c, 1)));
-	if (sddmm)
-		zero_rows(c, s);
-	else
-		pack_weights(c, s);
-	for_each_block(c, s, R, body);
+	set_group(c, s, chunk, t);
+	zero_rows(c, s);
+	for_each_block(c, s, SDDMM_VECS, sddmm_block);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
-	return 0;
 }
 
-/* switch (t) { case k: the unrolled rows of task k }, for t in [lo, hi). */
-static void unrolled_tasks(be_Ctx *c, Sp *s, LLVMValueRef lo, LLVMValueRef hi)
+/* The rows of group g for the block the operands point at: the compressed
+ * rows' loop, or with unrolled code a switch over the groups. */
+static void spmm_group(be_Ctx *c, Sp *s, LLVMValueRef chunk, LLVMValueRef g, bool unrolled)
 {
-	be_Loop lt;
-	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
+	if (!unrolled) {
+		set_group(c, s, chunk, g);
+		for_blocks(c, s, SPMM_VECS, spmm_csr_block);
+		return;
+	}
 	LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
 	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
-	LLVMValueRef sw = LLVMBuildSwitch(c->b, t, next, (unsigned)s->rows->ntask);
-	for (int k = 0; k < s->rows->ntask; k++) {
+	LLVMValueRef sw = LLVMBuildSwitch(c->b, g, next, (unsigned)s->rows->ngroup);
+	for (int k = 0; k < s->rows->ngroup; k++) {
 		LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "rows");
 		LLVMAddCase(sw, be_i64(c, k), bb);
 		LLVMPositionBuilderAtEnd(c->b, bb);
-		s->task = k;
-		for_each_block(c, s, SPMM_VECS, spmm_unrolled_block);
+		s->group = k;
+		for_blocks(c, s, SPMM_VECS, spmm_unrolled_block);
 		LLVMBuildBr(c->b, next);
 	}
 	LLVMMoveBasicBlockAfter(next, LLVMGetInsertBlock(c->b));
 	LLVMPositionBuilderAtEnd(c->b, next);
+}
+
+/* spmm: task t is row group t % ngroup of block t / ngroup. The tasks of a
+ * block are consecutive, so a thread's range reads each block of at into
+ * its L2 once and every row group uses it there (groups that each swept
+ * all blocks read at once per group, from L3). */
+static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi,
+		       bool unrolled)
+{
+	const Rows *rw = s->rows;
+	if (!unrolled) {
+		s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
+		s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
+		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
+	}
+	LLVMValueRef chunk = group_bounds(c, s, name);
+	be_Loop lt;
+	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
+	LLVMValueRef blk = LLVMBuildUDiv(c->b, t, be_i64(c, rw->ngroup), "");
+	LLVMValueRef g = LLVMBuildNSWSub(c->b, t, mul(c, blk, rw->ngroup), "");
+	Sp b = *s;
+	b.at = be_gep(c, c->t_f32, s->at, mul(c, blk, s->at_stride));
+	b.out = be_gep(c, c->t_f32, s->out, mul(c, blk, s->out_stride));
+	spmm_group(c, &b, chunk, g, unrolled);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
+}
+
+/* Features per spmm panel: as many rows of R*L floats as fill L1. */
+static int64_t spmm_panel(const be_Ctx *c)
+{
+	int64_t row = (int64_t)SPMM_VECS * c->vec_lanes * 4, p = c->l1d / row;
+	return p >= 16 ? p : 16;
 }
 
 int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
@@ -509,34 +514,34 @@ int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	else
 		s.out_stride = nd->shape.dim[1] * s.M;
 	Rows rw = {0};
-	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb)) {
+	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb, spmm_panel(c))) {
 		rows_free(&rw);
 		return diag_error(d, nd->loc, "out of memory");
 	}
-	rows_split(&rw, s.M * s.nblk);
+	int64_t want = rows_tasks(&rw, s.M * s.nblk);
+	if (sddmm)
+		rows_split(&rw, want < SDDMM_GROUPS ? want : SDDMM_GROUPS);
+	else
+		rows_split(&rw, (want + s.nblk - 1) / s.nblk);
 	s.rows = &rw;
 	char name[64];
 	be_kernel_name(g, v, name, sizeof name);
 	s.name = name;
 	LLVMValueRef buf, lo, hi;
 	k->fn = be_kernel_begin(c, name, &buf, &lo, &hi);
-	k->ntask = rw.ntask;
+	k->ntask = sddmm ? rw.ngroup : rw.ngroup * s.nblk;
 	k->flops = 2.0 * (double)rw.nnz * (double)(s.M * s.nblk);
 	s.out = be_kernel_arg(c, buf, 0, c->t_f32);
 	s.at = be_kernel_arg(c, buf, 1, c->t_f32);
-	int rc = 0;
 	if (sddmm) {
 		s.bt = be_kernel_arg(c, buf, 2, c->t_f32);
 		s.w = be_kernel_arg(c, buf, 3, c->t_f32);
-		rc = csr_tasks(c, &s, name, lo, hi, SDDMM_VECS, sddmm_block, true);
+		sddmm_tasks(c, &s, name, lo, hi);
 	} else {
 		s.w = be_kernel_arg(c, buf, 2, c->t_f32);
-		if (nd->flags & NF_UNROLLED)
-			unrolled_tasks(c, &s, lo, hi);
-		else
-			rc = csr_tasks(c, &s, name, lo, hi, SPMM_VECS, spmm_csr_block, false);
+		spmm_tasks(c, &s, name, lo, hi, nd->flags & NF_UNROLLED);
 	}
 	LLVMBuildRetVoid(c->b);
 	rows_free(&rw);
-	return rc ? diag_error(d, nd->loc, "out of memory") : 0;
+	return 0;
 }
