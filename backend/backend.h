@@ -179,6 +179,9 @@ LLVMValueRef be_exp(be_Ctx *c, LLVMValueRef x, int n);   /* polynomial, ~1 ulp *
 LLVMValueRef be_log(be_Ctx *c, LLVMValueRef x, int n);   /* polynomial, ~1 ulp */
 LLVMValueRef be_tanh(be_Ctx *c, LLVMValueRef x, int n);
 LLVMValueRef be_hsum(be_Ctx *c, LLVMValueRef v, int n);  /* fixed pairwise order */
+/* A vector of `count` lanes whose lane e is be_hsum(v[e], n) bit for bit;
+ * count a power of two, at most n. */
+LLVMValueRef be_hsum_many(be_Ctx *c, const LLVMValueRef *v, int count, int n);
 LLVMValueRef be_hmax(be_Ctx *c, LLVMValueRef v, int n);
 
 /* emit_elementwise.c, emit_reduce.c, emit_movement.c: one emitter per op

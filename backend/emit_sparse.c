@@ -4,31 +4,40 @@
  * within a block a row is one feature over B rows of the activations, so a
  * vector of L lanes (16 with AVX-512) holds L consecutive rows m, and one
  * kept weight w of the pattern costs one broadcast and R vector FMAs over
- * R*L rows. Each task walks the blocks in order, so a block's features
- * (64 KB for 256 features of 64 rows) stay in L2 while its rows use them. The mask is known here (Graph.mask), so the pattern is compiled in:
+ * R*L rows (R = 8: eight independent chains keep two FMA pipes busy). The
+ * mask is known here (Graph.mask), so the pattern is compiled in, as
+ * compressed rows: row j's kept entries are ptr[j]..ptr[j+1] of idx (the
+ * feature each reads; the weight's offset is i*N + j, or j*N + i with
+ * transb), as constant arrays. Features are cut into panels of as many
+ * feature rows as fill half the L1 data cache the CPU reports, and a row's
+ * entries within panel q are pptr[q][j]..pptr[q+1][j]:
  *
- *   spmm, compressed rows:  out row j's kept entries as two constant
- *                 arrays, ptr[J+1] and idx[nnz] (the feature i each reads;
- *                 the weight's offset is i*N + j, or j*N + i with transb),
- *                 walked by a loop:
- *                   for each block of R*L rows m, for each j of the task:
- *                     acc[0..R) = 0
- *                     for p in ptr[j]..ptr[j+1]:  acc[r] += at[idx[p]][m..] * w
- *                     out[j][m..] = acc
- *   spmm, unrolled: the same loops over m, but the j loop and the loop over
- *                 each row's entries are written out with the indices and
- *                 weight offsets as constants: no index loads, no loop
- *                 control, and LLVM schedules across rows (SparseRT's idea).
- *                 The task index selects its rows with a switch.
- *   sddmm:        out row k: zero it, then for each block of R*L rows m:
- *                 load at[k][m..] once, and for each kept (k, n) add the
- *                 dot product with bt[n][m..] (R FMAs and one horizontal
- *                 sum) to out[k][n]. Compressed rows only.
+ *   spmm, compressed rows: task t is row group g = t % G of block t / G:
+ *                 for each panel q, for each row j of g (order[q]: by
+ *                 increasing entries in q, so the entry loop's exit is
+ *                 predicted):
+ *                   acc[0..R) = q ? out[j][m..] : 0
+ *                   for p in the panel's entries: acc[r] += at[idx[p]][m..] * W[..]
+ *                   out[j][m..] = acc
+ *                 The panel's features stay in L1 while every row of the
+ *                 group reads them; a block's tasks are consecutive, so a
+ *                 thread reads each block of at into L2 once.
+ *   spmm, unrolled: the same, but each row's entries written out with the
+ *                 indices and weight offsets as constants (SparseRT's
+ *                 idea), one function per row, and no panels.
+ *   sddmm:        task t is row group t of dW, over every block: zero the
+ *                 rows, then per block and panel, for each row k: load
+ *                 at[k][m..] once, and for each kept (k, n) the dot product
+ *                 with bt[n][m..] (a chain of R FMAs), eight at a time
+ *                 reduced together (be_hsum_many) and added to a packed
+ *                 sum in dW's own row; at the end the packed sums move to
+ *                 their columns. Compressed rows only.
  * Blocks of R*L rows come first, then blocks of L, then single rows, so any
- * M works. Tasks are ranges of output rows with about equal kept entries
- * (balanced at compile time). Every sum runs in a fixed order (entries by
- * increasing index, m blocks in order), so results never depend on the
- * split or the thread count. */
+ * M works. Row groups have about equal kept entries (balanced at compile
+ * time). Every sum runs in a fixed order (entries by increasing index,
+ * panels and m blocks in order, one reduction tree per dot whether reduced
+ * alone or eight at a time), so results depend neither on the split, nor
+ * on the thread count, nor on the panel width. */
 #include "backend.h"
 
 #include <string.h>
@@ -37,6 +46,7 @@ enum {
 	SPMM_VECS = 8,    /* R for spmm: 8 accumulator chains cover the 4-cycle
 	                   * latency of two FMA pipes, and 128 rows = B */
 	SDDMM_VECS = 8,   /* R for sddmm: long dot products amortise the horizontal sum */
+	SDDMM_GROUP = 8,  /* sddmm entries reduced together (be_hsum_many) */
 	MIN_TASKS = 16,   /* unless there is little work: balance for 1..16 threads */
 	SDDMM_GROUPS = 4, /* sddmm tasks: each reads all of bt, so few */
 };
@@ -54,6 +64,12 @@ typedef struct Rows {
 	int64_t panel;
 	int npanel;
 	int32_t *pptr;    /* (npanel + 1) * (nrow + 1) */
+	/* order[q][t]: the rows of each group in the order panel q visits them,
+	 * by increasing count of entries in the panel, so the loop over a row's
+	 * entries runs about as often as the last one did and its exit is
+	 * predicted (in row order the count is random, and nearly every exit a
+	 * mispredicted branch). */
+	int32_t *order;   /* npanel * nrow */
 } Rows;
 
 static int rows_panels(Rows *r, int64_t inner)
@@ -112,6 +128,37 @@ static void rows_free(Rows *r)
 	mem_free(r->idx);
 	mem_free(r->chunk);
 	mem_free(r->pptr);
+	mem_free(r->order);
+}
+
+/* Rows [lo, hi) into order by their entry count in panel q (a counting
+ * sort: stable, and counts are at most the panel's width). */
+static void order_group(Rows *r, int q, int64_t lo, int64_t hi, int32_t *count_of, int32_t *out)
+{
+	int64_t stride = r->nrow + 1;
+	const int32_t *a = r->pptr + q * stride, *b = a + stride;
+	memset(count_of, 0, (size_t)(r->panel + 2) * sizeof *count_of);
+	for (int64_t j = lo; j < hi; j++)
+		count_of[b[j] - a[j] + 1]++;
+	for (int64_t e = 1; e <= r->panel + 1; e++)
+		count_of[e] += count_of[e - 1];
+	for (int64_t j = lo; j < hi; j++)
+		out[lo + count_of[b[j] - a[j]]++] = (int32_t)j;
+}
+
+static int rows_order(Rows *r)
+{
+	int32_t *count_of = mem_alloc((size_t)(r->panel + 2) * sizeof *count_of);
+	r->order = mem_alloc((size_t)(r->npanel * (r->nrow ? r->nrow : 1)) * sizeof *r->order);
+	if (!count_of || !r->order) {
+		mem_free(count_of);
+		return -1;
+	}
+	for (int q = 0; q < r->npanel; q++)
+		for (int g = 0; g < r->ngroup; g++)
+			order_group(r, q, r->chunk[g], r->chunk[g + 1], count_of, r->order + q * r->nrow);
+	mem_free(count_of);
+	return 0;
 }
 
 
@@ -189,7 +236,8 @@ typedef struct Sp {
 	bool tb;
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
-	LLVMValueRef pptr;     /* their panels (spmm) */
+	LLVMValueRef pptr;     /* their panels */
+	LLVMValueRef order;    /* the rows' order per panel */
 	LLVMValueRef r0, r1;  /* the task's rows */
 	int group;            /* unrolled: the row group whose rows are emitted */
 	const char *name;     /* the kernel's, a prefix for its helpers */
@@ -283,7 +331,8 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	LLVMValueRef q = be_loop_begin(c, &lq, be_i64(c, 0), be_i64(c, s->rows->npanel), 1);
 	LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, q, be_i64(c, 0), "");
 	LLVMValueRef pa = mul(c, q, stride), pb = add(c, pa, be_i64(c, stride));
-	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
+	LLVMValueRef j = load_i64(c, s->order, add(c, mul(c, q, s->rows->nrow),
+						    be_loop_begin(c, &lj, s->r0, s->r1, 1)));
 	LLVMValueRef obase = add(c, mul(c, j, s->M), m0);
 	for (int r = 0; r < R; r++) {
 		LLVMValueRef old = be_load(c, c->t_f32, s->out, add(c, obase, be_i64(c, (int64_t)r * n)), n);
@@ -360,31 +409,94 @@ static void spmm_unrolled_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, 
 
 /* ---- sddmm ---- */
 
+/* The dot product of at[k][m0..] (a, R vectors of n) with bt[col][m0..]
+ * as n lanes of partial sums: one chain of R FMAs. */
+static LLVMValueRef sddmm_dot(be_Ctx *c, const Sp *s, const LLVMValueRef *a, LLVMValueRef col,
+			      LLVMValueRef m0, int R, int n)
+{
+	LLVMValueRef bbase = add(c, mul(c, col, s->M), m0), acc = zeros(c, n);
+	for (int r = 0; r < R; r++)
+		acc = be_fma(c, a[r], be_load(c, c->t_f32, s->bt, add(c, bbase, be_i64(c, (int64_t)r * n)), n),
+			     acc, n);
+	return acc;
+}
+
+/* Entries [p, p + count) of row k: their dots, reduced together
+ * (be_hsum_many), added to their packed sums, which are the first entries
+ * of dW's row k in entry order (sddmm_unpack puts them in place). With
+ * count 1, one dot and be_hsum: the same bits. */
+static void sddmm_entries(be_Ctx *c, const Sp *s, const LLVMValueRef *a, LLVMValueRef k,
+			  LLVMValueRef p, LLVMValueRef m0, int R, int n, int count)
+{
+	LLVMValueRef dot[SDDMM_GROUP];
+	for (int e = 0; e < count; e++)
+		dot[e] = sddmm_dot(c, s, a, load_i64(c, s->idx, add(c, p, be_i64(c, e))), m0, R, n);
+	LLVMValueRef sum = count == 1 ? be_hsum(c, dot[0], n) : be_hsum_many(c, dot, count, n);
+	LLVMValueRef o = add(c, mul(c, k, s->N), LLVMBuildNSWSub(c->b, p, load_i64(c, s->ptr, k), ""));
+	LLVMValueRef old = be_load(c, c->t_f32, s->out, o, count);
+	be_store(c, LLVMBuildFAdd(c->b, old, sum, ""), c->t_f32, s->out, o, count);
+}
+
+/* Entries of width n vectors reduced per group: 8 with AVX-512 (8 dots and
+ * 8 vectors of a in 32 registers), 4 with AVX2, 1 otherwise. */
+static int sddmm_group(int n)
+{
+	return n >= 16 ? SDDMM_GROUP : n >= 8 ? SDDMM_GROUP / 2 : 1;
+}
+
+/* Panel by panel (bt's rows of a panel stay in L1 while every row k uses
+ * them); row k's entries of the panel in groups, then one by one. */
 static void sddmm_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
 {
 	LLVMValueRef a[SDDMM_VECS];
-	be_Loop lk, lp;
-	LLVMValueRef k = be_loop_begin(c, &lk, s->r0, s->r1, 1);
+	int64_t stride = s->rows->nrow + 1;
+	int group = sddmm_group(n);
+	be_Loop lq, lk, lg, lp;
+	LLVMValueRef q = be_loop_begin(c, &lq, be_i64(c, 0), be_i64(c, s->rows->npanel), 1);
+	LLVMValueRef pa = mul(c, q, stride), pb = add(c, pa, be_i64(c, stride));
+	LLVMValueRef k = load_i64(c, s->order, add(c, mul(c, q, s->rows->nrow),
+						    be_loop_begin(c, &lk, s->r0, s->r1, 1)));
 	LLVMValueRef abase = add(c, mul(c, k, s->M), m0);
 	for (int r = 0; r < R; r++)
 		a[r] = be_load(c, c->t_f32, s->at, add(c, abase, be_i64(c, (int64_t)r * n)), n);
-	LLVMValueRef p0 = load_i64(c, s->ptr, k), p1 = load_i64(c, s->ptr, add(c, k, be_i64(c, 1)));
-	LLVMValueRef p = be_loop_begin(c, &lp, p0, p1, 1);
-	LLVMValueRef col = load_i64(c, s->idx, p);
-	LLVMValueRef bbase = add(c, mul(c, col, s->M), m0);
-	LLVMValueRef even = zeros(c, n), odd = zeros(c, n);   /* two chains */
-	for (int r = 0; r < R; r++) {
-		LLVMValueRef b = be_load(c, c->t_f32, s->bt, add(c, bbase, be_i64(c, (int64_t)r * n)), n);
-		if (r % 2)
-			odd = be_fma(c, a[r], b, odd, n);
-		else
-			even = be_fma(c, a[r], b, even, n);
+	LLVMValueRef p0 = load_i64(c, s->pptr, add(c, pa, k)), p1 = load_i64(c, s->pptr, add(c, pb, k));
+	LLVMValueRef split = p0;
+	if (group > 1) {
+		LLVMValueRef full = LLVMBuildAnd(c->b, LLVMBuildNSWSub(c->b, p1, p0, ""),
+						 be_i64(c, -(int64_t)group), "");
+		split = add(c, p0, full);
+		LLVMValueRef p = be_loop_begin(c, &lg, p0, split, group);
+		sddmm_entries(c, s, a, k, p, m0, R, n, group);
+		be_loop_end(c, &lg);
+		be_loop_scalar(c, &lg);
 	}
-	LLVMValueRef dot = be_hsum(c, LLVMBuildFAdd(c->b, even, odd, ""), n);
-	LLVMValueRef o = add(c, mul(c, k, s->N), col);
-	be_store(c, LLVMBuildFAdd(c->b, be_load(c, c->t_f32, s->out, o, 1), dot, ""), c->t_f32,
-		 s->out, o, 1);
+	LLVMValueRef p = be_loop_begin(c, &lp, split, p1, 1);
+	sddmm_entries(c, s, a, k, p, m0, R, n, 1);
 	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
+	be_loop_end(c, &lk);
+	be_loop_scalar(c, &lk);
+	be_loop_end(c, &lq);
+	be_loop_scalar(c, &lq);
+}
+
+/* Row k's packed sums dW[k][0..e) to their columns, last first: entry q
+ * goes to idx >= q, so no packed sum is overwritten before it moves, and
+ * every slot left behind is zeroed. */
+static void sddmm_unpack(be_Ctx *c, const Sp *s)
+{
+	be_Loop lk, lp;
+	LLVMValueRef k = be_loop_begin(c, &lk, s->r0, s->r1, 1);
+	LLVMValueRef p0 = load_i64(c, s->ptr, k), p1 = load_i64(c, s->ptr, add(c, k, be_i64(c, 1)));
+	LLVMValueRef row = mul(c, k, s->N);
+	LLVMValueRef i = be_loop_begin(c, &lp, be_i64(c, 0), LLVMBuildNSWSub(c->b, p1, p0, ""), 1);
+	LLVMValueRef p = LLVMBuildNSWSub(c->b, p1, add(c, i, be_i64(c, 1)), "");
+	LLVMValueRef from = add(c, row, LLVMBuildNSWSub(c->b, p, p0, ""));
+	LLVMValueRef v = be_load(c, c->t_f32, s->out, from, 1);
+	be_store(c, LLVMConstReal(c->t_f32, 0.0), c->t_f32, s->out, from, 1);
+	be_store(c, v, c->t_f32, s->out, add(c, row, load_i64(c, s->idx, p)), 1);
+	be_loop_end(c, &lp);
+	be_loop_scalar(c, &lp);
 	be_loop_end(c, &lk);
 	be_loop_scalar(c, &lk);
 }
@@ -430,12 +542,15 @@ static void sddmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLV
 	const Rows *rw = s->rows;
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
 	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
+	s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
+	s->order = const_i32s(c, name, "order", rw->order, rw->npanel * (rw->nrow ? rw->nrow : 1));
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
 	set_group(c, s, chunk, t);
 	zero_rows(c, s);
 	for_each_block(c, s, SDDMM_VECS, sddmm_block);
+	sddmm_unpack(c, s);
 	be_loop_end(c, &lt);
 	be_loop_scalar(c, &lt);
 }
@@ -476,6 +591,7 @@ static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVM
 		s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
 		s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
 		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
+		s->order = const_i32s(c, name, "order", rw->order, rw->npanel * (rw->nrow ? rw->nrow : 1));
 	}
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
@@ -490,10 +606,11 @@ static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVM
 	be_loop_scalar(c, &lt);
 }
 
-/* Features per spmm panel: as many rows of R*L floats as fill L1. */
-static int64_t spmm_panel(const be_Ctx *c)
+/* Feature rows per panel (R*L floats each): half of L1, the other half
+ * for what streams past them (the rows' partial sums, W, the indices). */
+static int64_t panel_rows(const be_Ctx *c)
 {
-	int64_t row = (int64_t)SPMM_VECS * c->vec_lanes * 4, p = c->l1d / row;
+	int64_t row = (int64_t)SPMM_VECS * c->vec_lanes * 4, p = c->l1d / 2 / row;
 	return p >= 16 ? p : 16;
 }
 
@@ -514,7 +631,7 @@ int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 	else
 		s.out_stride = nd->shape.dim[1] * s.M;
 	Rows rw = {0};
-	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb, spmm_panel(c))) {
+	if (rows_build(&rw, bits, wn->shape.dim[0], s.N, !sddmm && !s.tb, panel_rows(c))) {
 		rows_free(&rw);
 		return diag_error(d, nd->loc, "out of memory");
 	}
@@ -523,6 +640,10 @@ int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 		rows_split(&rw, want < SDDMM_GROUPS ? want : SDDMM_GROUPS);
 	else
 		rows_split(&rw, (want + s.nblk - 1) / s.nblk);
+	if (rows_order(&rw)) {
+		rows_free(&rw);
+		return diag_error(d, nd->loc, "out of memory");
+	}
 	s.rows = &rw;
 	char name[64];
 	be_kernel_name(g, v, name, sizeof name);

@@ -392,6 +392,53 @@ LLVMValueRef be_hsum(be_Ctx *c, LLVMValueRef v, int n)
 	return v;
 }
 
+/* shufflevector(x, y, lo) + shufflevector(x, y, hi) for `w` result lanes. */
+static LLVMValueRef add_shuffled(be_Ctx *c, LLVMValueRef x, LLVMValueRef y, const int *lo,
+				 const int *hi, int w)
+{
+	LLVMValueRef a[32], b[32];
+	for (int i = 0; i < w; i++) {
+		a[i] = be_i32c(c, lo[i]);
+		b[i] = be_i32c(c, hi[i]);
+	}
+	return LLVMBuildFAdd(c->b, LLVMBuildShuffleVector(c->b, x, y, LLVMConstVector(a, (unsigned)w), ""),
+			     LLVMBuildShuffleVector(c->b, x, y, LLVMConstVector(b, (unsigned)w), ""), "");
+}
+
+/* The sums be_hsum forms, for several vectors at once: a vector holds k
+ * entries of seg lanes each; two such vectors merge into one of 2k entries
+ * of seg/2 lanes, each lane l of an entry the sum of its lanes l and
+ * l + seg/2 (be_hsum's first halving), so two shuffles and one add serve
+ * two vectors where be_hsum spends two per halving per vector. When one
+ * vector is left, its entries halve in place until one lane each. */
+LLVMValueRef be_hsum_many(be_Ctx *c, const LLVMValueRef *v, int count, int n)
+{
+	LLVMValueRef cur[32];
+	int lo[32], hi[32];
+	memcpy(cur, v, (size_t)count * sizeof *v);
+	int k = 1, seg = n, nv = count;
+	for (; nv > 1; nv /= 2, k *= 2, seg /= 2) {
+		for (int e = 0; e < 2 * k; e++)
+			for (int l = 0; l < seg / 2; l++) {
+				int src = (e < k ? 0 : n) + (e % k) * seg + l;
+				lo[e * (seg / 2) + l] = src;
+				hi[e * (seg / 2) + l] = src + seg / 2;
+			}
+		for (int i = 0; i < nv / 2; i++)
+			cur[i] = add_shuffled(c, cur[2 * i], cur[2 * i + 1], lo, hi, n);
+	}
+	for (int w = n; seg > 1; seg /= 2) {
+		w /= 2;
+		for (int e = 0; e < k; e++)
+			for (int l = 0; l < seg / 2; l++) {
+				lo[e * (seg / 2) + l] = e * seg + l;
+				hi[e * (seg / 2) + l] = e * seg + seg / 2 + l;
+			}
+		cur[0] = add_shuffled(c, cur[0], LLVMGetUndef(LLVMTypeOf(cur[0])), lo, hi, w);
+	}
+	return cur[0];
+}
+
 LLVMValueRef be_hmax(be_Ctx *c, LLVMValueRef v, int n)
 {
 	for (; n > 1; n /= 2)

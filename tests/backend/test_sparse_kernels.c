@@ -11,7 +11,10 @@
  *   - sddmm writes exactly 0.0 at pruned positions (the output starts as
  *     garbage);
  *   - 1 and 2 threads, and the tasks called one at a time last first, give
- *     the same bits. */
+ *     the same bits;
+ *   - an entry of the weight gradient has the same bits whatever else its
+ *     row keeps (sddmm reduces eight dots at a time, or one at a time for
+ *     the rest of a panel: both must form the same sums). */
 #include "backend/backend.h"
 #include "harness.h"
 #include "passes/passes.h"
@@ -29,6 +32,7 @@ typedef struct Case {
 	bool tb, sddmm;
 	unsigned flags;       /* NF_UNROLLED */
 	uint8_t *bits;
+	const uint8_t *given; /* the mask, instead of a random one */
 	Graph *g;
 	rt_Program *p;
 } Case;
@@ -51,7 +55,7 @@ static int build(Case *t)
 	int64_t numel = t->K * t->N;
 	t->bits = mem_alloc((size_t)numel);
 	for (int64_t e = 0; e < numel; e++)
-		t->bits[e] = harness_urand(&rng) >= t->sparsity;
+		t->bits[e] = t->given ? t->given[e] : harness_urand(&rng) >= t->sparsity;
 	Shape sw = SH(t->K, t->N);
 	ValId w = ir_param(t->g, "w", &sw, INIT_ZEROS, 0, loc, &d);
 	Mask *m = w == VAL_NONE ? NULL : ir_set_mask(t->g, w, t->sparsity, SD_UNIFORM);
@@ -205,6 +209,38 @@ static void each(bool sddmm, bool tb, unsigned flags)
 		}
 }
 
+/* Masks a and b = a plus more entries: b's rows regroup a's entries
+ * (other multiples of eight per panel), so any dependence of an entry's
+ * sum on its neighbours shows as different bits. */
+static void test_sddmm_grouping(void)
+{
+	enum { K = 6, N = 300, M = 160, NB = 2 };
+	static uint8_t a[K * N], b[K * N];
+	for (int i = 0; i < K * N; i++) {
+		a[i] = harness_urand(&rng) < 0.3;
+		b[i] = a[i] || harness_urand(&rng) < 0.3 + 0.1 * (i / N);
+	}
+	Case ca = {.K = K, .N = N, .M = M, .nb = NB, .sddmm = true, .given = a};
+	Case cb = ca;
+	cb.given = b;
+	float *oa = mem_alloc(K * N * sizeof *oa), *ob = mem_alloc(K * N * sizeof *ob);
+	int ok = !build(&ca) && !build(&cb) && !run(&ca, 1, false, oa, NULL) &&
+		 !run(&cb, 1, false, ob, NULL);
+	CHECK_MSG(ok, "build and run the two sddmm cases");
+	int differ = 0;
+	for (int i = 0; ok && i < K * N; i++)
+		differ += a[i] && memcmp(&oa[i], &ob[i], sizeof *oa) != 0;
+	CHECK_MSG(differ == 0, "%d entries of the weight gradient change bits when their row "
+		  "keeps more entries", differ);
+	for (Case *t = &ca; t; t = t == &ca ? &cb : NULL) {
+		rt_program_destroy(t->p);
+		ir_graph_destroy(t->g);
+		mem_free(t->bits);
+	}
+	mem_free(oa);
+	mem_free(ob);
+}
+
 static void test_spmm_csr(void) { each(false, false, 0); }
 static void test_spmm_transb_csr(void) { each(false, true, 0); }
 static void test_spmm_unrolled(void) { each(false, false, NF_UNROLLED); }
@@ -218,5 +254,6 @@ int main(void)
 	RUN(test_spmm_unrolled);
 	RUN(test_spmm_transb_unrolled);
 	RUN(test_sddmm);
+	RUN(test_sddmm_grouping);
 	return check_report();
 }
