@@ -7,8 +7,9 @@
  *                          (x W), input gradient (dy W^T: NF_TRANS_B) and
  *                          weight gradient (x^T dy: NF_TRANS_A)
  *   csr.<product>.flops    the compressed-row kernels (spmm, spmm transb,
- *   csr.<product>.row      sddmm) at 75% and 90% sparsity, fitted to
- *                          t = 2*M*nnz / flops + row * rows * M/64: two
+ *   csr.<product>.dense    sddmm) at 75% and 90% sparsity, fitted to
+ *                          t = 2*M*nnz / flops + dense * M*K*N (work per
+ *                          output row and panel of features): two
  *                          patterns, two unknowns
  *   transpose.bytes        the permutes into and out of the feature-major
  *                          layout, bytes read + written per second
@@ -247,21 +248,21 @@ int be_calibrate(HostRates *r, const char *cache_dir, Diag *d)
 			goto done;
 		snprintf(name, sizeof name, "dense.%s", product[p]);
 		rates_set(&out, name, 2.0 * CAL_M * CAL_K * CAL_N / td);
-		/* t_i = a * work_i + b * rows * blocks: solve the 2 x 2 system */
-		double work[2], ts[2], rows = (double)(p == 0 ? CAL_N : CAL_K) * (CAL_M / 64.0);
+		/* t_i = a * work_i + b * macs: solve the 2 x 2 system */
+		double work[2], ts[2], macs = (double)CAL_M * CAL_K * CAL_N;
 		for (int i = 0; i < 2; i++) {
 			work[i] = 2.0 * CAL_M * (double)count(bits[i], CAL_K * CAL_N);
 			if ((ts[i] = time_sparse(&c, p, CAL_K, CAL_N, bits[i], false)) <= 0)
 				goto done;
 		}
-		double a = (ts[0] - ts[1]) / (work[0] - work[1]), b = (ts[1] - a * work[1]) / rows;
+		double a = (ts[0] - ts[1]) / (work[0] - work[1]), b = (ts[1] - a * work[1]) / macs;
 		if (!(a > 0) || b < 0) {   /* noise beyond the model: all of it per flop */
 			a = (ts[0] + ts[1]) / (work[0] + work[1]);
 			b = 0;
 		}
 		snprintf(name, sizeof name, "csr.%s.flops", product[p]);
 		rates_set(&out, name, 1.0 / a);
-		snprintf(name, sizeof name, "csr.%s.row", product[p]);
+		snprintf(name, sizeof name, "csr.%s.dense", product[p]);
 		rates_set(&out, name, b);
 	}
 	double tb = time_transposes(&c);

@@ -41,7 +41,9 @@ extern const char *const sparse_product_name[SPP_COUNT];
 typedef struct SparseRates {
 	double dense_flops[SPP_COUNT];  /* the dense matmul of each product, flop/s */
 	double csr_flops[SPP_COUNT];    /* compressed rows: useful flop/s (2 per kept entry and row) */
-	double csr_row[SPP_COUNT];      /* ... plus seconds per output row and 64 activation rows */
+	double csr_dense[SPP_COUNT];    /* ... plus seconds per multiply-add of the dense
+	                                 * product: the kernels' per row and panel work,
+	                                 * which grows with rows x features x M */
 	double transpose_bytes;         /* the feature-major transposes, bytes read + written per s */
 	double unrolled_speedup;        /* csr time / unrolled time on a small pattern (0: unknown) */
 	double unroll_max_nnz;          /* largest pattern worth unrolling (compile time), 0: none */

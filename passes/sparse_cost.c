@@ -4,8 +4,9 @@
  * measured on this machine (SparseRates, read from the host rates that
  * backend/calibrate.c measures and caches; docs/sparsity.md):
  *   masked (dense) : 2*M*K*N / dense_flops[p], the dense matmul of W*mask
- *   csr            : 2*M*nnz / csr_flops[p] + csr_row[p] per output row and
- *                    64 activation rows + the transposes into and out of the
+ *   csr            : 2*M*nnz / csr_flops[p] + csr_dense[p] * M*K*N (the
+ *                    kernel's work per output row and panel of features,
+ *                    which the dense size measures) + the transposes into and out of the
  *                    feature-major layout the sparse kernels use (ops.h),
  *                    as bytes moved / transpose_bytes
  *   unrolled       : csr's kernel time / unrolled_speedup + the same
@@ -39,9 +40,9 @@ int sparse_rates(const HostRates *h, SparseRates *r)
 		x.dense_flops[p] = rates_get(h, name);
 		snprintf(name, sizeof name, "csr.%s.flops", sparse_product_name[p]);
 		x.csr_flops[p] = rates_get(h, name);
-		snprintf(name, sizeof name, "csr.%s.row", sparse_product_name[p]);
-		x.csr_row[p] = rates_get(h, name);
-		if (!(x.dense_flops[p] > 0) || !(x.csr_flops[p] > 0) || !(x.csr_row[p] >= 0))
+		snprintf(name, sizeof name, "csr.%s.dense", sparse_product_name[p]);
+		x.csr_dense[p] = rates_get(h, name);
+		if (!(x.dense_flops[p] > 0) || !(x.csr_flops[p] > 0) || !(x.csr_dense[p] >= 0))
 			return -1;
 	}
 	x.transpose_bytes = rates_get(h, "transpose.bytes");
@@ -68,9 +69,10 @@ void sparse_print_rates(FILE *f, const SparseRates *r)
 	fprintf(f, "; sparse rates on %s, from %s:\n", r->cpu, r->source);
 	fprintf(f, ";   dense matmul %.1f / %.1f / %.1f GFLOP/s (forward / input-grad / weight-grad)\n",
 		r->dense_flops[0] * 1e-9, r->dense_flops[1] * 1e-9, r->dense_flops[2] * 1e-9);
-	fprintf(f, ";   csr %.1f / %.1f / %.1f GFLOP/s useful, + %.2f / %.2f / %.2f ns per output "
-		"row and 64 rows\n", r->csr_flops[0] * 1e-9, r->csr_flops[1] * 1e-9,
-		r->csr_flops[2] * 1e-9, r->csr_row[0] * 1e9, r->csr_row[1] * 1e9, r->csr_row[2] * 1e9);
+	fprintf(f, ";   csr %.1f / %.1f / %.1f GFLOP/s useful, + %.3f / %.3f / %.3f ps per dense "
+		"multiply-add\n", r->csr_flops[0] * 1e-9, r->csr_flops[1] * 1e-9,
+		r->csr_flops[2] * 1e-9, r->csr_dense[0] * 1e12, r->csr_dense[1] * 1e12,
+		r->csr_dense[2] * 1e12);
 	fprintf(f, ";   transposes %.1f GB/s; unrolled %s; noise %.1f%%\n", r->transpose_bytes * 1e-9,
 		r->unrolled_speedup > 0 ? "measured" : "not measured", r->noise * 100);
 	if (r->unrolled_speedup > 0)
@@ -90,8 +92,7 @@ double sparse_cost(SparseProduct p, SparseFormat f, const SparseShape *s, bool s
 		return f == SPF_MASKED ? 0.0 : INFINITY;
 	double m = (double)s->rows, dense = 2.0 * m * (double)s->k * (double)s->n;
 	double useful = 2.0 * m * (double)s->nnz;
-	double rows = (double)(p == SPP_INPUT_GRAD || p == SPP_WEIGHT_GRAD ? s->k : s->n);
-	double kernel = useful / r->csr_flops[p] + r->csr_row[p] * rows * ceil(m / 64.0);
+	double kernel = useful / r->csr_flops[p] + r->csr_dense[p] * dense / 2.0;
 	double around = shared ? 0.0 : transposes(s, r);
 	switch (f) {
 	case SPF_MASKED: return dense / r->dense_flops[p];

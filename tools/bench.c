@@ -292,8 +292,8 @@ static int cmd_calibrate(int argc, char **argv)
 			printf("  %-24s %10.1f GFLOP/s\n", n, r->value * 1e-9);
 		else if (!strncmp(n, "dense.", 6))
 			printf("  %-24s %10.1f GFLOP/s\n", n, r->value * 1e-9);
-		else if (len > 4 && !strcmp(n + len - 4, ".row"))
-			printf("  %-24s %10.2f ns per output row and 64 rows\n", n, r->value * 1e9);
+		else if (len > 6 && !strcmp(n + len - 6, ".dense"))
+			printf("  %-24s %10.3f ps per dense multiply-add\n", n, r->value * 1e12);
 		else if (!strcmp(n, "transpose.bytes"))
 			printf("  %-24s %10.1f GB/s\n", n, r->value * 1e-9);
 		else if (!strncmp(n, "cache.", 6))

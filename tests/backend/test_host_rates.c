@@ -24,9 +24,9 @@ static HostRates sample(void)
 	HostRates r = {0};
 	snprintf(r.cpu, sizeof r.cpu, "Test CPU (family 1, model 2, stepping 3)");
 	rates_set(&r, "dense.forward", 2.1234567890123457e11);
-	rates_set(&r, "csr.forward.row", 1.0 / 3.0 * 1e-8);
+	rates_set(&r, "csr.forward.dense", 1.0 / 3.0 * 1e-8);
 	rates_set(&r, "noise", 0.0123);
-	rates_set(&r, "csr.weight-grad.row", 0.0);   /* the calibrator writes 0s */
+	rates_set(&r, "csr.weight-grad.dense", 0.0);   /* the calibrator writes 0s */
 	return r;
 }
 

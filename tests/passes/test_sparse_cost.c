@@ -3,7 +3,7 @@
  *   - sparse_rates takes every rate it needs from the host rates and
  *     refuses rates that lack one (the model then keeps products masked);
  *   - the predictions follow the formulas (dense 2MKN / rate; csr 2M nnz /
- *     rate + rows + transposes, none when shared);
+ *     rate + a share of the dense size + transposes, none when shared);
  *   - the pick is the fastest prediction, a sparse one only when it beats
  *     masked by more than the noise; forced formats win; no rates, no
  *     guess; unrolled only for small patterns and never for the weight
@@ -18,7 +18,7 @@
 
 static const char *const prod[3] = {"forward", "input-grad", "weight-grad"};
 
-/* dense D flop/s, csr C flop/s, no row cost, transposes T bytes/s. */
+/* dense D flop/s, csr C flop/s, no overhead, transposes T bytes/s. */
 static HostRates host(double D, double C, double T, double noise)
 {
 	HostRates h = {0};
@@ -28,7 +28,7 @@ static HostRates host(double D, double C, double T, double noise)
 		rates_set(&h, n, D);
 		snprintf(n, sizeof n, "csr.%s.flops", prod[p]);
 		rates_set(&h, n, C);
-		snprintf(n, sizeof n, "csr.%s.row", prod[p]);
+		snprintf(n, sizeof n, "csr.%s.dense", prod[p]);
 		rates_set(&h, n, 0);
 	}
 	rates_set(&h, "transpose.bytes", T);
@@ -60,7 +60,7 @@ static void test_rates_from_host(void)
 static void test_predictions(void)
 {
 	HostRates h = host(200e9, 100e9, 40e9, 0.05);
-	rates_set(&h, "csr.forward.row", 1e-9);
+	rates_set(&h, "csr.forward.dense", 1e-13);
 	SparseRates r;
 	CHECK(sparse_rates(&h, &r) == 0);
 	SparseShape s = {.rows = 1024, .k = 256, .n = 768, .nnz = 256 * 768 / 4};
@@ -69,7 +69,7 @@ static void test_predictions(void)
 	double trans = 8.0 * 1024 * (256 + 768) / 40e9;
 	CHECK_NEAR(sparse_cost(SPP_FORWARD, SPF_MASKED, &s, false, &r), dense, 1e-12);
 	CHECK_NEAR(sparse_cost(SPP_FORWARD, SPF_CSR, &s, false, &r),
-		   kernel + 1e-9 * 768 * 16 + trans, 1e-12);
+		   kernel + 1e-13 * 1024 * 256 * 768 + trans, 1e-12);
 	CHECK_NEAR(sparse_cost(SPP_WEIGHT_GRAD, SPF_CSR, &s, true, &r), kernel, 1e-12);
 	CHECK(isinf(sparse_cost(SPP_FORWARD, SPF_UNROLLED, &s, false, &r)));
 	CHECK(isinf(sparse_cost(SPP_FORWARD, SPF_CSR, &s, false, NULL)));
