@@ -24,8 +24,11 @@
  * checksums, and whose tensor files parse. Skipped ones are described in
  * rt_Checkpoint.warning. Loading changes nothing on disk.
  *
- * One writer per run folder is assumed. Leftovers of dead writers (found by
- * the pid in their name) are removed when a save starts. */
+ * One writer per run folder: rt_run_lock takes an flock on run/.lock that
+ * the kernel drops when the writer dies, so a second trainer is refused
+ * instead of interleaving its rows and checkpoints with the first's.
+ * Leftovers of dead writers (found by the pid in their name) are removed
+ * when a save starts. */
 #include "rt.h"
 
 #include <cjson/cJSON.h>
@@ -36,6 +39,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -439,6 +443,71 @@ int rt_checkpoint_save(const char *run, int64_t step, const rt_NamedTensor *mode
 		return -1;
 	prune(run, step, keep);
 	return 0;
+}
+
+/* --- the writer's lock --- */
+
+/* The pid the holder wrote into the lock file, or 0 if there is none yet
+ * (it writes it just after taking the lock). */
+static long lock_holder(int fd)
+{
+	char buf[24];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	long pid = strtol(buf, NULL, 10);
+	return pid > 0 ? pid : 0;
+}
+
+static int lock_busy(const char *run, int fd, Diag *d)
+{
+	long pid = lock_holder(fd);
+	close(fd);
+	if (pid)
+		return rt_file_error(d, run, "in use by another training run (pid %ld)", pid);
+	return rt_file_error(d, run, "in use by another training run");
+}
+
+int rt_run_lock(const char *run, bool create, int *fd, Diag *d)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	*fd = -1;
+	if (create && mkdir(run, 0777) && errno != EEXIST)
+		return rt_file_error(d, run, "cannot create the run folder: %s", strerror(errno));
+	if (stat(run, &st))
+		return errno == ENOENT && !create ? 1 : rt_file_error(d, run, "cannot open: %s",
+								       strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return rt_file_error(d, run, "not a folder (a run folder holds checkpoints)");
+	if (path_of(p, run, ".lock", d))
+		return -1;
+	int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (f < 0)
+		return rt_file_error(d, p, "cannot open the run folder's lock: %s", strerror(errno));
+	if (flock(f, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			return lock_busy(run, f, d);
+		close(f);
+		return rt_file_error(d, p, "cannot lock: %s", strerror(e));
+	}
+	/* Only for the message a second writer prints: the lock is the flock. */
+	char pid[24];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(f, 0) || pwrite(f, pid, (size_t)n, 0) != n) {
+		close(f);
+		return rt_file_error(d, p, "cannot write: %s", strerror(errno));
+	}
+	*fd = f;
+	return 0;
+}
+
+void rt_run_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 /* --- loading --- */

@@ -342,7 +342,7 @@ int rt_data_val_batch(const rt_Data *dt, int64_t index, int64_t batch, int64_t s
  * is the caller's JSON object plus "step" and "files" (byte size and xxh3-128
  * of both tensor files). Older folders beyond `keep` (and any with a step
  * above the new one: an abandoned future) go only after the commit. One
- * writer per run folder. */
+ * writer per run folder: it holds rt_run_lock for as long as it writes. */
 typedef struct rt_Checkpoint {
 	int64_t step;
 	char *dir;            /* the folder it was loaded from */
@@ -363,6 +363,14 @@ int rt_checkpoint_load_latest(const char *run_dir, rt_Checkpoint *out, Diag *d);
 /* One checkpoint folder, verified the same way. */
 int rt_checkpoint_load(const char *ckpt_dir, rt_Checkpoint *out, Diag *d);
 void rt_checkpoint_free(rt_Checkpoint *c);
+/* The run folder's writer lock: an exclusive flock on run/.lock (which
+ * holds the holder's pid, for messages), kept until rt_run_unlock or the
+ * process's end, dead or alive. With `create` the folder is made first
+ * (its parents must exist). 0 locked (*fd >= 0), 1 no such folder (only
+ * without create), -1 error: another process holds it (its pid in d), or
+ * the path is not a folder or cannot be opened. */
+int rt_run_lock(const char *run, bool create, int *fd, Diag *d);
+void rt_run_unlock(int fd);
 
 /* sample.c: the next token from a row of logits. temperature <= 0 is greedy
  * (argmax, lowest index on ties). Otherwise p ~ exp((logit - max) / T),

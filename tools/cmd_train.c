@@ -194,8 +194,8 @@ static int merge_saved(TrainOpts *to, const rt_Checkpoint *ck, Diag *d)
 	return 0;
 }
 
-/* mkdir -p for the run folder's parents (the checkpoint writer makes the
- * folder itself). */
+/* mkdir -p for the run folder's parents (rt_run_lock makes the folder
+ * itself). */
 static void make_parents(const char *path)
 {
 	char buf[4096];
@@ -494,7 +494,13 @@ int cmd_train(int argc, char **argv)
 	diag_init(&d);
 	rt_Checkpoint ck;
 	bool have_ck = false;
-	int rc = EXIT_USER;
+	int rc = EXIT_USER, lock = -1;
+	/* Before anything is read or written: a second trainer on this folder
+	 * would interleave its metrics and checkpoints with ours. */
+	if (!to.resume)
+		make_parents(to.c.run_dir);
+	if (rt_run_lock(to.c.run_dir, !to.resume, &lock, &d) < 0)
+		goto fail;
 	if (to.resume) {
 		int r = rt_checkpoint_load_latest(to.resume, &ck, &d);
 		if (r == 1)
@@ -506,10 +512,8 @@ int cmd_train(int argc, char **argv)
 			fprintf(stderr, "mswc train: warning: %s\n", ck.warning);
 		if (merge_saved(&to, &ck, &d))
 			goto fail;
-	} else {
-		make_parents(to.c.run_dir);
-		if (check_fresh(to.c.run_dir))
-			goto done;
+	} else if (check_fresh(to.c.run_dir)) {
+		goto done;
 	}
 	if (to.c.seq < 1 || to.c.batch < 1) {
 		diag_error(&d, (SrcLoc){0}, "%s: the saved batch and seq are not positive", to.resume);
@@ -555,6 +559,7 @@ fail:
 done:
 	if (have_ck)
 		rt_checkpoint_free(&ck);
+	rt_run_unlock(lock);
 	diag_free(&d);
 	return rc;
 }

@@ -8,9 +8,11 @@
 #   - token ids outside the vocabulary (.npy inputs and --data);
 #   - NaN/Inf weights, masks that are not U8 0/1;
 #   - masks come from --weights for run, eval and generate;
-#   - a duplicate --input.
-# Not covered yet (issue 15): the run-folder lock, UTF-8 in safetensors
-# headers, exit codes in --help.
+#   - a duplicate --input;
+#   - a second trainer on a run folder in use (fresh or --resume), and a
+#     file given as the run folder.
+# Not covered yet (issue 15): UTF-8 in safetensors headers, exit codes in
+# --help.
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -108,5 +110,35 @@ expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7 at \[1,
 	--seq 16 --steps 1 --out "$tmp/m7run"
 expect 1 "m7.safetensors: error: mask 'h.0.mlp.c_fc.weight.mask' holds 7" \
 	"$mswc" run $model "${small[@]}" --weights "$tmp/m7.safetensors" --input tokens="$tmp/t.npy"
+
+# --- two trainers on one run folder: the second used to interleave its metrics.csv rows ---
+tcfg=("${small[@]}" --data "$text" --batch 2 --seq 16 --eval-every 0 --threads 1)
+"$mswc" train $model "${tcfg[@]}" --steps 100000 --out "$tmp/busy" >"$tmp/busy.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+	[ -f "$tmp/busy/metrics.csv" ] && [ "$(wc -l <"$tmp/busy/metrics.csv")" -ge 4 ] && break
+	sleep 0.05
+done
+# timeout: before the lock the second run trained (for 100000 steps) beside the first.
+expect 1 "busy: error: in use by another training run \(pid $pid\)" \
+	timeout 120 "$mswc" train $model "${tcfg[@]}" --steps 100000 --out "$tmp/busy"
+kill -INT $pid
+wait $pid
+# The same for a --resume while the resumed run goes on.
+"$mswc" train $model "${tcfg[@]}" --resume "$tmp/busy" --steps 100000 >"$tmp/busy2.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+	grep -q "^step" "$tmp/busy2.log" 2>/dev/null && break
+	sleep 0.05
+done
+expect 1 "busy: error: in use by another training run \(pid $pid\)" \
+	timeout 120 "$mswc" train $model "${tcfg[@]}" --resume "$tmp/busy"
+kill -INT $pid
+wait $pid
+# One run's rows: a header, then steps 1, 2, 3, ... each once and in order.
+awk -F, 'NR == 1 { ok = /^step,/; next } $1 != NR - 1 { ok = 0 } END { exit !ok }' \
+	"$tmp/busy/metrics.csv" && ok || bad "metrics.csv of the locked run is interleaved"
+echo hello >"$tmp/file"
+expect 1 "file: error: not a folder" "$mswc" train $model "${tcfg[@]}" --out "$tmp/file"
 
 finish

@@ -4,10 +4,11 @@
  * fails its checksum and loading falls back to the previous checkpoint; a
  * leftover temporary folder is ignored by loading and removed by the next
  * save; pruning keeps `keep` folders and drops an abandoned future; LATEST
- * is not needed. Then the real thing: a child process writes checkpoints in
- * a loop and is SIGKILLed at random moments; after each kill the newest
- * checkpoint must load and hold exactly what was written for its step, and
- * no step that the child saw completed may be lost. */
+ * is not needed; the run folder's lock admits one writer. Then the real
+ * thing: a child process writes checkpoints in a loop and is SIGKILLed at
+ * random moments; after each kill the newest checkpoint must load and hold
+ * exactly what was written for its step, and no step that the child saw
+ * completed may be lost. */
 #include "../check.h"
 
 #include <dirent.h>
@@ -445,6 +446,34 @@ static void test_sigkill(void)
 	diag_free(&d);
 }
 
+/* The writer's lock: a second holder is refused, naming the first's pid;
+ * closing (or dying) releases it. flock conflicts between two open files
+ * even in one process, so no child is needed. */
+static void test_lock(void)
+{
+	Diag d;
+	diag_init(&d);
+	char run[128], pid[32];
+	snprintf(run, sizeof run, "%s/locked", dir);
+	int a = -1, b = -1;
+	CHECK(rt_run_lock(run, false, &a, &d) == 1 && a == -1);   /* no folder, none made */
+	CHECK(!exists(run) && d.nerror == 0);
+	CHECK(rt_run_lock(run, true, &a, &d) == 0 && a >= 0);
+	CHECK(rt_run_lock(run, true, &b, &d) == -1 && b == -1);
+	snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+	CHECK_MSG(strstr(diag_text(&d), "in use by another training run") &&
+		  strstr(diag_text(&d), pid), "%s", diag_text(&d));
+	rt_run_unlock(a);
+	CHECK(rt_run_lock(run, false, &b, &d) == 0 && b >= 0);
+	rt_run_unlock(b);
+	/* a file where the folder should be */
+	FILE *f = fopen(at(run, "file"), "w");
+	CHECK(f && fclose(f) == 0);
+	CHECK(rt_run_lock(at(run, "file"), true, &b, &d) == -1);
+	CHECK(strstr(diag_text(&d), "file: error: not a folder"));
+	diag_free(&d);
+}
+
 int main(void)
 {
 	if (check_tmpdir(dir, "ckpt"))
@@ -453,6 +482,7 @@ int main(void)
 	RUN(test_fallback);
 	RUN(test_leftovers);
 	RUN(test_out_of_memory);
+	RUN(test_lock);
 	RUN(test_sigkill);
 	check_rmdir(dir);
 	return check_report();
