@@ -7,12 +7,13 @@
  *
  * Reading treats the file as hostile and validates everything before it
  * allocates tensor memory: N within the file (and 100 MB, the reference
- * limit), the JSON parses and only trailing spaces follow it, every entry
- * is an object with exactly those three keys, the dtype is known, the shape
- * has at most RT_MAX_RANK non-negative integer dims (no overflow), offsets
- * are integers with begin <= end <= buffer size and end - begin equal to
- * numel * dtype size, names are unique, and the ranges sorted by offset
- * tile the buffer exactly: no overlap, no hole, nothing left over. F32, I32
+ * limit), the header is UTF-8, the JSON parses and only trailing spaces
+ * follow it, every entry is an object with exactly those three keys, the
+ * dtype is known, the shape has at most RT_MAX_RANK non-negative integer
+ * dims (no overflow), offsets are integers with begin <= end <= buffer size
+ * and end - begin equal to numel * dtype size, names are unique, and the
+ * ranges sorted by offset tile the buffer exactly: no overlap, no hole,
+ * nothing left over. F32, I32
  * and U8 load as they are; BOOL loads as U8; F16, BF16 and F64 convert to
  * F32 and I64 to I32 (values outside the i32 range are an error). Each
  * tensor's data lands RT_ALIGN-aligned in one blob owned by the
@@ -30,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +75,98 @@ static void json_hooks(void)
 }
 
 /* --- reading --- */
+
+static int fault(char *why, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fault(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The first fault of s[0, n) as UTF-8 (RFC 3629: no overlong forms, no
+ * UTF-16 surrogates, nothing above U+10FFFF): -1 with its offset in *at and
+ * what it is in why, or 0 if the bytes are UTF-8. cJSON copies the bytes of
+ * strings as they come, so this is the only check they get. */
+static int utf8_fault(const unsigned char *s, size_t n, size_t *at, char *why, size_t nwhy)
+{
+	static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i];
+		int len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		uint32_t cp = c & (0xffu >> (len + 1));
+		*at = i;
+		if (len == 1) {
+			i++;
+			continue;
+		}
+		if (!len)
+			return fault(why, nwhy, "byte 0x%02X continues a sequence that never started",
+				     c);
+		if (c >= 0xf8)
+			return fault(why, nwhy, "byte 0x%02X never occurs in UTF-8", c);
+		for (int k = 1; k < len; k++) {
+			if (i + (size_t)k >= n || (s[i + k] & 0xc0) != 0x80)
+				return fault(why, nwhy, "a %d-byte sequence (lead byte 0x%02X) ends "
+					     "after %d byte%s", len, c, k, k > 1 ? "s" : "");
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < least[len])
+			return fault(why, nwhy, "overlong %d-byte encoding of U+%04X", len,
+				     (unsigned)cp);
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			return fault(why, nwhy, "UTF-16 surrogate U+%04X", (unsigned)cp);
+		if (cp > 0x10ffff)
+			return fault(why, nwhy, "U+%X is above U+10FFFF", (unsigned)cp);
+		i += (size_t)len;
+	}
+	return 0;
+}
+
+/* Where the JSON string holding byte `at` starts (after its quote), or
+ * SIZE_MAX if no string holds it. */
+static size_t string_start(const char *text, size_t at)
+{
+	size_t start = SIZE_MAX;
+	bool in = false, esc = false;
+	for (size_t i = 0; i < at; i++) {
+		if (in && esc)
+			esc = false;
+		else if (in && text[i] == '\\')
+			esc = true;
+		else if (text[i] == '"' && (in = !in))
+			start = i + 1;
+	}
+	return in ? start : SIZE_MAX;
+}
+
+/* The header is UTF-8 (the format and JSON both require it): otherwise an
+ * error with the offset, the fault and the string it is in (bytes outside
+ * printable ASCII shown as \xNN), so a bad tensor name reads as one rather
+ * than as a parameter that is missing. */
+static int check_utf8(const char *file, const char *text, size_t len, Diag *d)
+{
+	size_t at;
+	char why[80], quote[96];
+	if (!utf8_fault((const unsigned char *)text, len, &at, why, sizeof why))
+		return 0;
+	size_t q = 0, i = string_start(text, at);
+	if (i == SIZE_MAX)
+		return rt_file_error(d, file, "header byte %zu (file byte %zu) is not UTF-8: %s",
+				     at, at + 8, why);
+	for (bool esc = false; i < len && (esc || text[i] != '"') && q + 5 < sizeof quote; i++) {
+		unsigned char c = (unsigned char)text[i];
+		esc = !esc && c == '\\';
+		q += (size_t)snprintf(quote + q, sizeof quote - q,
+				      c < 0x20 || c > 0x7e ? "\\x%02X" : "%c", c);
+	}
+	return rt_file_error(d, file, "header byte %zu (file byte %zu) is not UTF-8: %s, in "
+			     "the string \"%s%s", at, at + 8, why, quote,
+			     i < len && text[i] == '"' ? "\"" : "...");
+}
 
 static int get_uint(const cJSON *j, uint64_t *out)
 {
@@ -451,6 +545,8 @@ static int read_st(rt_Reader *r, rt_TensorFile *out, Diag *d)
 			rc = rt_file_error(d, r->name, "header must start with '{'");
 		else if (memchr(text, 0, (size_t)len))
 			rc = rt_file_error(d, r->name, "header contains a NUL byte");
+		else if (check_utf8(r->name, text, (size_t)len, d))
+			rc = -1;
 		else
 			rc = parse_header(r, text, len, r->size - 8 - len, out, d);
 	}

@@ -6,13 +6,13 @@
 #   - FIFOs and folders where a file is read (no hang in open());
 #   - an empty .msw file (located at 1:1);
 #   - token ids outside the vocabulary (.npy inputs and --data);
-#   - NaN/Inf weights, masks that are not U8 0/1;
+#   - NaN/Inf weights, masks that are not U8 0/1, header bytes that are not
+#     UTF-8 (in a tensor name or in __metadata__);
 #   - masks come from --weights for run, eval and generate;
 #   - a duplicate --input;
 #   - a second trainer on a run folder in use (fresh or --resume), and a
 #     file given as the run folder.
-# Not covered yet (issue 15): UTF-8 in safetensors headers, exit codes in
-# --help.
+# Not covered yet (issue 15): exit codes in --help.
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -90,6 +90,20 @@ poke "$tmp/nan.safetensors" $(($(st_data "$tmp/nan.safetensors" ln_f.bias))) '\0
 expect 1 "parameter 'ln_f.bias' holds 1 non-finite value \(the first, -inf, at \[0\]\)" \
 	"$mswc" train $model "${small[@]}" --weights "$tmp/nan.safetensors" --data "$text" --batch 2 \
 	--seq 16 --steps 1 --out "$tmp/nanrun"
+
+# --- bytes that are not UTF-8 in the header: "parameter ... is missing" or accepted before ---
+# at FILE STRING: the byte offset of STRING in FILE.
+at() { grep -aboF -- "$2" "$1" | head -1 | cut -d: -f1; }
+cp "$tmp/w.safetensors" "$tmp/u8.safetensors"
+o=$(($(at "$tmp/u8.safetensors" '"ln_f.bias"') + 4))
+poke "$tmp/u8.safetensors" $o '\300\256'    # "ln_f.bias" with an overlong '.'
+expect 1 "u8.safetensors: error: header byte $((o - 8)) \(file byte $o\) is not UTF-8: overlong 2-byte encoding of U\+002E, in the string \"ln_\\\\xC0\\\\xAEbias\"" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/u8.safetensors" --input tokens="$tmp/t.npy"
+cp "$tmp/w.safetensors" "$tmp/u8m.safetensors"
+o=$(($(at "$tmp/u8m.safetensors" '"pt"') + 2))
+poke "$tmp/u8m.safetensors" $o '\355'         # the metadata value "pt" ends in a lead byte
+expect 1 "u8m.safetensors: error: header byte $((o - 8)) \(file byte $o\) is not UTF-8: a 3-byte sequence \(lead byte 0xED\) ends after 1 byte, in the string \"p\\\\xED\"" \
+	"$mswc" eval $model "${small[@]}" --weights "$tmp/u8m.safetensors" --data "$text" --batch 2 --seq 16
 
 # --- masks: the pruned file runs as it is, with or without restating --sparsity ---
 expect 0 "sparsity 50\.00%" "$mswc" prune $model "${small[@]}" --weights "$tmp/w.safetensors" \

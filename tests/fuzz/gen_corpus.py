@@ -16,8 +16,8 @@ def st(entries, data, meta=None, raw_header=None, pad=True):
         if meta is not None:
             h["__metadata__"] = meta
         h.update(entries)
-        raw_header = json.dumps(h, separators=(",", ":"))
-    hb = raw_header.encode()
+        raw_header = json.dumps(h, separators=(",", ":"), ensure_ascii=False)
+    hb = raw_header if isinstance(raw_header, bytes) else raw_header.encode()
     if pad:
         hb += b" " * ((8 - len(hb) % 8) % 8)
     return struct.pack("<Q", len(hb)) + hb + data
@@ -73,6 +73,11 @@ seeds = {
     "bad_negative": st({"a": t("F32", [-2], 0, 8)}, f4[:8]),
     "bad_huge_shape": st({"a": t("F32", [1 << 32, 1 << 32, 1 << 32], 0, 8)}, f4[:8]),
     "bad_metadata": st({}, b"", meta={"k": 1}),
+    "valid_utf8": st({"w\u00e9\u20ac\U0001d11e": t("F32", [1], 0, 4)}, f4[:4],
+                     meta={"k": "\U0010ffff"}),
+    "bad_utf8_name": st(None, f4[:4], raw_header=b'{"h.0\xc0\xaf.w":{"dtype":"F32","shape":[1],'
+                        b'"data_offsets":[0,4]}}'),
+    "bad_utf8_metadata": st({}, b"", raw_header=b'{"__metadata__":{"k":"\xed\xa0\x80"}}'),
 }
 for k, v in seeds.items():
     write("safetensors", k, v)

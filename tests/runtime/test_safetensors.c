@@ -3,8 +3,8 @@
  * Round trips; a file assembled byte by byte from the format's description
  * (so the reader is not only checked against our own writer); the exact
  * bytes the writer produces; conversions from F16/BF16/F64/I64; and one
- * malformed input per validation rule, each rejected with a message that
- * names the problem. */
+ * malformed input per validation rule (UTF-8 among them), each rejected
+ * with a message that names the problem. */
 #include "../check.h"
 
 #include <dirent.h>
@@ -314,6 +314,51 @@ static void test_malformed(void)
 	reject_header(deep, 0, "not valid JSON");
 }
 
+/* The header is UTF-8: names and metadata in any script load; each kind of
+ * malformed sequence is refused with its offset, and the string it is in. */
+static void test_utf8(void)
+{
+	unsigned char buf[512];
+	float v[2] = {1, 2};
+	/* U+00E9, U+20AC, U+1D11E and the last code point, U+10FFFF */
+	const char *ok = "{\"w\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E\":{\"dtype\":\"F32\","
+			 "\"shape\":[2],\"data_offsets\":[0,8]},"
+			 "\"__metadata__\":{\"k\xE2\x82\xAC\":\"\xF4\x8F\xBF\xBF\"}}";
+	size_t n = build(buf, ok, v, 8);
+	rt_TensorFile f;
+	Diag d;
+	diag_init(&d);
+	CHECK(read_bytes(buf, n, &f, &d) == 0);
+	CHECK(f.ntensor == 1 && !strcmp(f.tensor[0].name, "w\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E"));
+	rt_tensorfile_free(&f);
+	diag_free(&d);
+
+#define ENTRY "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"
+	/* a tensor name: the whole message */
+	reject_header("{\"h.0\xC0\xAF.w" ENTRY, 8, "mem.safetensors: error: header byte 5 (file "
+		      "byte 13) is not UTF-8: overlong 2-byte encoding of U+002F, in the string "
+		      "\"h.0\\xC0\\xAF.w\"");
+	reject_header("{\"a\xE0\x80\xAF" ENTRY, 8, "byte 3 (file byte 11) is not UTF-8: overlong "
+		      "3-byte encoding of U+002F");
+	reject_header("{\"a\xF0\x80\x80\xAF" ENTRY, 8, "overlong 4-byte encoding of U+002F");
+	reject_header("{\"a\xED\xA0\x80" ENTRY, 8, "UTF-16 surrogate U+D800");
+	reject_header("{\"ab\xE2\x82" ENTRY, 8, "byte 4 (file byte 12) is not UTF-8: a 3-byte "
+		      "sequence (lead byte 0xE2) ends after 2 bytes, in the string \"ab\\xE2\\x82\"");
+	reject_header("{\"a\xF4\x90\x80\x80" ENTRY, 8, "U+110000 is above U+10FFFF");
+	reject_header("{\"a\xF5\x80\x80\x80" ENTRY, 8, "U+140000 is above U+10FFFF");
+	reject_header("{\"a\x80" ENTRY, 8, "byte 0x80 continues a sequence that never started");
+	reject_header("{\"a\xFF" ENTRY, 8, "byte 0xFF never occurs in UTF-8");
+#undef ENTRY
+	/* __metadata__ keys and values; an escaped quote does not end the string */
+	reject_header("{\"__metadata__\":{\"k\xFF\":\"v\"}}", 0, "byte 19 (file byte 27) is "
+		      "not UTF-8: byte 0xFF never occurs in UTF-8, in the string \"k\\xFF\"");
+	reject_header("{\"__metadata__\":{\"k\":\"a\\\"b\xED\xBF\xBF\"}}", 0,
+		      "UTF-16 surrogate U+DFFF, in the string \"a\\\"b\\xED\\xBF\\xBF\"");
+	/* outside any string, and cut short by the end of the header */
+	reject_header("{}\xE2", 0, "header byte 2 (file byte 10) is not UTF-8: a 3-byte sequence "
+		      "(lead byte 0xE2) ends after 1 byte");
+}
+
 static void test_write_errors(void)
 {
 	Diag d;
@@ -398,6 +443,7 @@ int main(void)
 	RUN(test_hand_built);
 	RUN(test_half_values);
 	RUN(test_malformed);
+	RUN(test_utf8);
 	RUN(test_write_errors);
 	RUN(test_atomic);
 	RUN(test_oom);
