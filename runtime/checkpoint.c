@@ -609,6 +609,13 @@ static int load_dir(const char *dir, int64_t step, rt_Checkpoint *out, Diag *d)
 	int rc = read_state(p, &out->state_json, d);
 	if (rc)
 		return rc;
+	size_t deep = rt_json_too_deep(out->state_json, strlen(out->state_json));
+	if (deep != SIZE_MAX) {
+		rt_checkpoint_free(out);
+		return rt_file_error(d, p, "nests arrays and objects deeper than the JSON parser's "
+				     "limit of %d levels (at byte %zu)", RT_JSON_MAX_DEPTH, deep),
+		       LOAD_DAMAGED;
+	}
 	cJSON *root = parse_json(out->state_json);
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "step");
 	if (!root && json_oom) {

@@ -9,9 +9,14 @@
  * rt_AtomicFile writes a file so that a crash never leaves a half-written
  * one: bytes go to "<path>.tmp.<pid>" in the same folder, then fflush,
  * fsync(file), rename over path, fsync(folder). Until the rename the old
- * file is untouched; rt_atomic_abort removes the temporary. */
+ * file is untouched; rt_atomic_abort removes the temporary.
+ *
+ * rt_json_too_deep finds JSON nested beyond cJSON's limit before cJSON
+ * does, since cJSON reports it as any other parse failure. */
 #include "rt.h"
 
+#include <assert.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -28,6 +33,29 @@ int rt_file_error(Diag *d, const char *path, const char *fmt, ...)
 	diag_verror(d, loc, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+static_assert(RT_JSON_MAX_DEPTH == CJSON_NESTING_LIMIT, "rt.h states cJSON's nesting limit");
+
+size_t rt_json_too_deep(const char *text, size_t len)
+{
+	size_t depth = 0;
+	bool in = false, esc = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in && esc)
+			esc = false;
+		else if (in) {
+			esc = c == '\\';
+			in = c != '"';
+		} else if (c == '"')
+			in = true;
+		else if ((c == '[' || c == '{') && ++depth > RT_JSON_MAX_DEPTH)
+			return i;
+		else if ((c == ']' || c == '}') && depth)
+			depth--;
+	}
+	return SIZE_MAX;
 }
 
 int rt_reader_open(rt_Reader *r, const char *path, Diag *d)

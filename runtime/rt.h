@@ -200,6 +200,12 @@ void rt_atomic_abort(rt_AtomicFile *a);
 /* "path: error: message" */
 int rt_file_error(Diag *d, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The JSON parser (cJSON) refuses arrays and objects nested deeper than
+ * this, as "not valid JSON"; rt_json_too_deep gives the offset of the
+ * first bracket beyond it (strings skipped), or SIZE_MAX, so readers can
+ * say what is really wrong. */
+enum { RT_JSON_MAX_DEPTH = 1000 };
+size_t rt_json_too_deep(const char *text, size_t len);
 
 /* npy.c: NumPy .npy v1/v2/v3, little-endian f32 / i32 / u8 / f64->f32,
  * C order. Every header field is validated; errors name the file. */

@@ -459,6 +459,11 @@ static int parse_header(rt_Reader *r, const char *text, uint64_t len, uint64_t b
 	const char *file = r->name, *end = NULL;
 	Entry *e = NULL;
 	int rc = -1;
+	size_t deep = rt_json_too_deep(text, (size_t)len);
+	if (deep != SIZE_MAX)
+		return rt_file_error(d, file, "header nests arrays and objects deeper than the "
+				     "JSON parser's limit of %d levels (at byte %zu)",
+				     RT_JSON_MAX_DEPTH, deep);
 	json_hooks();
 	cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)len, &end, 0);
 	if (!root) {

@@ -7,7 +7,7 @@
 #   - an empty .msw file (located at 1:1);
 #   - token ids outside the vocabulary (.npy inputs and --data);
 #   - NaN/Inf weights, masks that are not U8 0/1, header bytes that are not
-#     UTF-8 (in a tensor name or in __metadata__);
+#     UTF-8 (in a tensor name or in __metadata__), JSON nested too deep;
 #   - masks come from --weights for run, eval and generate;
 #   - a duplicate --input;
 #   - a second trainer on a run folder in use (fresh or --resume), and a
@@ -104,6 +104,11 @@ o=$(($(at "$tmp/u8m.safetensors" '"pt"') + 2))
 poke "$tmp/u8m.safetensors" $o '\355'         # the metadata value "pt" ends in a lead byte
 expect 1 "u8m.safetensors: error: header byte $((o - 8)) \(file byte $o\) is not UTF-8: a 3-byte sequence \(lead byte 0xED\) ends after 1 byte, in the string \"p\\\\xED\"" \
 	"$mswc" eval $model "${small[@]}" --weights "$tmp/u8m.safetensors" --data "$text" --batch 2 --seq 16
+# 100000 '[' in a header: "not valid JSON (near byte 1004)" before.
+{ printf '\241\206\001\000\000\000\000\000{'; head -c 100000 /dev/zero | tr '\0' '['; } \
+	>"$tmp/deep.safetensors"
+expect 1 "deep.safetensors: error: header nests arrays and objects deeper than the JSON parser's limit of 1000 levels \(at byte 1000\)" \
+	"$mswc" run $model "${small[@]}" --weights "$tmp/deep.safetensors" --input tokens="$tmp/t.npy"
 
 # --- masks: the pruned file runs as it is, with or without restating --sparsity ---
 expect 0 "sparsity 50\.00%" "$mswc" prune $model "${small[@]}" --weights "$tmp/w.safetensors" \

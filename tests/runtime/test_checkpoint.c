@@ -225,6 +225,18 @@ static void test_fallback(void)
 	CHECK(rt_checkpoint_load_latest(run, &c, &d) == 0 && c.step == 30 && c.warning);
 	rt_checkpoint_free(&c);
 	flip(at(run, "ckpt-40/state.json"), 0);
+	/* nested beyond the JSON parser's limit: said so, not "not a state" */
+	CHECK(rename(at(run, "ckpt-40/state.json"), at(run, "state.keep")) == 0);
+	FILE *f = fopen(at(run, "ckpt-40/state.json"), "w");
+	for (int i = 0; f && i < 5000; i++)
+		fputc(i ? '[' : '{', f);
+	CHECK(f && fclose(f) == 0);
+	CHECK(rt_checkpoint_load_latest(run, &c, &d) == 0 && c.step == 30);
+	CHECK_MSG(c.warning && strstr(c.warning, "ckpt-40/state.json: error: nests arrays and "
+				      "objects deeper than the JSON parser's limit of 1000 levels"),
+		  "%s", c.warning ? c.warning : "no warning");
+	rt_checkpoint_free(&c);
+	CHECK(rename(at(run, "state.keep"), at(run, "ckpt-40/state.json")) == 0);
 	CHECK(rename(at(run, "ckpt-40/optim.safetensors"), at(run, "optim.keep")) == 0);
 	CHECK(rt_checkpoint_load_latest(run, &c, &d) == 0 && c.step == 30);
 	rt_checkpoint_free(&c);

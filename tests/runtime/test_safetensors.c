@@ -307,11 +307,24 @@ static void test_malformed(void)
 	int64_t big = (int64_t)1 << 40;
 	n = build(bad, "{\"l\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", &big, 8);
 	reject(bad, n, "outside the i32 range");
-	/* deep nesting: cJSON's limit turns it into a parse error, not a stack overflow */
-	static char deep[3000];
-	memset(deep, '[', 2500);
+	/* Deep nesting: cJSON's limit keeps the stack safe, and the message names
+	 * the limit rather than calling the text invalid JSON. 1000 levels are
+	 * the parser's (so this entry fails for being an array), 1001 are not;
+	 * brackets in strings do not count. */
+	static char deep[3100];
+	char *p = deep + sprintf(deep, "{\"[[\\\"{\":");
+	memset(p, '[', 999);
+	memset(p + 999, ']', 999);
+	strcpy(p + 1998, "}");
+	reject_header(deep, 0, "entry must be an object");
+	memset(p, '[', 1000);
+	memset(p + 1000, ']', 1000);
+	strcpy(p + 2000, "}");
+	reject_header(deep, 0, "header nests arrays and objects deeper than the JSON parser's "
+		      "limit of 1000 levels (at byte 1008)");
+	memset(deep, '[', 3000);
 	deep[0] = '{';
-	reject_header(deep, 0, "not valid JSON");
+	reject_header(deep, 0, "limit of 1000 levels (at byte 1000)");
 }
 
 /* The header is UTF-8: names and metadata in any script load; each kind of
