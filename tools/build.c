@@ -191,9 +191,9 @@ int build_run(Build *b, const BuildOptions *o)
 	memset(b, 0, sizeof *b);
 	diag_init(&b->diag);
 	if (run_frontend(b, o))
-		return report(b, EXIT_USER);
+		return report(b, EXIT_FAIL);
 	if (run_passes(b, o))
-		return report(b, EXIT_USER);
+		return report(b, EXIT_FAIL);
 	if (b->stopped || o->stage == STAGE_GRAPH)
 		return 0;
 	/* Printed IR records a mask's count and hash, not its bits: such a
@@ -204,7 +204,7 @@ int build_run(Build *b, const BuildOptions *o)
 			diag_error(&b->diag, ir_node(b->g, m->param)->loc, "the mask of '%s' is not in "
 				   "printed IR (only its count and hash are); compile the .msw "
 				   "model to run it", ir_str(b->g, ir_node(b->g, m->param)->name));
-			return report(b, EXIT_USER);
+			return report(b, EXIT_FAIL);
 		}
 	}
 	double t0 = now_seconds();
@@ -215,13 +215,13 @@ int build_run(Build *b, const BuildOptions *o)
 	int rc = be_compile(b->g, &bo, &b->mod, &b->diag);
 	mem_free(cache);
 	if (rc)
-		return report(b, EXIT_INTERNAL);
+		return report(b, EXIT_FAIL);
 	b->t_codegen = now_seconds() - t0;
 	if (o->stage == STAGE_MODULE)
 		return 0;
 	t0 = now_seconds();
 	if (be_jit(b->mod, b->g, &b->prog, &b->diag))
-		return report(b, EXIT_INTERNAL);
+		return report(b, EXIT_FAIL);
 	b->t_jit = now_seconds() - t0;
 	return 0;
 }
@@ -328,7 +328,7 @@ int start_exec(Build *b, int threads, rt_Pool **pool, rt_Exec **e)
 		return 0;
 	/* The arena is sized by the model and its -D values: running out of
 	 * memory is the user's to fix, like any other input error. */
-	return EXIT_USER;
+	return EXIT_FAIL;
 }
 
 void build_free(Build *b)

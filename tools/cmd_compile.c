@@ -32,6 +32,15 @@ static int check_pass_name(const char *opt, const char *name, bool allow_all)
 	return -1;
 }
 
+const OptHelp compile_options[] = {
+	{"--emit=ir|llvm|asm", "print the IR after the pipeline, the LLVM module or the assembly"},
+	{"--dump-after=PASS|all", "print the IR after PASS (or after every pass) to stderr"},
+	{"--stop-after=PASS", "stop after PASS and print the IR as it left it"},
+	{"--train", "compile the training step: backward graph and AdamW update"},
+	{"--decode", "compile for decoding: KV caches, input pos (docs/generation.md)"},
+	{NULL, NULL},
+};
+
 static int compile_option(Args *a, int argc, char **argv, int i)
 {
 	CompileOpts *co = a->user;
@@ -89,7 +98,7 @@ static int emit(Build *b, const char *what)
 	if (!strcmp(what, "ir")) {
 		char *text = ir_print(b->g);
 		if (!text)
-			return EXIT_INTERNAL;
+			return EXIT_FAIL;
 		fputs(text, stdout);
 		mem_free(text);
 		return 0;
@@ -98,7 +107,7 @@ static int emit(Build *b, const char *what)
 				  &b->diag);
 	if (!text) {
 		fputs(diag_text(&b->diag), stderr);
-		return EXIT_INTERNAL;
+		return EXIT_FAIL;
 	}
 	fputs(text, stdout);
 	mem_free(text);
@@ -110,7 +119,7 @@ int cmd_compile(int argc, char **argv)
 	CompileOpts co = {0};
 	Args a = {.cmd = "compile", .user = &co};
 	if (args_parse(&a, argc, argv, compile_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (co.train && co.decode)
 		return usage_error("compile", "--train and --decode do not go together: a decode "
 				   "program only runs forward");

@@ -16,6 +16,15 @@ typedef struct EncodeOpts {
 	long long batch, seq, offset;
 } EncodeOpts;
 
+const OptHelp encode_options[] = {
+	{"-o, --out FILE", "the tokens, i32 [batch, seq] (required)"},
+	{"--targets FILE", "also the targets: the same windows one byte later"},
+	{"--batch B", "rows (default 1)"},
+	{"--seq T", "tokens per row (default 128)"},
+	{"--offset O", "the byte row 0 starts at (default 0)"},
+	{NULL, NULL},
+};
+
 static int encode_option(Args *a, int argc, char **argv, int i)
 {
 	EncodeOpts *eo = a->user;
@@ -61,18 +70,18 @@ int cmd_encode(int argc, char **argv)
 	EncodeOpts eo = {.batch = 1, .seq = 128};
 	Args a = {.cmd = "encode", .user = &eo};
 	if (args_parse(&a, argc, argv, encode_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!eo.out)
 		return usage_error("encode", "no output file given (-o TOKENS.npy)");
 	Source text;
 	const char *why;
 	if (source_load(&text, a.model, &why)) {
 		fprintf(stderr, "%s: error: cannot read: %s\n", a.model, why);
-		return EXIT_USER;
+		return EXIT_FAIL;
 	}
 	Diag d;
 	diag_init(&d);
-	int rc = EXIT_USER;
+	int rc = EXIT_FAIL;
 	long long need = eo.offset + eo.batch * eo.seq + (eo.targets ? 1 : 0);
 	if ((long long)text.len < need) {
 		fprintf(stderr, "mswc encode: error: %s has %zu bytes; %lld are needed for %lld x %lld "

@@ -23,6 +23,17 @@ typedef struct EvalOpts {
 	bool all;
 } EvalOpts;
 
+const OptHelp eval_options[] = {
+	{"--weights FILE", "the parameters (required)"},
+	{"--data PATH", "text file or folder, split as 'mswc train' splits it (required)"},
+	{"--batch B", "rows per batch (default 16)"},
+	{"--seq T", "tokens per row (default 128)"},
+	{"--val-fraction F", "the tail held out for validation (default 0.05)"},
+	{"--all", "the loss over the whole data, not the validation tail"},
+	{"--batches K", "at most K batches (default 0: all)"},
+	{NULL, NULL},
+};
+
 static int eval_option(Args *a, int argc, char **argv, int i)
 {
 	EvalOpts *eo = a->user;
@@ -79,7 +90,7 @@ static int evaluate(const EvalOpts *eo, const Args *a, Build *b, const rt_Tensor
 	int rc = start_exec(b, a->threads, &pool, &e);
 	if (rc)
 		goto done;
-	rc = EXIT_USER;
+	rc = EXIT_FAIL;
 	if (!ls || rt_exec_tensor(e, "tokens", &tok) || rt_exec_tensor(e, "targets", &tgt)) {
 		diag_error(d, (SrcLoc){0}, "the model needs inputs 'tokens' and 'targets' and a loss");
 		goto done;
@@ -123,7 +134,7 @@ int cmd_eval(int argc, char **argv)
 	EvalOpts eo = {.batch = 16, .seq = 128, .val_fraction = 0.05};
 	Args a = {.cmd = "eval", .user = &eo};
 	if (args_parse(&a, argc, argv, eval_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!eo.weights)
 		return usage_error("eval", "no --weights given");
 	if (!eo.data)
@@ -131,7 +142,7 @@ int cmd_eval(int argc, char **argv)
 	rt_Data data = {0};
 	rt_TensorFile w = {0};
 	PruneTensor *masks = NULL;
-	int nmasks = 0, rc = EXIT_USER;
+	int nmasks = 0, rc = EXIT_FAIL;
 	Diag d;
 	diag_init(&d);
 	if (rt_data_load(eo.data, eo.all ? 0 : eo.val_fraction, &data, &d) ||

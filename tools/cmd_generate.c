@@ -58,6 +58,24 @@ static int get_double(const char *opt, const char *s, double lo, double hi, doub
 	return 0;
 }
 
+const OptHelp generate_options[] = {
+	{"--weights FILE", "the parameters (required)"},
+	{"--prompt TEXT", "the text to continue; again for more sequences in one batch"},
+	{"--prompt-file F", "the prompt from a file"},
+	{"--prompts F", "one prompt per line, decoded together"},
+	{"--batch N", "N samples of one prompt (seeds S, S+1, ...)"},
+	{"-n N", "new tokens (default 100)"},
+	{"--temperature T", "sampling temperature (default 1; 0 is greedy)"},
+	{"--top-k K", "sample among the K likeliest (default 0: all)"},
+	{"--top-p P", "sample within the likeliest tokens of mass P (default 1)"},
+	{"--seed S", "sampling seed (default 0)"},
+	{"--greedy", "always the likeliest token"},
+	{"--window W", "positions the model sees (default: the trained seq, else ctx)"},
+	{"--prefill T", "prompt tokens per run (default 32; 0 or 1: one at a time)"},
+	{"--profile", "time each kernel"},
+	{NULL, NULL},
+};
+
 static int gen_option(Args *a, int argc, char **argv, int i)
 {
 	GenOpts *go = a->user;
@@ -222,9 +240,9 @@ static int build_prefill(const BuildOptions *main, int64_t T, rt_Pool *pool,
 	if (rc)
 		return rc;
 	if (rt_exec_create(bp->prog, pool, e, &bp->diag))
-		rc = EXIT_USER;   /* out of memory, as in start_exec */
+		rc = EXIT_FAIL;   /* out of memory, as in start_exec */
 	else if (rt_load_params_from(*e, wf, path, 0, &bp->diag))
-		rc = EXIT_USER;
+		rc = EXIT_FAIL;
 	if (rc)
 		fputs(diag_text(&bp->diag), stderr);
 	return rc;
@@ -243,7 +261,7 @@ static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
 	int rc = start_exec(b, bo->args->threads, &pool, &e);
 	if (rc)
 		goto done;
-	rc = EXIT_USER;
+	rc = EXIT_FAIL;
 	if (rt_load_params_from(e, wf, go->weights, 0, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
 		goto done;
 	int64_t n = go->n, window = go->window ? go->window : trained_window(wf);
@@ -254,7 +272,7 @@ static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
 		have_bp = true;
 		if ((rc = build_prefill(bo, chunk, pool, wf, go->weights, &bp, &pe)))
 			goto quiet;
-		rc = EXIT_USER;
+		rc = EXIT_FAIL;
 	}
 	prompt = mem_calloc((size_t)nseq, sizeof *prompt);
 	out = mem_calloc((size_t)nseq, sizeof *out);
@@ -275,7 +293,6 @@ static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
 			goto done;
 	}
 	if (!ok) {
-		rc = EXIT_INTERNAL;
 		diag_error(&b->diag, (SrcLoc){0}, "out of memory");
 		goto done;
 	}
@@ -340,7 +357,7 @@ int cmd_generate(int argc, char **argv)
 	GenOpts go = {.n = 100, .temperature = 1.0, .top_p = 1.0, .prefill = 32};
 	Args a = {.cmd = "generate", .user = &go};
 	if (args_parse(&a, argc, argv, gen_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!go.weights)
 		return usage_error("generate", "no --weights given (make some with 'mswc init')");
 	if ((go.nprompt > 0) + !!go.prompt_file + !!go.prompts_file != 1)
@@ -351,7 +368,7 @@ int cmd_generate(int argc, char **argv)
 	Prompts pr = {0};
 	rt_TensorFile wf = {0};
 	PruneTensor *masks = NULL;
-	int nmasks = 0, rc = EXIT_USER;
+	int nmasks = 0, rc = EXIT_FAIL;
 	if (read_prompts(&go, &pr, &d) || weights_read(go.weights, &a, &wf, &masks, &nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
 		goto out;

@@ -19,6 +19,12 @@ typedef struct InitOpts {
 	long long seed;
 } InitOpts;
 
+const OptHelp init_options[] = {
+	{"-o, --out FILE", "the safetensors file to write (required)"},
+	{"--seed N", "seed of the initialisation and of the masks (default 1)"},
+	{NULL, NULL},
+};
+
 static int init_option(Args *a, int argc, char **argv, int i)
 {
 	InitOpts *io = a->user;
@@ -42,7 +48,7 @@ int cmd_init(int argc, char **argv)
 	InitOpts io = {.seed = 1};
 	Args a = {.cmd = "init", .user = &io};
 	if (args_parse(&a, argc, argv, init_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!io.out)
 		return usage_error("init", "no output file given (-o FILE.safetensors)");
 	BuildOptions bo = {.args = &a, .stage = STAGE_PROGRAM, .seed = (uint64_t)io.seed};
@@ -54,12 +60,11 @@ int cmd_init(int argc, char **argv)
 		goto done;
 	if ((rc = start_exec(&b, 1, &pool, &e)))
 		goto fail;
-	rc = EXIT_INTERNAL;
+	rc = EXIT_FAIL;
 	if (rt_init_params(e, (uint64_t)io.seed)) {
 		diag_error(&b.diag, (SrcLoc){0}, "cannot initialise parameters");
 		goto fail;
 	}
-	rc = EXIT_USER;   /* from here on, failures are about the output file */
 	if (rt_save_params(e, io.out, &b.diag))
 		goto fail;
 	int64_t n = 0, nparam = 0;

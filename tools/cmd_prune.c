@@ -23,6 +23,14 @@ typedef struct PruneOpts {
 	PruneMethod method;
 } PruneOpts;
 
+const OptHelp prune_options[] = {
+	{"--weights FILE", "the dense weights (required)"},
+	{"-o, --out FILE", "the pruned weights and their masks (required)"},
+	{"--method magnitude|random", "keep the largest |w| (default) or keep at random"},
+	{"--seed N", "seed of --method random (default 0)"},
+	{NULL, NULL},
+};
+
 static int prune_option(Args *a, int argc, char **argv, int i)
 {
 	PruneOpts *po = a->user;
@@ -52,7 +60,7 @@ int cmd_prune(int argc, char **argv)
 	PruneOpts po = {.method = PRUNE_MAGNITUDE};
 	Args a = {.cmd = "prune", .user = &po};
 	if (args_parse(&a, argc, argv, prune_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!po.out || !*po.out)
 		return usage_error("prune", "no output file given (-o FILE.safetensors)");
 	if (!po.weights || !*po.weights)
@@ -63,7 +71,7 @@ int cmd_prune(int argc, char **argv)
 	diag_init(&d);
 	rt_TensorFile f = {0};
 	PruneTensor *w = NULL;
-	int nw = 0, rc = EXIT_USER;
+	int nw = 0, rc = EXIT_FAIL;
 	Build b;
 	memset(&b, 0, sizeof b);
 	rt_Pool *pool = NULL;
@@ -71,7 +79,7 @@ int cmd_prune(int argc, char **argv)
 	if (rt_safetensors_read(po.weights, &f, &d)) {
 		fputs(diag_text(&d), stderr);
 		diag_free(&d);
-		return EXIT_USER;
+		return EXIT_FAIL;
 	}
 	if (sparse_tensors(&f, po.weights, false, &w, &nw, &d)) {
 		fputs(diag_text(&d), stderr);
@@ -89,7 +97,7 @@ int cmd_prune(int argc, char **argv)
 	}
 	if ((rc = start_exec(&b, 1, &pool, &e)))
 		goto fail;
-	rc = EXIT_USER;
+	rc = EXIT_FAIL;
 	if (rt_load_params_from(e, &f, po.weights, RT_LOAD_IGNORE_MASKS, &b.diag))
 		goto fail;
 	if (rt_save_params(e, po.out, &b.diag))

@@ -23,6 +23,15 @@ typedef struct RunOpts {
 	bool profile;
 } RunOpts;
 
+const OptHelp run_options[] = {
+	{"--weights FILE", "the parameters, a safetensors file (required)"},
+	{"--input NAME=FILE.npy", "a model input, once per input; all of them add the loss"},
+	{"-o, --out FILE", "write the outputs (and the loss) to a safetensors file"},
+	{"--repeat N", "run N times and report the mean time (default 1)"},
+	{"--profile", "time each kernel"},
+	{NULL, NULL},
+};
+
 static int run_option(Args *a, int argc, char **argv, int i)
 {
 	RunOpts *ro = a->user;
@@ -161,7 +170,7 @@ static int execute(const RunOpts *ro, const Args *a, Build *b, const rt_TensorFi
 	int rc = start_exec(b, a->threads, &pool, &e);
 	if (rc)
 		goto done;
-	rc = EXIT_USER;
+	rc = EXIT_FAIL;
 	if (rt_load_params_from(e, w, ro->weights, 0, &b->diag) ||
 	    bind_inputs(ro, b->g, b->prog, e, in, &b->diag))
 		goto done;
@@ -193,7 +202,7 @@ int cmd_run(int argc, char **argv)
 	RunOpts ro = {.repeat = 1};
 	Args a = {.cmd = "run", .user = &ro};
 	if (args_parse(&a, argc, argv, run_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!ro.weights)
 		return usage_error("run", "no --weights given (make some with 'mswc init')");
 	rt_Tensor in[MAX_INPUTS] = {0};
@@ -203,7 +212,7 @@ int cmd_run(int argc, char **argv)
 	int nmasks = 0;
 	Diag d;
 	diag_init(&d);
-	int rc = EXIT_USER;
+	int rc = EXIT_FAIL;
 	if (read_inputs(&ro, in, shape, &d) || weights_read(ro.weights, &a, &w, &masks, &nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
 		goto done;

@@ -70,6 +70,36 @@ static const ConfigOpt config_opt[] = {
 enum { NCONFIG_OPT = sizeof config_opt / sizeof config_opt[0] };
 #undef CFG
 
+/* --help; the defaults are rt_train_defaults' and cmd_train's. */
+const OptHelp train_options[] = {
+	{"--data PATH", "text file or folder of them (required)"},
+	{"-o, --out DIR", "the run folder (default runs/<model>)"},
+	{"--resume DIR", "continue the run in DIR; options not given come from it"},
+	{"--weights FILE", "start from these weights, not a fresh initialisation"},
+	{"--batch B", "rows per step (default 16)"},
+	{"--seq T", "tokens per row (default 128)"},
+	{"--steps N", "total steps of the run (default 1000)"},
+	{"--lr X", "peak learning rate (default 3e-4)"},
+	{"--warmup N", "linear warm-up steps (default 100)"},
+	{"--schedule cosine|constant", "after warm-up (default cosine)"},
+	{"--weight-decay X", "decoupled weight decay (default 0.1)"},
+	{"--decay-all", "weight decay on every parameter, not only matrices"},
+	{"--beta1 X", "Adam's first moment (default 0.9)"},
+	{"--beta2 X", "Adam's second moment (default 0.95)"},
+	{"--eps X", "Adam's epsilon (default 1e-8)"},
+	{"--clip X", "max global gradient norm; 0: no clipping (default 1)"},
+	{"--seed N", "initialisation, masks and data order (default 1)"},
+	{"--order random|sequential", "batch order (default random)"},
+	{"--freeze GLOB", "do not train parameters matching GLOB (repeatable)"},
+	{"--val-fraction F", "tail of the data held out (default 0.05)"},
+	{"--eval-every N", "validation loss every N steps; 0: never (default 100)"},
+	{"--eval-batches K", "validation batches per evaluation; 0: all (default 20)"},
+	{"--save-every N", "checkpoint every N steps and at the end (default 500)"},
+	{"--keep N", "checkpoints kept (default 3)"},
+	{"--log-every N", "steps between log lines, not on a terminal (default 10)"},
+	{NULL, NULL},
+};
+
 typedef struct TrainOpts {
 	rt_TrainConfig c;
 	bool given[NCONFIG_OPT];
@@ -337,9 +367,11 @@ static int check_fresh(const char *dir)
 	if (r == 0)
 		rt_checkpoint_free(&ck);
 	diag_free(&d);
-	if (r != 1)
-		return usage_error("train", "%s already holds a training run; continue it with "
-				   "--resume %s, or choose another --out", dir, dir);
+	if (r != 1) {
+		fprintf(stderr, "mswc train: error: %s already holds a training run; continue it "
+			"with --resume %s, or choose another --out\n", dir, dir);
+		return -1;
+	}
 	return 0;
 }
 
@@ -374,7 +406,7 @@ static int train(TrainOpts *to, const Args *a, Build *b, const rt_TensorFile *w,
 	rt_Exec *e = NULL;
 	rt_Trainer *t = NULL;
 	Diag *d = &b->diag;
-	int rc = EXIT_USER;
+	int rc = EXIT_FAIL;
 	if (rt_data_load(to->data, to->c.val_fraction, &data, d) || check_eval(to, &data, d) ||
 	    data_vocab_check(to->data, &data, b->g, d) || start_exec(b, a->threads, &pool, &e))
 		goto fail;
@@ -403,10 +435,8 @@ static int train(TrainOpts *to, const Args *a, Build *b, const rt_TensorFile *w,
 	sigaction(SIGINT, &old, NULL);
 	if (r < 0)
 		goto fail;
-	if (report_sparsity(e, b->g, d)) {
-		rc = EXIT_INTERNAL;
+	if (report_sparsity(e, b->g, d))
 		goto fail;
-	}
 	if (r == 2) {
 		if (pr.tty)
 			fputc('\n', stderr);
@@ -453,7 +483,7 @@ static int build_and_train(TrainOpts *to, Args *a, rt_Checkpoint *ck, Diag *d)
 	if ((to->weights && weights_read(to->weights, a, &wf, &masks, &nmasks, d)) ||
 	    (ck && !a->dense && sparse_tensors(&ck->model, ck->dir, true, &masks, &nmasks, d))) {
 		fputs(diag_text(d), stderr);
-		return EXIT_USER;
+		return EXIT_FAIL;
 	}
 	BuildOptions bo = {.args = a, .input = in, .ninput = 2, .training = true,
 			   .optimizer = true, .decay_all = to->decay_all, .freeze = to->freeze,
@@ -479,13 +509,17 @@ int cmd_train(int argc, char **argv)
 	to.c.eval_batches = 20;
 	Args a = {.cmd = "train", .user = &to};
 	if (args_parse(&a, argc, argv, train_option))
-		return EXIT_USER;
+		return EXIT_USAGE;
 	if (!to.data)
 		return usage_error("train", "no --data given (a text file or a folder of them)");
 	if (to.resume && to.out && strcmp(to.resume, to.out))
 		return usage_error("train", "--resume continues in its own folder; --out differs");
 	if (to.resume && to.weights)
 		return usage_error("train", "--weights and --resume exclude each other");
+	if (to.dyn.method != DYN_NONE && a.dense)
+		return usage_error("train", "--dynamic changes masks; --dense has none");
+	if (to.dyn.method == DYN_GRADUAL && !a.has_sparsity)
+		return usage_error("train", "--dynamic gradual prunes towards --sparsity S; give S");
 	char outbuf[4096];
 	to.c.run_dir = to.resume ? to.resume : to.out ? to.out : default_out(a.model, outbuf,
 									   sizeof outbuf);
@@ -494,7 +528,7 @@ int cmd_train(int argc, char **argv)
 	diag_init(&d);
 	rt_Checkpoint ck;
 	bool have_ck = false;
-	int rc = EXIT_USER, lock = -1;
+	int rc = EXIT_FAIL, lock = -1;
 	/* Before anything is read or written: a second trainer on this folder
 	 * would interleave its metrics and checkpoints with ours. */
 	if (!to.resume)
@@ -519,16 +553,7 @@ int cmd_train(int argc, char **argv)
 		diag_error(&d, (SrcLoc){0}, "%s: the saved batch and seq are not positive", to.resume);
 		goto fail;
 	}
-	if (to.dyn.method != DYN_NONE && a.dense) {
-		diag_error(&d, (SrcLoc){0}, "--dynamic changes masks; --dense has none");
-		goto fail;
-	}
 	if (to.dyn.method == DYN_GRADUAL) {
-		if (!a.has_sparsity) {
-			diag_error(&d, (SrcLoc){0}, "--dynamic gradual prunes towards --sparsity S; "
-				   "give S");
-			goto fail;
-		}
 		to.dyn.target = a.sparsity;
 		a.sparsity = 0;   /* the run starts dense: masks that keep everything */
 	}
@@ -555,7 +580,7 @@ int cmd_train(int argc, char **argv)
 	goto done;
 fail:
 	fputs(diag_text(&d), stderr);
-	rc = EXIT_USER;
+	rc = EXIT_FAIL;
 done:
 	if (have_ck)
 		rt_checkpoint_free(&ck);

@@ -1,5 +1,12 @@
 /* mswc.c: the command-line entry point; dispatches to one file per
- * subcommand. Exit status: 0 success, 1 user error, 2 internal failure. */
+ * subcommand and prints the help.
+ *
+ * The help has one source: the table below gives each command's usage
+ * line and summary, and points at the option tables (OptHelp) that live
+ * beside the code parsing them; `mswc help` lists the commands, `mswc CMD
+ * --help` (or -h, anywhere after CMD) prints one command's options, one
+ * line each, to stdout with exit status 0. The exit status of every
+ * command: 0 success, 1 failure, 2 usage error (tools.h). */
 #include "tools.h"
 
 #include <stdio.h>
@@ -7,66 +14,139 @@
 
 #define MSWC_VERSION "0.1.0"
 
-static const struct {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *help;
-} commands[] = {
-	{"compile", cmd_compile, "compile MODEL.msw [--emit=ir|llvm|asm] [--dump-after=PASS] "
-				 "[--stop-after=PASS] [--train | --decode]"},
-	{"init", cmd_init, "init MODEL.msw -o WEIGHTS.safetensors [--seed N]"},
-	{"prune", cmd_prune, "prune MODEL.msw --weights DENSE.safetensors --sparsity S "
-			     "[--method magnitude|random] [--distribution uniform|erk] "
-			     "-o SPARSE.safetensors"},
-	{"run", cmd_run, "run MODEL.msw --weights W.safetensors --input NAME=FILE.npy... "
-			 "[--out OUT.safetensors] [--repeat N] [--profile]"},
-	{"encode", cmd_encode, "encode TEXT -o TOKENS.npy [--targets T.npy] [--batch B] [--seq T] "
-			       "[--offset O]"},
-	{"train", cmd_train, "train MODEL.msw --data PATH [--batch B] [--seq T] [--steps N] "
-			     "[--lr X] [--out DIR | --resume DIR] ... (docs/training.md)"},
-	{"eval", cmd_eval, "eval MODEL.msw --weights W.safetensors --data PATH [--batch B] "
-			   "[--seq T] [--all]"},
-	{"generate", cmd_generate, "generate MODEL.msw --weights W.safetensors (--prompt TEXT | "
-				   "--prompt-file F) [-n N] [--temperature T] [--top-k K] [--top-p P] "
-				   "[--seed S] [--greedy]"},
-	{"bench", cmd_bench, "bench matmul [--threads N] [--shapes M,K,N;...] [--reps R] [--cpu-clock] | bench sparse MODEL ... | bench calibrate"},
+/* bench.c and bench_sparse.c parse their own options; their help is here. */
+static const OptHelp bench_options[] = {
+	{"matmul", "dense matmul against OpenBLAS (when built with it)"},
+	{"  --threads N", "threads (default: 1, then all cores)"},
+	{"  --shapes M,K,N;...", "the products to time"},
+	{"  --reps R", "repetitions, the best kept (default 5)"},
+	{"  --cpu-clock", "time the thread's CPU time (one thread only)"},
+	{"sparse MODEL.msw", "sparse kernels against dense on a model's layers "
+			     "(docs/performance.md)"},
+	{"calibrate", "measure the host rates of the cost models again and cache them"},
+	{NULL, NULL},
 };
+
+static const OptHelp help_option[] = {{"-h, --help", "print this help"}, {NULL, NULL}};
+
+static const Command commands[] = {
+	{"compile", cmd_compile, "MODEL.msw|FILE.mswir [options]",
+	 "compile a model; print its IR, LLVM module or assembly, or a summary",
+	 {compile_options}, true},
+	{"init", cmd_init, "MODEL.msw -o WEIGHTS.safetensors [options]",
+	 "initialise a model's parameters", {init_options}, true},
+	{"prune", cmd_prune, "MODEL.msw --weights DENSE.safetensors --sparsity S "
+			     "-o SPARSE.safetensors [options]",
+	 "prune given weights once (docs/sparsity.md)", {prune_options}, true},
+	{"run", cmd_run, "MODEL.msw --weights W.safetensors --input NAME=FILE.npy... [options]",
+	 "run a model's forward pass on .npy inputs", {run_options}, true},
+	{"encode", cmd_encode, "TEXT -o TOKENS.npy [options]",
+	 "byte tokens of a text file as .npy, for 'mswc run'", {encode_options}, false},
+	{"train", cmd_train, "MODEL.msw --data PATH [--out DIR | --resume DIR] [options]",
+	 "train a model into a run folder (docs/training.md)",
+	 {train_options, dynamic_options}, true},
+	{"eval", cmd_eval, "MODEL.msw --weights W.safetensors --data PATH [options]",
+	 "the held-out loss and perplexity of weights", {eval_options}, true},
+	{"generate", cmd_generate, "MODEL.msw --weights W.safetensors (--prompt TEXT | "
+				   "--prompt-file F | --prompts F) [options]",
+	 "continue a prompt (docs/generation.md)", {generate_options}, true},
+	{"bench", cmd_bench, "matmul|sparse|calibrate [options]",
+	 "benchmarks (docs/performance.md)", {bench_options}, false},
+};
+enum { NCOMMAND = sizeof commands / sizeof commands[0] };
+
+static const char exit_status[] =
+	"exit status:\n"
+	"  0  success\n"
+	"  1  failure: a bad input file, model or run, out of memory (the message says which)\n"
+	"  2  usage error: an unknown option, a value missing or malformed\n"
+	"  (train: 130 when stopped by Ctrl-C, after its checkpoint)\n";
+
+const Command *command_find(const char *name)
+{
+	for (int i = 0; i < NCOMMAND; i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+static void print_options(FILE *f, const OptHelp *o)
+{
+	for (; o && o->opt; o++) {
+		int w = (int)strlen(o->opt);
+		if (w <= 28)
+			fprintf(f, "  %-28s %s\n", o->opt, o->help);
+		else   /* a long option gets its own line */
+			fprintf(f, "  %s\n  %-28s %s\n", o->opt, "", o->help);
+	}
+}
+
+static void command_help(FILE *f, const Command *c)
+{
+	fprintf(f, "usage: mswc %s %s\n%s\n\noptions:\n", c->name, c->usage, c->what);
+	print_options(f, c->opts[0]);
+	print_options(f, c->opts[1]);
+	print_options(f, help_option);
+	if (c->model_options) {
+		fprintf(f, "\noptions every model command takes:\n");
+		print_options(f, args_options);
+	}
+	fprintf(f, "\n%s", exit_status);
+}
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mswc <command> [options]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "  mswc %s\n", commands[i].help);
-	fprintf(f, "\noptions every model command takes:\n"
-		   "  -D name=value   override a hyperparameter or bind an input dimension\n"
-		   "  --threads N     worker threads (default: all cores)\n"
-		   "  --sparsity S    prune every covered weight matrix to S zeros (docs/sparsity.md)\n"
-		   "  --distribution uniform|erk   how S spreads over the layers\n"
-		   "  --dense         drop the model's and the checkpoint's masks\n"
-		   "  --sparse-format auto|masked|csr|unrolled   kernels for sparse weights (default auto:\n"
-		   "                  the cost model picks per weight and product)\n"
-		   "\nThe language is described in docs/language.md.\n");
+	fprintf(f, "usage: mswc <command> [options]   (mswc <command> --help for its options)\n\n"
+		   "commands:\n");
+	for (int i = 0; i < NCOMMAND; i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].what);
+	fprintf(f, "\noptions every model command takes:\n");
+	print_options(f, args_options);
+	fprintf(f, "\n%s\nThe language is described in docs/language.md.\n", exit_status);
+}
+
+/* --help or -h anywhere after the command asks for its help (a value that
+ * is spelt so is given as --opt=--help). */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
-		return EXIT_USER;
+		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		usage(stdout);
+		const Command *c = argc > 2 ? command_find(argv[2]) : NULL;
+		if (argc > 2 && !c) {
+			fprintf(stderr, "mswc help: error: unknown command '%s'\n", argv[2]);
+			return EXIT_USAGE;
+		}
+		if (c)
+			command_help(stdout, c);
+		else
+			usage(stdout);
 		return 0;
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("mswc %s\n", MSWC_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		if (!strcmp(cmd, commands[i].name))
-			return commands[i].fn(argc - 2, argv + 2);
-	fprintf(stderr, "mswc: error: unknown command '%s'\n", cmd);
-	usage(stderr);
-	return EXIT_USER;
+	const Command *c = command_find(cmd);
+	if (!c) {
+		fprintf(stderr, "mswc: error: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (wants_help(argc, argv)) {
+		command_help(stdout, c);
+		return 0;
+	}
+	return c->fn(argc - 2, argv + 2);
 }

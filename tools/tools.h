@@ -1,9 +1,11 @@
 /* tools.h: the mswc command-line driver, one file per subcommand.
  *
  * Each cmd_* takes the arguments after the subcommand name and returns the
- * process exit status: 0 success, 1 user error (already reported on
- * stderr), 2 internal failure. Shared pieces: args.c parses the options every
- * subcommand understands; build.c runs frontend -> passes -> backend. */
+ * process exit status: 0 success, 1 failure (bad input files, the model,
+ * the run, out of memory; already reported on stderr), 2 usage error (the
+ * command line itself: an unknown option, a missing or malformed value).
+ * Shared pieces: args.c parses the options every subcommand understands;
+ * build.c runs frontend -> passes -> backend; mswc.c prints the help. */
 #ifndef MSW_TOOLS_H
 #define MSW_TOOLS_H
 
@@ -14,7 +16,35 @@
 #include "../passes/passes.h"
 #include "../runtime/rt.h"
 
-enum { EXIT_USER = 1, EXIT_INTERNAL = 2, MAX_DEFINES = 64, MAX_INPUTS = 16 };
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, MAX_DEFINES = 64, MAX_INPUTS = 16 };
+/* The older names, which bench*.c still use: there EXIT_USER always
+ * follows a usage error and EXIT_INTERNAL a failure. */
+enum { EXIT_USER = EXIT_USAGE, EXIT_INTERNAL = EXIT_FAIL };
+
+/* A command's options for its --help, one line each, in a table beside
+ * the code that parses them; {NULL} ends a table. `opt` is written as
+ * the help shows it: names separated by ", ", then " ARG" or "=ARG" if
+ * the option takes a value ("-o, --out DIR", "--emit=ir|llvm|asm",
+ * "--train"); args_parse reads that to refuse a value-taking option left
+ * without one at the end of the line. */
+typedef struct OptHelp {
+	const char *opt, *help;
+} OptHelp;
+extern const OptHelp args_options[];   /* args.c: those every model command takes */
+extern const OptHelp compile_options[], init_options[], prune_options[], run_options[],
+	encode_options[], train_options[], dynamic_options[], eval_options[],
+	generate_options[];
+
+/* mswc.c: the commands, each with its usage line and option tables. */
+typedef struct Command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;        /* what follows "mswc <name> " */
+	const char *what;         /* one line: what it does */
+	const OptHelp *opts[2];   /* its own options (NULL: none) */
+	bool model_options;       /* takes args_options too */
+} Command;
+const Command *command_find(const char *name);
 
 /* args.c: the options shared by compile, init, run. Options a subcommand
  * doesn't know are left to it: args_parse calls `extra` for each one, which
@@ -22,7 +52,7 @@ enum { EXIT_USER = 1, EXIT_INTERNAL = 2, MAX_DEFINES = 64, MAX_INPUTS = 16 };
 typedef struct Args Args;
 typedef int (*ArgsExtra)(Args *a, int argc, char **argv, int i);
 struct Args {
-	const char *cmd;          /* subcommand, for messages */
+	const char *cmd;          /* subcommand, for messages and its Command */
 	const char *model;        /* the .msw file */
 	fe_Define def[MAX_DEFINES];
 	int ndef;

@@ -24,6 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+const OptHelp dynamic_options[] = {
+	{"--dynamic set|rigl|gradual", "dynamic sparsity: move masks, or prune gradually to "
+				       "--sparsity"},
+	{"--update-every N", "steps between mask updates (default 100)"},
+	{"--update-fraction A", "kept weights moved at step 0, decaying (default 0.3)"},
+	{"--update-end S", "no mask update from step S on (default 3/4 of --steps)"},
+	{NULL, NULL},
+};
+
 int dynamic_option(DynamicOpts *o, int argc, char **argv, int i)
 {
 	int at = i;

@@ -2,7 +2,7 @@
 # run_bad_input_cli.sh MSWC: bad input never passes silently (issue 15).
 # Every check here ran to exit 0 with a wrong answer, hung, or gave a
 # misleading message before; now each is refused with a message naming the
-# file (and the tensor, token or byte) and exit status 1:
+# file (and the tensor, token or byte) and exit status 1 (2 for usage):
 #   - FIFOs and folders where a file is read (no hang in open());
 #   - an empty .msw file (located at 1:1);
 #   - token ids outside the vocabulary (.npy inputs and --data);
@@ -12,7 +12,8 @@
 #   - a duplicate --input;
 #   - a second trainer on a run folder in use (fresh or --resume), and a
 #     file given as the run folder.
-# Not covered yet (issue 15): exit codes in --help.
+#   - every command's --help (exit 0, stdout), usage errors exit 2 (a value
+#     missing at the end of the line among them), out of memory exits 1.
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -159,5 +160,38 @@ awk -F, 'NR == 1 { ok = /^step,/; next } $1 != NR - 1 { ok = 0 } END { exit !ok 
 	"$tmp/busy/metrics.csv" && ok || bad "metrics.csv of the locked run is interleaved"
 echo hello >"$tmp/file"
 expect 1 "file: error: not a folder" "$mswc" train $model "${tcfg[@]}" --out "$tmp/file"
+
+# --- --help for every command ("unknown option" before), exit codes ---
+expect 0 "--steps N +total steps of the run" "$mswc" train --help
+if "$mswc" train --help 2>&1 >/dev/null | grep -q .; then bad "train --help wrote to stderr"; else ok; fi
+expect 0 "^usage: mswc train MODEL.msw" "$mswc" train $model --data "$text" -h
+expect 0 "^usage: mswc train" "$mswc" help train
+expect 0 "2 +usage error" "$mswc" help
+for c in compile init prune run encode train eval generate bench; do
+	expect 0 "^usage: mswc $c " "$mswc" $c --help
+	grep -q "^exit status:" <<<"$last_out" && ok || bad "$c --help has no exit statuses"
+	# Every option the help lists is one the command's parser knows.
+	for o in $("$mswc" $c --help | sed -n '/^options:/,/^$/p' | grep -oE '^  -[^ ]+( -[^ ]+)*' |
+		tr -d ',' | tr ' ' '\n' | grep -v -e '^-h$' -e '^--help$' | sed 's/=.*//'); do
+		"$mswc" $c none.msw "$o" 1 >"$tmp/opt.out" 2>&1
+		if grep -q "unknown option" "$tmp/opt.out"; then bad "$c --help lists $o, $c refuses it"; else ok; fi
+	done
+done
+expect 2 "mswc run: error: unknown option '--bogus'" "$mswc" run $model --bogus
+expect 2 "^\(see 'mswc train --help'\)" "$mswc" train $model --data "$text" --bogus
+expect 2 "mswc: error: unknown command 'frobnicate'" "$mswc" frobnicate
+# An option that needs a value, last on the line: an empty path before.
+expect 2 "mswc run: error: --weights needs a value" "$mswc" run $model --input tokens="$tmp/t.npy" --weights
+expect 2 "mswc encode: error: -o needs a value" "$mswc" encode "$text" -o
+expect 2 "mswc generate: error: --prompt needs a value" "$mswc" generate $model --weights "$tmp/w.safetensors" --prompt
+# Out of memory is the user's to fix (a smaller model or -n): exit 1, not 2.
+# (Address space capped so that the 4 GiB of -n 2^30 tokens cannot be had;
+# skipped where the cap stops mswc itself, as under AddressSanitizer.)
+if (ulimit -v 3000000 && "$mswc" --version) >/dev/null 2>&1; then
+	expect 1 "mswc: error: out of memory" bash -c 'ulimit -v 3000000 && exec "$@"' - "$mswc" generate \
+		$model "${small[@]}" --weights "$tmp/w.safetensors" --prompt x -n 1073741824
+else
+	echo "note: out-of-memory check skipped (mswc does not start under ulimit -v)"
+fi
 
 finish

@@ -47,7 +47,7 @@ grep -q "window 32, slid 5 times" "$tmp/slide.err" && ok || { bad "no slide coun
 [ "$(wc -c <"$tmp/slide.out")" -eq 110 ] && ok || bad "sliding output has $(wc -c <"$tmp/slide.out") bytes, want 110"
 # A smaller window slides sooner; a window below 2 is refused.
 expect 0 "window 8, slid" "${gen[@]}" --prompt "abc" -n 20 --window 8 --greedy
-expect 1 "--window expects an integer" "${gen[@]}" --prompt "x" --window 1
+expect 2 "--window expects an integer" "${gen[@]}" --prompt "x" --window 1
 
 # Prefill (default chunks of 32, here capped at the window of 32) gives the
 # bytes of feeding the prompt a token per run, with sliding too.
@@ -58,7 +58,7 @@ grep -q "prefilled 0 tokens, prompt and window slides, in chunks of 1;" "$tmp/sl
 "${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 4 >"$tmp/p4.out" 2>/dev/null
 "${gen[@]}" --prompt "The patient" -n 40 --temperature 0.8 --top-k 40 --seed 7 --prefill 0 >"$tmp/p0.out" 2>/dev/null
 cmp -s "$tmp/p4.out" "$tmp/p0.out" && ok || bad "--prefill 4 changed the sampled text"
-expect 1 "--prefill expects an integer" "${gen[@]}" --prompt "x" --prefill -2
+expect 2 "--prefill expects an integer" "${gen[@]}" --prompt "x" --prefill -2
 
 # Batches: two prompts of different lengths decode together, each printed
 # after a header and equal to its text alone; --batch N samples one prompt
@@ -75,23 +75,23 @@ printf 'The patient\n\nAspirin 81 mg daily\n' >"$tmp/prompts.txt"
 cmp -s "$tmp/pf.out" "$tmp/b2.want" && ok || bad "--prompts differs from two --prompt"
 "${gen[@]}" --prompt "abc" --batch 3 -n 20 --seed 1 >"$tmp/b3.out" 2>/dev/null
 [ "$(grep -c '^==> sequence' "$tmp/b3.out")" -eq 3 ] && ok || bad "--batch 3 did not print 3 sequences"
-expect 1 "--batch 3 with 2 prompts" "${gen[@]}" --prompt "a" --prompt "b" --batch 3
-expect 1 "--batch expects an integer" "${gen[@]}" --prompt "a" --batch 0
+expect 2 "--batch 3 with 2 prompts" "${gen[@]}" --prompt "a" --prompt "b" --batch 3
+expect 2 "--batch expects an integer" "${gen[@]}" --prompt "a" --batch 0
 printf "\n\n" >"$tmp/empty.txt"
 expect 1 "no prompt in the file" "${gen[@]}" --prompts "$tmp/empty.txt"
 
-# Errors: exit status 1 and a message.
-expect 1 "no --weights" "$mswc" generate models/gpt.msw --prompt "x"
-expect 1 "exactly one of --prompt" "${gen[@]}"
-expect 1 "exactly one of --prompt" "${gen[@]}" --prompt "x" --prompt-file "$tmp/p.txt"
-expect 1 "exactly one of --prompt" "${gen[@]}" --prompt-file "$tmp/p.txt" --prompts "$tmp/p.txt"
-expect 1 "prompt is empty" "${gen[@]}" --prompt ""
-expect 1 "-n expects an integer" "${gen[@]}" --prompt "x" -n -3
-expect 1 "--temperature expects a number" "${gen[@]}" --prompt "x" --temperature hot
-expect 1 "--top-p expects a number" "${gen[@]}" --prompt "x" --top-p 1.5
-expect 1 "--top-p 0 keeps nothing" "${gen[@]}" --prompt "x" --top-p 0
-expect 1 "--top-k expects an integer" "${gen[@]}" --prompt "x" --top-k -1
-expect 1 "unknown option '--frobnicate'" "${gen[@]}" --prompt "x" --frobnicate
+# Usage errors: exit status 2 and a message; bad files: 1.
+expect 2 "no --weights" "$mswc" generate models/gpt.msw --prompt "x"
+expect 2 "exactly one of --prompt" "${gen[@]}"
+expect 2 "exactly one of --prompt" "${gen[@]}" --prompt "x" --prompt-file "$tmp/p.txt"
+expect 2 "exactly one of --prompt" "${gen[@]}" --prompt-file "$tmp/p.txt" --prompts "$tmp/p.txt"
+expect 2 "prompt is empty" "${gen[@]}" --prompt ""
+expect 2 "-n expects an integer" "${gen[@]}" --prompt "x" -n -3
+expect 2 "--temperature expects a number" "${gen[@]}" --prompt "x" --temperature hot
+expect 2 "--top-p expects a number" "${gen[@]}" --prompt "x" --top-p 1.5
+expect 2 "--top-p 0 keeps nothing" "${gen[@]}" --prompt "x" --top-p 0
+expect 2 "--top-k expects an integer" "${gen[@]}" --prompt "x" --top-k -1
+expect 2 "unknown option '--frobnicate'" "${gen[@]}" --prompt "x" --frobnicate
 # A prompt longer than the window: the model reads its last half.
 expect 0 "prompt: 40 tokens" "${gen[@]}" --prompt "$(printf 'a%.0s' {1..40})" -n 3
 expect 1 "no-such-file" "${gen[@]}" --prompt-file "$tmp/no-such-file"
@@ -99,6 +99,6 @@ expect 1 "wte.weight|shape" "$mswc" generate models/gpt.msw -D d=64 -D heads=2 -
 	--weights "$tmp/w.safetensors" --prompt "x"
 # --decode for compile: the IR has the caches; with --train it is refused.
 expect 0 "state \"h.1.attn.cache.v\"" "$mswc" compile models/gpt.msw "${tiny[@]}" -D seq=1 --decode --emit=ir
-expect 1 "--train and --decode" "$mswc" compile models/gpt.msw --decode --train
+expect 2 "--train and --decode" "$mswc" compile models/gpt.msw --decode --train
 
 finish

@@ -41,12 +41,12 @@ masks_in() {
 }
 
 # --- bad usage ---
-expect 1 "--sparsity expects a fraction" "$mswc" init $model --sparsity 1.5 -o "$tmp/x.safetensors"
-expect 1 "--distribution expects uniform or erk" "$mswc" init $model --sparsity 0.5 \
+expect 2 "--sparsity expects a fraction" "$mswc" init $model --sparsity 1.5 -o "$tmp/x.safetensors"
+expect 2 "--distribution expects uniform or erk" "$mswc" init $model --sparsity 0.5 \
 	--distribution gaussian -o "$tmp/x.safetensors"
-expect 1 "--dense drops the masks" "$mswc" init $model --sparsity 0.5 --dense -o "$tmp/x.safetensors"
-expect 1 "no weights given" "$mswc" prune $model --sparsity 0.5 -o "$tmp/x.safetensors"
-expect 1 "--method expects magnitude or random" "$mswc" prune $model --method biggest \
+expect 2 "--dense drops the masks" "$mswc" init $model --sparsity 0.5 --dense -o "$tmp/x.safetensors"
+expect 2 "no weights given" "$mswc" prune $model --sparsity 0.5 -o "$tmp/x.safetensors"
+expect 2 "--method expects magnitude or random" "$mswc" prune $model --method biggest \
 	--weights w -o "$tmp/x.safetensors"
 
 # --- init ---
@@ -105,14 +105,14 @@ masks_in "$tmp/p.safetensors" 8
 expect 0 "done: step 2" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 2 \
 	--weights "$tmp/p.safetensors" --out "$tmp/pt"
 count "zeros 2765/3072" 2 "training from the pruned file keeps its zeros"
-expect 1 "nothing to prune" "$mswc" prune $model "${small[@]}" --weights "$tmp/dense.safetensors" \
+expect 2 "nothing to prune" "$mswc" prune $model "${small[@]}" --weights "$tmp/dense.safetensors" \
 	-o "$tmp/q.safetensors"
 # the pruned file is an ordinary checkpoint for a dense program too
 expect 0 "loss [0-9.]+ perplexity" "$mswc" eval $model "${small[@]}" --weights "$tmp/p.safetensors" \
 	--data "$text" --batch 2 --seq 16
 
 # --- the sparse kernels ---
-expect 1 "--sparse-format expects auto, masked, csr or unrolled" "$mswc" compile $model \
+expect 2 "--sparse-format expects auto, masked, csr or unrolled" "$mswc" compile $model \
 	--sparse-format dense
 expect 0 "spmm" "$mswc" compile $model "${small[@]}" --sparsity 0.75 --train --sparse-format csr \
 	--dump-after=sparse_lower --stop-after=sparse_lower
@@ -143,7 +143,7 @@ expect 0 "whole model" "$mswc" bench sparse $model "${small[@]}" --sparsity 0.5 
 count "^ +32 x 96 +(forward|input-grad|weight-grad) +0\.50" 3 "bench: the three products"
 
 # --- dynamic sparsity (updates at steps 4 and 8; the update end is 3/4 of 12) ---
-expect 1 "--dynamic expects set, rigl or gradual" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
+expect 2 "--dynamic expects set, rigl or gradual" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
 	--dynamic magnitude --out "$tmp/dx"
 for m in rigl set; do
 	expect 0 "done: step 12" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 12 \
@@ -158,7 +158,7 @@ expect 0 "done: step 12" "$mswc" train $model "${small[@]}" "${cfg[@]}" --steps 
 count "step [48]: gradual pruning to sparsity" 2 "gradual: two pruning steps"
 count "c_attn\.weight +zeros 0/3072" 2 "gradual: the first segment is dense"
 count "c_attn\.weight +zeros 2765/3072" 2 "gradual: round(0.9 * 3072) zeros at the end"
-expect 1 "gradual prunes towards --sparsity" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
+expect 2 "gradual prunes towards --sparsity" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
 	--steps 4 --dynamic gradual --out "$tmp/gradual2"
 
 finish

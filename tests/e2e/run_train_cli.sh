@@ -8,7 +8,7 @@
 #   - a run killed with SIGKILL and resumed ends byte-identical too;
 #   - Ctrl-C (SIGINT) stops after the step with a checkpoint, exit 130;
 #   - a diverging run stops at the first NaN, naming the kernel, exit 1;
-#   - bad options give a message and exit status 1.
+#   - bad options give a message and exit status 2 (a usage error).
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -23,21 +23,21 @@ same_file() {   # same_file A B WHAT
 # step,loss of the rows with step > $2 (timing columns differ between runs)
 losses() { awk -F, -v from="$2" 'NR > 1 && $1 > from { print $1 "," $2 }' "$1/metrics.csv"; }
 
-# --- bad usage: exit 1 and a message, before anything is compiled or written ---
-expect 1 "no --data" "$mswc" train $model
-expect 1 "--schedule expects cosine or constant" "$mswc" train $model --data $text --schedule linear
-expect 1 "--order expects random or sequential" "$mswc" train $model --data $text --order shuffled
-expect 1 "--lr expects a number" "$mswc" train $model --data $text --lr fast
-expect 1 "--batch expects an integer" "$mswc" train $model --data $text --batch 0
-expect 1 "--clip expects a number" "$mswc" train $model --data $text --clip -1
-expect 1 "unknown option '--bogus'" "$mswc" train $model --data $text --bogus
+# --- bad usage: exit 2 and a message, before anything is compiled or written ---
+expect 2 "no --data" "$mswc" train $model
+expect 2 "--schedule expects cosine or constant" "$mswc" train $model --data $text --schedule linear
+expect 2 "--order expects random or sequential" "$mswc" train $model --data $text --order shuffled
+expect 2 "--lr expects a number" "$mswc" train $model --data $text --lr fast
+expect 2 "--batch expects an integer" "$mswc" train $model --data $text --batch 0
+expect 2 "--clip expects a number" "$mswc" train $model --data $text --clip -1
+expect 2 "unknown option '--bogus'" "$mswc" train $model --data $text --bogus
 expect 1 "no checkpoint to resume" "$mswc" train $model --data $text --resume "$tmp/none"
 expect 1 "cannot open|no-such" "$mswc" train $model "${small[@]}" --data "$tmp/no-such.txt" \
 	--batch 2 --seq 16 --out "$tmp/x"
 expect 1 "--freeze 'nothing\.\*' matches no parameter" "$mswc" train $model "${small[@]}" \
 	--data $text --batch 2 --seq 16 --freeze 'nothing.*' --out "$tmp/x"
-expect 1 "no --weights" "$mswc" eval $model --data $text
-expect 1 "no --data" "$mswc" eval $model --weights x.safetensors
+expect 2 "no --weights" "$mswc" eval $model --data $text
+expect 2 "no --data" "$mswc" eval $model --weights x.safetensors
 
 # --- an uninterrupted run ---
 expect 0 "^step 1/20 loss [0-9.]+ lr" "$mswc" train $model "${small[@]}" "${cfg[@]}" \
