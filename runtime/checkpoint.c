@@ -651,12 +651,29 @@ int rt_checkpoint_load(const char *dir, rt_Checkpoint *out, Diag *d)
 }
 
 /* Failed attempts write into d; if an older checkpoint then loads, their
- * messages move to out->warning and d is restored, since the load
- * succeeded. */
+ * messages move to out->warning, each "path: error: why" line as "path:
+ * why", and a last line names the checkpoint used in their place; d is
+ * restored, since the load succeeded. */
 static void move_to_warning(Diag *d, size_t len0, int nerror0, rt_Checkpoint *out)
 {
-	if (d->len > len0)
-		out->warning = mem_strdup(d->text + len0);
+	const char *from = d->text ? d->text + len0 : "";
+	size_t cap = d->len - len0 + strlen(out->dir) + 96, n = 0;
+	char *w = d->len > len0 ? mem_alloc(cap) : NULL;
+	for (const char *line = from; w && *line;) {
+		const char *end = strchr(line, '\n'), *err = strstr(line, ": error: ");
+		end = end ? end + 1 : line + strlen(line);
+		size_t head = err && err < end ? (size_t)(err - line) + 2 : 0;
+		const char *rest = head ? err + 9 : line;
+		memcpy(w + n, line, head);
+		memcpy(w + n + head, rest, (size_t)(end - rest));
+		n += head + (size_t)(end - rest);
+		line = end;
+	}
+	if (w)
+		snprintf(w + n, cap - n, "%sfell back to %s (step %lld), the newest checkpoint that "
+			 "verifies\n", n && w[n - 1] != '\n' ? "\n" : "", out->dir,
+			 (long long)out->step);
+	out->warning = w;
 	d->len = len0;
 	if (d->text)
 		d->text[len0] = 0;

@@ -355,7 +355,8 @@ typedef struct rt_Checkpoint {
 	rt_TensorFile model;  /* the model's parameters, by name */
 	rt_TensorFile optim;  /* "<param>.exp_avg", "<param>.exp_avg_sq" */
 	char *state_json;     /* state.json as written */
-	char *warning;        /* newer checkpoints skipped and why, or NULL */
+	char *warning;        /* newer checkpoints skipped, a line each saying why,
+				 then the one used instead ("fell back to DIR (step N)"); or NULL */
 } rt_Checkpoint;
 int rt_checkpoint_save(const char *run_dir, int64_t step, const rt_NamedTensor *model, int nmodel,
 		       const rt_NamedTensor *optim, int noptim, const char *state_json, int keep,

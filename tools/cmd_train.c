@@ -542,8 +542,11 @@ int cmd_train(int argc, char **argv)
 		if (r)
 			goto fail;
 		have_ck = true;
-		if (ck.warning)
-			fprintf(stderr, "mswc train: warning: %s\n", ck.warning);
+		for (const char *w = ck.warning; w && *w;) {
+			int n = (int)strcspn(w, "\n");
+			fprintf(stderr, "mswc train: warning: %.*s\n", n, w);
+			w += n + (w[n] == '\n');
+		}
 		if (merge_saved(&to, &ck, &d))
 			goto fail;
 	} else if (check_fresh(to.c.run_dir)) {

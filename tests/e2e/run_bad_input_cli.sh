@@ -10,8 +10,9 @@
 #     UTF-8 (in a tensor name or in __metadata__), JSON nested too deep;
 #   - masks come from --weights for run, eval and generate;
 #   - a duplicate --input;
-#   - a second trainer on a run folder in use (fresh or --resume), and a
-#     file given as the run folder.
+#   - a second trainer on a run folder in use (fresh or --resume), a file
+#     given as the run folder; a resume past a damaged checkpoint says
+#     which one it used instead.
 #   - every command's --help (exit 0, stdout), usage errors exit 2 (a value
 #     missing at the end of the line among them), out of memory exits 1.
 set -u
@@ -158,6 +159,15 @@ wait $pid
 # One run's rows: a header, then steps 1, 2, 3, ... each once and in order.
 awk -F, 'NR == 1 { ok = /^step,/; next } $1 != NR - 1 { ok = 0 } END { exit !ok }' \
 	"$tmp/busy/metrics.csv" && ok || bad "metrics.csv of the locked run is interleaved"
+# A resume past a damaged checkpoint names the damaged file and the one used
+# (only the first before).
+expect 0 "done: step 20" "$mswc" train $model "${tcfg[@]}" --steps 20 --save-every 10 --out "$tmp/fb"
+poke "$tmp/fb/ckpt-20/model.safetensors" 600 'X'
+expect 0 "resumed" "$mswc" train $model "${tcfg[@]}" --resume "$tmp/fb"
+grep -qE "^mswc train: warning: $tmp/fb/ckpt-20/model.safetensors: checksum [0-9a-f]+ does not match" \
+	<<<"$last_out" && ok || bad "no warning naming the damaged file: $last_out"
+grep -qE "^mswc train: warning: fell back to $tmp/fb/ckpt-10 \(step 10\), the newest checkpoint that verifies" \
+	<<<"$last_out" && ok || bad "no warning naming the checkpoint used: $last_out"
 echo hello >"$tmp/file"
 expect 1 "file: error: not a folder" "$mswc" train $model "${tcfg[@]}" --out "$tmp/file"
 
