@@ -9,13 +9,11 @@
  * compressed rows: row j's kept entries are ptr[j]..ptr[j+1] of idx (the
  * feature each reads; the weight's offset is i*N + j, or j*N + i with
  * transb), as constant arrays. Features are cut into panels of as many
- * feature rows as fill half the L1 data cache the CPU reports, and a row's
+ * feature rows as fill the L1 data cache the CPU reports, and a row's
  * entries within panel q are pptr[q][j]..pptr[q+1][j]:
  *
  *   spmm, compressed rows: task t is row group g = t % G of block t / G:
- *                 for each panel q, for each row j of g (order[q]: by
- *                 increasing entries in q, so the entry loop's exit is
- *                 predicted):
+ *                 for each panel q, for each row j of g:
  *                   acc[0..R) = q ? out[j][m..] : 0
  *                   for p in the panel's entries: acc[r] += at[idx[p]][m..] * W[..]
  *                   out[j][m..] = acc
@@ -64,12 +62,6 @@ typedef struct Rows {
 	int64_t panel;
 	int npanel;
 	int32_t *pptr;    /* (npanel + 1) * (nrow + 1) */
-	/* order[q][t]: the rows of each group in the order panel q visits them,
-	 * by increasing count of entries in the panel, so the loop over a row's
-	 * entries runs about as often as the last one did and its exit is
-	 * predicted (in row order the count is random, and nearly every exit a
-	 * mispredicted branch). */
-	int32_t *order;   /* npanel * nrow */
 } Rows;
 
 static int rows_panels(Rows *r, int64_t inner)
@@ -128,38 +120,8 @@ static void rows_free(Rows *r)
 	mem_free(r->idx);
 	mem_free(r->chunk);
 	mem_free(r->pptr);
-	mem_free(r->order);
 }
 
-/* Rows [lo, hi) into order by their entry count in panel q (a counting
- * sort: stable, and counts are at most the panel's width). */
-static void order_group(Rows *r, int q, int64_t lo, int64_t hi, int32_t *count_of, int32_t *out)
-{
-	int64_t stride = r->nrow + 1;
-	const int32_t *a = r->pptr + q * stride, *b = a + stride;
-	memset(count_of, 0, (size_t)(r->panel + 2) * sizeof *count_of);
-	for (int64_t j = lo; j < hi; j++)
-		count_of[b[j] - a[j] + 1]++;
-	for (int64_t e = 1; e <= r->panel + 1; e++)
-		count_of[e] += count_of[e - 1];
-	for (int64_t j = lo; j < hi; j++)
-		out[lo + count_of[b[j] - a[j]]++] = (int32_t)j;
-}
-
-static int rows_order(Rows *r)
-{
-	int32_t *count_of = mem_alloc((size_t)(r->panel + 2) * sizeof *count_of);
-	r->order = mem_alloc((size_t)(r->npanel * (r->nrow ? r->nrow : 1)) * sizeof *r->order);
-	if (!count_of || !r->order) {
-		mem_free(count_of);
-		return -1;
-	}
-	for (int q = 0; q < r->npanel; q++)
-		for (int g = 0; g < r->ngroup; g++)
-			order_group(r, q, r->chunk[g], r->chunk[g + 1], count_of, r->order + q * r->nrow);
-	mem_free(count_of);
-	return 0;
-}
 
 
 /* How many tasks the product's work is worth: enough for the pool to
@@ -237,7 +199,6 @@ typedef struct Sp {
 	LLVMValueRef out, at, bt, w;
 	LLVMValueRef ptr, idx; /* compressed rows (not unrolled) */
 	LLVMValueRef pptr;     /* their panels */
-	LLVMValueRef order;    /* the rows' order per panel */
 	LLVMValueRef r0, r1;  /* the task's rows */
 	int group;            /* unrolled: the row group whose rows are emitted */
 	const char *name;     /* the kernel's, a prefix for its helpers */
@@ -331,8 +292,7 @@ static void spmm_csr_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n
 	LLVMValueRef q = be_loop_begin(c, &lq, be_i64(c, 0), be_i64(c, s->rows->npanel), 1);
 	LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, q, be_i64(c, 0), "");
 	LLVMValueRef pa = mul(c, q, stride), pb = add(c, pa, be_i64(c, stride));
-	LLVMValueRef j = load_i64(c, s->order, add(c, mul(c, q, s->rows->nrow),
-						    be_loop_begin(c, &lj, s->r0, s->r1, 1)));
+	LLVMValueRef j = be_loop_begin(c, &lj, s->r0, s->r1, 1);
 	LLVMValueRef obase = add(c, mul(c, j, s->M), m0);
 	for (int r = 0; r < R; r++) {
 		LLVMValueRef old = be_load(c, c->t_f32, s->out, add(c, obase, be_i64(c, (int64_t)r * n)), n);
@@ -454,8 +414,7 @@ static void sddmm_block(be_Ctx *c, const Sp *s, LLVMValueRef m0, int R, int n)
 	be_Loop lq, lk, lg, lp;
 	LLVMValueRef q = be_loop_begin(c, &lq, be_i64(c, 0), be_i64(c, s->rows->npanel), 1);
 	LLVMValueRef pa = mul(c, q, stride), pb = add(c, pa, be_i64(c, stride));
-	LLVMValueRef k = load_i64(c, s->order, add(c, mul(c, q, s->rows->nrow),
-						    be_loop_begin(c, &lk, s->r0, s->r1, 1)));
+	LLVMValueRef k = be_loop_begin(c, &lk, s->r0, s->r1, 1);
 	LLVMValueRef abase = add(c, mul(c, k, s->M), m0);
 	for (int r = 0; r < R; r++)
 		a[r] = be_load(c, c->t_f32, s->at, add(c, abase, be_i64(c, (int64_t)r * n)), n);
@@ -543,7 +502,6 @@ static void sddmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLV
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
 	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
 	s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
-	s->order = const_i32s(c, name, "order", rw->order, rw->npanel * (rw->nrow ? rw->nrow : 1));
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
@@ -591,7 +549,6 @@ static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVM
 		s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
 		s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
 		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
-		s->order = const_i32s(c, name, "order", rw->order, rw->npanel * (rw->nrow ? rw->nrow : 1));
 	}
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
@@ -606,11 +563,13 @@ static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVM
 	be_loop_scalar(c, &lt);
 }
 
-/* Feature rows per panel (R*L floats each): half of L1, the other half
- * for what streams past them (the rows' partial sums, W, the indices). */
+/* Feature rows per panel (R*L floats each): as many as fill L1 (measured
+ * on the Xeon at 75% and 90%: half of L1 was no faster at 75% and slower
+ * at 90%, twice or four times L1 no faster; the rows' streams of partial
+ * sums and W do not seem to evict a panel that every row keeps using). */
 static int64_t panel_rows(const be_Ctx *c)
 {
-	int64_t row = (int64_t)SPMM_VECS * c->vec_lanes * 4, p = c->l1d / 2 / row;
+	int64_t row = (int64_t)SPMM_VECS * c->vec_lanes * 4, p = c->l1d / row;
 	return p >= 16 ? p : 16;
 }
 
@@ -640,10 +599,6 @@ int be_emit_sparse(be_Ctx *c, const Graph *g, ValId v, be_Kernel *k, Diag *d)
 		rows_split(&rw, want < SDDMM_GROUPS ? want : SDDMM_GROUPS);
 	else
 		rows_split(&rw, (want + s.nblk - 1) / s.nblk);
-	if (rows_order(&rw)) {
-		rows_free(&rw);
-		return diag_error(d, nd->loc, "out of memory");
-	}
 	s.rows = &rw;
 	char name[64];
 	be_kernel_name(g, v, name, sizeof name);
