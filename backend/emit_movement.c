@@ -9,7 +9,8 @@
  *   permute:     axes are merged where the input stays contiguous; when the
  *                innermost output axis is contiguous in the input (the
  *                attention head split/merge case) each output row is one
- *                memcpy, otherwise a transpose in 8 x 8 tiles.
+ *                memcpy, otherwise a transpose in tiles of one vector
+ *                square (8 x 8, or 16 x 16 with AVX-512).
  *   slice:       one run per outer row.   concat: one run per operand per row.
  *   gather:      one table row per index; an index outside [0, V) fills its
  *                row with NaN (never a silent out-of-bounds read).
@@ -140,58 +141,67 @@ static void permute_rows(be_Ctx *c, be_Kernel *k, const Perm *p, int es, LLVMVal
 	be_loop_scalar(c, &l);
 }
 
-enum { TILE_Q = 8, TILE_J = 8 };
-
-static LLVMValueRef shuf(be_Ctx *c, LLVMValueRef a, LLVMValueRef b, const int *idx)
+/* shufflevector(a, b) with the constant lanes idx[0..n) (n and above
+ * select from b). */
+static LLVMValueRef shuf(be_Ctx *c, LLVMValueRef a, LLVMValueRef b, const int *idx, int n)
 {
-	LLVMValueRef m[8];
-	for (int i = 0; i < 8; i++)
+	LLVMValueRef m[16];
+	for (int i = 0; i < n; i++)
 		m[i] = be_i32c(c, idx[i]);
-	return LLVMBuildShuffleVector(c->b, a, b, LLVMConstVector(m, 8), "");
+	return LLVMBuildShuffleVector(c->b, a, b, LLVMConstVector(m, (unsigned)n), "");
 }
 
-/* One full 8 x 8 tile of 4-byte elements through registers: load 8 input
- * rows (8 consecutive q each, row j at stride sj), transpose with the
- * classic unpack / 2-wide / 4-wide shuffle stages, store 8 output rows
- * (8 consecutive j each, row q at stride sq). */
-static void transpose8(be_Ctx *c, LLVMTypeRef et, LLVMValueRef out, LLVMValueRef in,
-		       LLVMValueRef iq, LLVMValueRef oq, LLVMValueRef j0, int64_t sj, int64_t sq)
+/* One stage of an n x n transpose in registers: for the vectors i and
+ * i + d (i & d == 0), swap bit d of the row index with bit d of the lane
+ * index: x'[l] = l & d ? y[l - d] : x[l], y'[l] = l & d ? y[l] : x[l + d].
+ * After the stages for d = 1, 2, .., n/2 every bit is swapped: r[i][l]
+ * holds what was r[l][i]. Two shuffles per pair of vectors. */
+static void tile_stage(be_Ctx *c, LLVMValueRef *r, int n, int d)
 {
-	static const int lo1[8] = {0, 8, 1, 9, 4, 12, 5, 13}, hi1[8] = {2, 10, 3, 11, 6, 14, 7, 15};
-	static const int lo2[8] = {0, 1, 8, 9, 4, 5, 12, 13}, hi2[8] = {2, 3, 10, 11, 6, 7, 14, 15};
-	static const int lo4[8] = {0, 1, 2, 3, 8, 9, 10, 11}, hi4[8] = {4, 5, 6, 7, 12, 13, 14, 15};
-	LLVMValueRef r[8], t[8], u[8], o[8];
-	for (int j = 0; j < 8; j++) {
+	int lo[16], hi[16];
+	for (int l = 0; l < n; l++) {
+		lo[l] = l & d ? n + l - d : l;
+		hi[l] = l & d ? n + l : l + d;
+	}
+	for (int i = 0; i < n; i++)
+		if (!(i & d)) {
+			LLVMValueRef x = r[i], y = r[i + d];
+			r[i] = shuf(c, x, y, lo, n);
+			r[i + d] = shuf(c, x, y, hi, n);
+		}
+}
+
+/* One full n x n tile of 4-byte elements through registers (n = the vector
+ * width, 8 or 16): load n input rows (n consecutive q each, row j at
+ * stride sj), transpose, store n output rows (n consecutive j each, row q
+ * at stride sq). With n = 16 each row is a whole cache line, read once. */
+static void transpose_tile(be_Ctx *c, LLVMTypeRef et, LLVMValueRef out, LLVMValueRef in,
+			   LLVMValueRef iq, LLVMValueRef oq, LLVMValueRef j0, int64_t sj, int64_t sq,
+			   int n)
+{
+	LLVMValueRef r[16];
+	for (int j = 0; j < n; j++) {
 		LLVMValueRef at = LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, j0, be_i64(c, j), ""),
 						  be_i64(c, sj), "");
-		r[j] = be_load(c, et, in, LLVMBuildNSWAdd(c->b, iq, at, ""), 8);
+		r[j] = be_load(c, et, in, LLVMBuildNSWAdd(c->b, iq, at, ""), n);
 	}
-	for (int i = 0; i < 8; i += 2) {
-		t[i] = shuf(c, r[i], r[i + 1], lo1);
-		t[i + 1] = shuf(c, r[i], r[i + 1], hi1);
-	}
-	for (int h = 0; h < 8; h += 4)
-		for (int i = 0; i < 2; i++) {
-			u[h + 2 * i] = shuf(c, t[h + i], t[h + i + 2], lo2);
-			u[h + 2 * i + 1] = shuf(c, t[h + i], t[h + i + 2], hi2);
-		}
-	for (int i = 0; i < 4; i++) {
-		o[i] = shuf(c, u[i], u[i + 4], lo4);
-		o[i + 4] = shuf(c, u[i], u[i + 4], hi4);
-	}
-	for (int q = 0; q < 8; q++) {
+	for (int d = 1; d < n; d *= 2)
+		tile_stage(c, r, n, d);
+	for (int q = 0; q < n; q++) {
 		LLVMValueRef at = LLVMBuildNSWAdd(c->b, oq, be_i64(c, q * sq), "");
-		be_store(c, o[q], et, out, LLVMBuildNSWAdd(c->b, at, j0, ""), 8);
+		be_store(c, r[q], et, out, LLVMBuildNSWAdd(c->b, at, j0, ""), n);
 	}
 }
 
 /* A transpose: the input's contiguous axis q is not the output's last axis
- * j. Tiles of TILE_Q x TILE_J elements keep the input lines read along j in
+ * j. Tiles of T x T elements keep the input lines read along j in
  * L1 while the output is written along j contiguously; a task unit is a
- * run of TILE_Q along q (all of j) for one index of the other axes. Tiles
- * are small (8 x 8) on purpose: with power-of-two row strides every input
- * line of a tile falls in the same L1 set, and 16 or more of them thrash
- * it (a 1024 x 1024 transpose ran 3x slower with 16 x 64 tiles). */
+ * run of one tile along q (all of j) for one index of the other axes.
+ * Tiles are one vector square (8 x 8 with AVX2, 16 x 16 with AVX-512) on
+ * purpose: with power-of-two row strides every input line of a tile falls
+ * in the same L1 set, and more lines than ways thrash it (a 1024 x 1024
+ * transpose ran 3x slower with 16 x 64 tiles); a 16 x 16 tile reads each
+ * input line whole, so none has to survive until the next tile. */
 static void permute_tiled(be_Ctx *c, be_Kernel *k, const Perm *p, int qa, LLVMTypeRef et,
 			  int es, LLVMValueRef out, LLVMValueRef in, LLVMValueRef lo, LLVMValueRef hi)
 {
@@ -202,30 +212,31 @@ static void permute_tiled(be_Ctx *c, be_Kernel *k, const Perm *p, int qa, LLVMTy
 			axes[na++] = i;
 			nother *= p->dim[i];
 		}
-	int64_t Q = p->dim[qa], N = p->dim[jl], nqb = (Q + TILE_Q - 1) / TILE_Q;
+	const int T = c->vec_lanes >= 16 ? 16 : 8;
+	int64_t Q = p->dim[qa], N = p->dim[jl], nqb = (Q + T - 1) / T;
 	be_Loop lu, lj, lq, lj2;
-	LLVMValueRef u = row_loop(c, k, &lu, lo, hi, nother * nqb, TILE_Q * N * es);
+	LLVMValueRef u = row_loop(c, k, &lu, lo, hi, nother * nqb, T * N * es);
 	LLVMValueRef ib = be_i64(c, 0), ob = be_i64(c, 0);
 	offsets(c, p, axes, na, LLVMBuildUDiv(c->b, u, be_i64(c, nqb), ""), &ib, &ob);
 	LLVMValueRef q0 = LLVMBuildNSWMul(c->b, LLVMBuildURem(c->b, u, be_i64(c, nqb), ""),
-					  be_i64(c, TILE_Q), "");
-	LLVMValueRef q1 = be_min64(c, be_i64(c, Q), LLVMBuildNSWAdd(c->b, q0, be_i64(c, TILE_Q), ""));
-	LLVMValueRef j0 = be_loop_begin(c, &lj, be_i64(c, 0), be_i64(c, N), TILE_J);
-	LLVMValueRef j1 = be_min64(c, be_i64(c, N), LLVMBuildNSWAdd(c->b, j0, be_i64(c, TILE_J), ""));
+					  be_i64(c, T), "");
+	LLVMValueRef q1 = be_min64(c, be_i64(c, Q), LLVMBuildNSWAdd(c->b, q0, be_i64(c, T), ""));
+	LLVMValueRef j0 = be_loop_begin(c, &lj, be_i64(c, 0), be_i64(c, N), T);
+	LLVMValueRef j1 = be_min64(c, be_i64(c, N), LLVMBuildNSWAdd(c->b, j0, be_i64(c, T), ""));
 	LLVMBasicBlockRef partial = NULL, join = NULL;
-	if (es == 4 && Q >= TILE_Q && N >= TILE_J) {
+	if (es == 4 && Q >= T && N >= T) {
 		LLVMValueRef full = LLVMBuildAnd(c->b,
-			LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildNSWSub(c->b, q1, q0, ""), be_i64(c, TILE_Q), ""),
-			LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildNSWSub(c->b, j1, j0, ""), be_i64(c, TILE_J), ""), "");
+			LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildNSWSub(c->b, q1, q0, ""), be_i64(c, T), ""),
+			LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildNSWSub(c->b, j1, j0, ""), be_i64(c, T), ""), "");
 		LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
-		LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(c->ctx, fn, "tile8x8");
+		LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(c->ctx, fn, "tile");
 		partial = LLVMAppendBasicBlockInContext(c->ctx, fn, "partial");
 		join = LLVMAppendBasicBlockInContext(c->ctx, fn, "tiled");
 		LLVMBuildCondBr(c->b, full, vec, partial);
 		LLVMPositionBuilderAtEnd(c->b, vec);
 		LLVMValueRef iq = LLVMBuildNSWAdd(c->b, ib, LLVMBuildNSWMul(c->b, q0, be_i64(c, p->ist[qa]), ""), "");
 		LLVMValueRef oq = LLVMBuildNSWAdd(c->b, ob, LLVMBuildNSWMul(c->b, q0, be_i64(c, p->ost[qa]), ""), "");
-		transpose8(c, et, out, in, iq, oq, j0, p->ist[jl], p->ost[qa]);
+		transpose_tile(c, et, out, in, iq, oq, j0, p->ist[jl], p->ost[qa], T);
 		LLVMBuildBr(c->b, join);
 		LLVMPositionBuilderAtEnd(c->b, partial);
 	}

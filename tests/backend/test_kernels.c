@@ -595,6 +595,7 @@ static void test_permute(void)
 		{4, {2, 3, 5, 7}, {0, 2, 1, 3}}, {4, {2, 3, 5, 7}, {3, 2, 1, 0}},
 		{4, {2, 1, 5, 7}, {1, 0, 3, 2}}, {2, {300, 257}, {1, 0}}, {4, {4, 64, 4, 32}, {0, 2, 1, 3}},
 		{3, {1, 1, 1}, {2, 1, 0}},
+		{3, {2, 48, 32}, {0, 2, 1}},   /* the sparse kernels' blocks: whole tiles only */
 	};
 	static const DType types[] = {DT_F32, DT_I32, DT_U8};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
