@@ -84,6 +84,7 @@ const OptHelp train_options[] = {
 	{"--schedule cosine|constant", "after warm-up (default cosine)"},
 	{"--weight-decay X", "decoupled weight decay (default 0.1)"},
 	{"--decay-all", "weight decay on every parameter, not only matrices"},
+	{"--profile", "time each kernel; a table by total time at the end"},
 	{"--beta1 X", "Adam's first moment (default 0.9)"},
 	{"--beta2 X", "Adam's second moment (default 0.95)"},
 	{"--eps X", "Adam's epsilon (default 1e-8)"},
@@ -106,7 +107,7 @@ typedef struct TrainOpts {
 	const char *data, *weights, *out, *resume;
 	const char *freeze[MAX_FREEZE];
 	int nfreeze;
-	bool decay_all;
+	bool decay_all, profile;
 	long long keep, log_every;
 	DynamicOpts dyn;
 } TrainOpts;
@@ -170,6 +171,10 @@ static int train_option(Args *a, int argc, char **argv, int i)
 			return -1;
 		to->given[k] = true;
 		return at - i + 1;
+	}
+	if (!strcmp(argv[i], "--profile")) {
+		to->profile = true;
+		return 1;
 	}
 	if (!strcmp(argv[i], "--decay-all")) {
 		to->decay_all = true;
@@ -431,8 +436,11 @@ static int train(TrainOpts *to, const Args *a, Build *b, const rt_TensorFile *w,
 	struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND}, old;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old);
+	rt_exec_profile(e, to->profile);
 	int r = rt_trainer_run(t, on_step, &pr, d);
 	sigaction(SIGINT, &old, NULL);
+	if (to->profile)
+		rt_exec_print_profile(e, stderr);
 	if (r < 0)
 		goto fail;
 	if (report_sparsity(e, b->g, d))

@@ -68,6 +68,8 @@ expect 0 "from --weights" "$mswc" train $model "${small[@]}" --data $text --batc
 	--steps 3 --weights "$tmp/a/last.safetensors" --freeze 'h.0.*' --freeze wpe.weight \
 	--decay-all --order sequential --schedule constant --out "$tmp/w"
 [ -s "$tmp/w/last.safetensors" ] && ok || bad "no last.safetensors from --weights"
+expect 0 "total [0-9.]+ ms/run over [0-9]+ runs" "$mswc" train $model "${small[@]}" --data $text \
+	--batch 2 --seq 16 --steps 2 --profile --out "$tmp/p"
 
 # --- resume from the step-10 checkpoint: the same bytes at step 20 ---
 mkdir -p "$tmp/c"
