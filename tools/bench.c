@@ -326,6 +326,10 @@ int cmd_bench(int argc, char **argv)
 	if (o.cpu_clock && o.threads > 1)
 		return usage_error("bench", "--cpu-clock times one thread only");
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char cpu[RATES_TEXT_MAX];
+	host_cpu_model(cpu, sizeof cpu);
+	printf("mswc bench matmul: %s\n", cpu);
+	bench_blas_note(stdout);
 	if (o.threads)
 		return bench_threads(&o, o.threads);
 	int status = bench_threads(&o, 1);

@@ -441,6 +441,7 @@ int cmd_bench_sparse(int argc, char **argv)
 	host_cpu_model(cpu, sizeof cpu);
 	printf("mswc bench sparse: %s, %s, %d thread%s, best of %d\n", o.args.model, cpu, threads,
 	       threads == 1 ? "" : "s", o.reps);
+	bench_blas_note(stdout);
 	const HostRates *h = NULL;
 	Diag d;
 	diag_init(&d);

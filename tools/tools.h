@@ -192,5 +192,7 @@ typedef struct BenchTimed {
 extern bool bench_cpu_clock;
 void bench_best(BenchTimed *t, int n, int reps);
 void bench_run_exec(void *exec);   /* rt_exec_run */
+/* Which kernels OpenBLAS runs, and a note when they are its generic ones. */
+void bench_blas_note(FILE *f);
 
 #endif
