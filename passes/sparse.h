@@ -26,6 +26,10 @@ typedef enum SparseProduct {
 	SPP_COUNT
 } SparseProduct;
 
+/* Fewer activation rows than this, and the sparse kernels have no vector
+ * code (16 lanes of AVX-512; sparse_cost.c). */
+enum { SPARSE_MIN_ROWS = 16 };
+
 typedef struct SparseShape {
 	int64_t rows;     /* M: rows of x (batch * sequence) */
 	int64_t k, n;     /* W is [k, n] */

@@ -16,6 +16,12 @@
  * The transposes of x and dy are shared by the weight gradient, so it is
  * charged none when the other two products are sparse.
  *
+ * The kernels vectorise along the activation rows of a block (ops.h), so
+ * with fewer than SPARSE_MIN_ROWS rows (decoding a batch of a few
+ * sequences) they run scalar code, an order of magnitude below the rates:
+ * no sparse format is predicted there (mswc bench decode measured a 75%
+ * sparse decode 4.8x slower than dense before this rule).
+ *
  * A sparse format is picked only when its prediction beats masked by more
  * than the noise measured with the rates: where the two are within noise,
  * dense is the safe side (it needs no transposes, no index arrays and no
@@ -90,6 +96,8 @@ double sparse_cost(SparseProduct p, SparseFormat f, const SparseShape *s, bool s
 {
 	if (!r)
 		return f == SPF_MASKED ? 0.0 : INFINITY;
+	if (f != SPF_MASKED && s->rows < SPARSE_MIN_ROWS)
+		return INFINITY;
 	double m = (double)s->rows, dense = 2.0 * m * (double)s->k * (double)s->n;
 	double useful = 2.0 * m * (double)s->nnz;
 	double kernel = useful / r->csr_flops[p] + r->csr_dense[p] * dense / 2.0;

@@ -104,6 +104,23 @@ static void test_choice(void)
 	CHECK(sparse_choose(SPP_FORWARD, &s, false, SPF_CSR, NULL, NULL) == SPF_CSR);
 }
 
+/* Decoding a few sequences: the kernels have no vector code for so few
+ * rows, so no sparse format is predicted however sparse the weight. */
+static void test_few_rows(void)
+{
+	HostRates h = host(200e9, 100e9, 1e15, 0.0);
+	SparseRates r;
+	CHECK(sparse_rates(&h, &r) == 0);
+	SparseShape s = {.rows = SPARSE_MIN_ROWS - 1, .k = 256, .n = 768, .nnz = 256 * 768 / 20};
+	for (int p = 0; p < SPP_COUNT; p++) {
+		CHECK(sparse_choose((SparseProduct)p, &s, false, SPF_AUTO, &r, NULL) == SPF_MASKED);
+		CHECK(isinf(sparse_cost((SparseProduct)p, SPF_CSR, &s, false, &r)));
+	}
+	CHECK(sparse_choose(SPP_FORWARD, &s, false, SPF_CSR, &r, NULL) == SPF_CSR);   /* forced */
+	s.rows = SPARSE_MIN_ROWS;
+	CHECK(sparse_choose(SPP_FORWARD, &s, false, SPF_AUTO, &r, NULL) == SPF_CSR);
+}
+
 static void test_transposes_decide(void)
 {
 	/* slow transposes make the forward lose where the shared weight
@@ -168,6 +185,7 @@ int main(void)
 	RUN(test_rates_from_host);
 	RUN(test_predictions);
 	RUN(test_choice);
+	RUN(test_few_rows);
 	RUN(test_transposes_decide);
 	RUN(test_unrolled);
 	RUN(test_machines_differ);
