@@ -494,14 +494,20 @@ static void set_group(be_Ctx *c, Sp *s, LLVMValueRef chunk, LLVMValueRef g)
 	s->r1 = load_i64(c, chunk, add(c, g, be_i64(c, 1)));
 }
 
-/* sddmm: task t is row group t of dW over every block of rows (the sum
- * over blocks stays in one task); it zeroes its rows first. */
-static void sddmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi)
+/* The compressed rows and their panels as the kernel's constants. */
+static void pattern_constants(be_Ctx *c, Sp *s, const char *name)
 {
 	const Rows *rw = s->rows;
 	s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
 	s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
 	s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
+}
+
+/* sddmm: task t is row group t of dW over every block of rows (the sum
+ * over blocks stays in one task); it zeroes its rows first. */
+static void sddmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVMValueRef hi)
+{
+	pattern_constants(c, s, name);
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
@@ -545,11 +551,8 @@ static void spmm_tasks(be_Ctx *c, Sp *s, const char *name, LLVMValueRef lo, LLVM
 		       bool unrolled)
 {
 	const Rows *rw = s->rows;
-	if (!unrolled) {
-		s->ptr = const_i32s(c, name, "ptr", rw->ptr, rw->nrow + 1);
-		s->idx = const_i32s(c, name, "idx", rw->idx, rw->nnz ? rw->nnz : 1);
-		s->pptr = const_i32s(c, name, "pptr", rw->pptr, (rw->npanel + 1) * (rw->nrow + 1));
-	}
+	if (!unrolled)
+		pattern_constants(c, s, name);
 	LLVMValueRef chunk = group_bounds(c, s, name);
 	be_Loop lt;
 	LLVMValueRef t = be_loop_begin(c, &lt, lo, hi, 1);
