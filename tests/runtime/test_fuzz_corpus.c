@@ -16,6 +16,9 @@
 #define FUZZ_ENTRY fuzz_npy_entry
 #include "../fuzz/fuzz_npy.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_edit_entry
+#include "../fuzz/fuzz_safetensors_edit.c"
+#undef FUZZ_ENTRY
 
 #include "../fuzz/replay.h"
 
@@ -41,6 +44,16 @@ static bool npy_loads(const uint8_t *p, size_t n)
 	return ok;
 }
 
+/* The file an edit script makes of the fixture checkpoint loads. */
+static bool edit_loads(const uint8_t *p, size_t n)
+{
+	size_t total;
+	uint8_t *file = edit_build(p, n, &total);
+	bool ok = file && st_loads(file, total);
+	free(file);
+	return ok;
+}
+
 static void test_corpus(void)
 {
 	int nv, nb;
@@ -48,6 +61,9 @@ static void test_corpus(void)
 	int nnpy = fuzz_replay("npy", fuzz_npy_entry, npy_loads, &nv, &nb);
 	printf("replayed %d safetensors and %d npy corpus files\n", nst, nnpy);
 	CHECK(nst >= 10 && nnpy >= 10);
+	int ned = fuzz_replay("safetensors_edit", fuzz_edit_entry, edit_loads, &nv, &nb);
+	printf("replayed %d edit scripts on the fixture checkpoint (%d valid, %d bad)\n", ned, nv, nb);
+	CHECK(ned >= 5 && nv >= 1 && nb >= 3);
 }
 
 int main(void)
