@@ -39,6 +39,10 @@ char *be_emit_text(be_Module *m, be_TextKind kind, Diag *d);
  * states) and "optim.hparams" (its scalars input). The program owns the JIT; the
  * module is consumed (destroy it anyway; it is then empty). */
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d);
+/* The program be_jit binds, as a description only: the same steps, slots
+ * and phases, each step naming its kernel's symbol, no code bound (jit.c).
+ * The module is not touched. */
+int be_describe(const be_Module *m, const Graph *g, rt_Program **out, Diag *d);
 
 /* Whether be_compile found the module's object in the kernel cache. */
 bool be_cache_hit(const be_Module *m);

@@ -1,4 +1,5 @@
-/* jit.c: compile the module in memory (ORC LLJIT) and build the rt_Program.
+/* jit.c: describe the program, compile the module in memory (ORC LLJIT)
+ * and bind the description's kernel symbols to the JIT's code.
  *
  * The LLJIT gets its target machine from our own (the host CPU and, above
  * all, its features string), not from ORC's host detection, so JIT code
@@ -278,19 +279,13 @@ static bool masks(const Node *n)
 	       (n->op == OP_CONST && n->dtype == DT_F32 && isinf(n->value));
 }
 
-static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Graph *g, Diag *d)
+static int add_steps(rt_Program *p, const be_Module *m, const Graph *g, Diag *d)
 {
 	uint32_t count[RT_PHASE_COUNT] = {0};
 	Vec argv = {0};   /* int64_t: one step's operand offsets */
 	int rc = -1;
 	for (size_t i = 0; i < m->entry.len; i++) {
 		const be_Entry *e = &VEC_AT(m->entry, be_Entry, i);
-		LLVMOrcExecutorAddress addr = 0;
-		LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, e->fname);
-		if (err) {
-			llvm_error(d, "JIT compilation failed", err);
-			goto out;
-		}
 		const Node *n = ir_node(g, e->v);
 		/* grad_norm reads one sumsq per gradient, however many there are */
 		if (n->narg > 64 && n->op != OP_GRAD_NORM) {
@@ -311,8 +306,7 @@ static int add_steps(rt_Program *p, be_Module *m, LLVMOrcLLJITRef jit, const Gra
 		int64_t out_nbytes = n->dtype == DT_F64 ? 0 : ir_nbytes(g, e->v);
 		uint8_t out_dtype = n->dtype == DT_F64 ? RT_F32 : n->dtype;
 		bool out_masks = masks(n);
-		rt_KernelFn fn = (rt_KernelFn)(uintptr_t)addr;
-		if (rt_program_add_step(p, fn, e->ntask, argoff, narg, e->name, e->flops)) {
+		if (rt_program_add_symbol_step(p, e->fname, e->ntask, argoff, narg, e->name, e->flops)) {
 			diag_error(d, noloc(), "out of memory");
 			goto out;
 		}
@@ -332,6 +326,33 @@ out:
 	return rc;
 }
 
+int be_describe(const be_Module *m, const Graph *g, rt_Program **out, Diag *d)
+{
+	*out = NULL;
+	rt_Program *p = rt_program_create();
+	if (!p)
+		return diag_error(d, noloc(), "out of memory");
+	p->arena_size = g->arena_size;   /* the whole step's (plan_memory) */
+	if (add_steps(p, m, g, d) || add_slots(p, g, d)) {
+		rt_program_destroy(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+static rt_KernelFn jit_lookup(void *jit, const char *symbol, uint32_t index, Diag *d)
+{
+	(void)index;
+	LLVMOrcExecutorAddress addr = 0;
+	LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, symbol);
+	if (err) {
+		llvm_error(d, "JIT compilation failed", err);
+		return NULL;
+	}
+	return (rt_KernelFn)(uintptr_t)addr;
+}
+
 int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 {
 	*out = NULL;
@@ -339,26 +360,22 @@ int be_jit(be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 		return diag_error(d, noloc(), "the module was already handed to the JIT");
 	LLVMOrcLLJITRef jit = NULL;
 	rt_Program *p = NULL;
-	if (create_jit(m, &jit, d))
+	if (be_describe(m, g, &p, d))
 		return -1;
+	if (create_jit(m, &jit, d))
+		goto fail;
 	if (m->cache_dir ? add_object(m, jit, d) : add_module(m, jit, d))
 		goto fail;
-	p = rt_program_create();
-	if (!p) {
-		diag_error(d, noloc(), "out of memory");
-		goto fail;
-	}
-	p->arena_size = g->arena_size;   /* the whole step's (plan_memory) */
-	if (add_steps(p, m, jit, g, d) || add_slots(p, g, d))
+	if (rt_program_bind(p, jit_lookup, jit, d))
 		goto fail;
 	p->code_owner = jit;
 	p->code_release = release_jit;
 	*out = p;
 	return 0;
 fail:
-	if (p)   /* before the JIT: it has no code_owner yet */
-		rt_program_destroy(p);
-	release_jit(jit);
+	rt_program_destroy(p);   /* before the JIT: it has no code_owner yet */
+	if (jit)
+		release_jit(jit);
 	return -1;
 }
 

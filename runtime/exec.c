@@ -24,6 +24,7 @@ struct rt_Exec {
 	const rt_Program *p;
 	rt_Pool *pool;
 	uint8_t *arena;
+	bool own_arena;    /* false: the caller's memory (rt_exec_create_in) */
 	void **ptr;        /* p->argoff.len operand pointers, steps' arrays back to back */
 	bool profile;
 	int64_t nrun;      /* runs since profiling was switched on */
@@ -37,6 +38,9 @@ static int check_program(const rt_Program *p, Diag *d)
 		return diag_error(d, (SrcLoc){0}, "program: negative arena size");
 	for (size_t i = 0; i < p->step.len; i++) {
 		const rt_Step *st = &VEC_AT(p->step, rt_Step, i);
+		if (!st->fn)
+			return diag_error(d, (SrcLoc){0}, "program: step %zu (%s) is not bound to "
+					  "code (rt_program_bind)", i, st->name);
 		if ((size_t)st->arg0 + st->narg > p->argoff.len)
 			return diag_error(d, (SrcLoc){0}, "program: step %zu (%s) has operands "
 					  "outside the offset table", i, st->name);
@@ -64,22 +68,33 @@ static int check_program(const rt_Program *p, Diag *d)
 
 int rt_exec_create(const rt_Program *p, rt_Pool *pool, rt_Exec **out, Diag *d)
 {
+	return rt_exec_create_in(p, pool, NULL, 0, out, d);
+}
+
+int rt_exec_create_in(const rt_Program *p, rt_Pool *pool, void *arena, size_t size,
+		      rt_Exec **out, Diag *d)
+{
 	*out = NULL;
 	if (check_program(p, d))
 		return -1;
+	if (arena && (size < (uint64_t)p->arena_size || (uintptr_t)arena % RT_ALIGN))
+		return diag_error(d, (SrcLoc){0}, "the arena given holds %zu bytes at %p; the "
+				  "program needs %" PRId64 " bytes aligned to %d", size, arena,
+				  p->arena_size, RT_ALIGN);
 	rt_Exec *e = mem_calloc(1, sizeof *e);
 	if (!e)
 		goto oom;
 	e->p = p;
 	e->pool = pool;
 	size_t nstep = p->step.len ? p->step.len : 1;
-	e->arena = mem_aligned(p->arena_size ? (size_t)p->arena_size : 1, RT_ALIGN);
+	e->own_arena = !arena;
+	e->arena = arena ? arena : mem_aligned(p->arena_size ? (size_t)p->arena_size : 1, RT_ALIGN);
 	e->ptr = mem_calloc(p->argoff.len ? p->argoff.len : 1, sizeof *e->ptr);
 	e->seconds = mem_calloc(nstep, sizeof *e->seconds);
 	e->order = mem_calloc(nstep, sizeof *e->order);
 	if (!e->arena || !e->ptr || !e->seconds || !e->order)
 		goto oom;
-	memset(e->arena, 0, p->arena_size ? (size_t)p->arena_size : 1);
+	memset(e->arena, 0, (size_t)p->arena_size);
 	for (size_t i = 0; i < p->argoff.len; i++)
 		e->ptr[i] = e->arena + VEC_AT(p->argoff, int64_t, i);
 	/* Masks are constants of the program: written once, here. */
@@ -103,7 +118,8 @@ void rt_exec_destroy(rt_Exec *e)
 {
 	if (!e)
 		return;
-	mem_aligned_free(e->arena);
+	if (e->own_arena)
+		mem_aligned_free(e->arena);
 	mem_free(e->ptr);
 	mem_free(e->seconds);
 	mem_free(e->order);

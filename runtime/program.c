@@ -1,8 +1,11 @@
-/* program.c: building and releasing an rt_Program.
+/* program.c: building, binding and releasing an rt_Program.
  *
  * A program is plain data: steps (kernel, task count, operand offsets),
- * named slots, and the arena size. The backend fills it from compiled code;
- * tests fill it by hand with C kernels. Adding a step or slot copies every
+ * named slots, and the arena size. The backend describes it with kernels
+ * named by symbol and binds the symbols to code (its JIT, or the table of
+ * an ahead-of-time object); tests fill it by hand with C kernels, bound
+ * from the start. Each distinct symbol is stored once (p->kernel) and
+ * resolved once. Adding a step or slot copies every
  * string and array handed in, so callers may pass temporaries. Malformed
  * additions (no kernel, no output operand, rank too large, a slot name
  * already used for a different tensor, mask bits that do not fit the
@@ -24,6 +27,9 @@ void rt_program_destroy(rt_Program *p)
 		return;
 	for (size_t i = 0; i < p->step.len; i++)
 		mem_free(VEC_AT(p->step, rt_Step, i).name);
+	for (size_t i = 0; i < p->kernel.len; i++)
+		mem_free(VEC_AT(p->kernel, char *, i));
+	vec_free(&p->kernel);
 	for (size_t i = 0; i < p->slot.len; i++) {
 		mem_free(VEC_AT(p->slot, rt_Slot, i).name);
 		mem_free(VEC_AT(p->slot, rt_Slot, i).bits);
@@ -73,10 +79,32 @@ int rt_program_add_slot(rt_Program *p, const rt_Slot *s)
 	return 0;
 }
 
-int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
-			uint32_t narg, const char *name, double flops)
+/* The index of symbol s in p->kernel, added if new; RT_NO_KERNEL when out
+ * of memory. */
+static uint32_t kernel_index(rt_Program *p, const char *s)
 {
-	if (!fn || narg == 0 || ntask < 0)
+	for (size_t i = 0; i < p->kernel.len; i++)
+		if (!strcmp(VEC_AT(p->kernel, char *, i), s))
+			return (uint32_t)i;
+	if (p->kernel.len >= RT_NO_KERNEL)
+		return RT_NO_KERNEL;
+	char *copy = mem_strdup(s);
+	char **slot = copy ? vec_push(&p->kernel, sizeof *slot) : NULL;
+	if (!slot) {
+		mem_free(copy);
+		return RT_NO_KERNEL;
+	}
+	*slot = copy;
+	return (uint32_t)(p->kernel.len - 1);
+}
+
+static int add_step(rt_Program *p, rt_KernelFn fn, const char *symbol, int64_t ntask,
+		    const int64_t *argoff, uint32_t narg, const char *name, double flops)
+{
+	if ((!fn && !symbol) || narg == 0 || ntask < 0)
+		return -1;
+	uint32_t kernel = RT_NO_KERNEL;
+	if (symbol && (kernel = kernel_index(p, symbol)) == RT_NO_KERNEL)
 		return -1;
 	size_t nargoff = p->argoff.len;
 	char *copy = mem_strdup(name ? name : "?");
@@ -88,6 +116,7 @@ int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int6
 	memcpy((int64_t *)p->argoff.data + nargoff, argoff, narg * sizeof(int64_t));
 	p->argoff.len = nargoff + narg;
 	st->fn = fn;
+	st->kernel = kernel;
 	st->ntask = ntask;
 	st->arg0 = (uint32_t)nargoff;
 	st->narg = narg;
@@ -97,6 +126,52 @@ int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int6
 fail:
 	mem_free(copy);
 	return -1;
+}
+
+int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
+			uint32_t narg, const char *name, double flops)
+{
+	return fn ? add_step(p, fn, NULL, ntask, argoff, narg, name, flops) : -1;
+}
+
+int rt_program_add_symbol_step(rt_Program *p, const char *symbol, int64_t ntask,
+			       const int64_t *argoff, uint32_t narg, const char *name, double flops)
+{
+	return symbol ? add_step(p, NULL, symbol, ntask, argoff, narg, name, flops) : -1;
+}
+
+int rt_program_bind(rt_Program *p, rt_Resolver resolve, void *user, Diag *d)
+{
+	size_t nk = p->kernel.len;
+	rt_KernelFn *fn = mem_calloc(nk ? nk : 1, sizeof *fn);
+	if (!fn)
+		return diag_error(d, (SrcLoc){0}, "out of memory binding a program");
+	for (size_t k = 0; k < nk; k++) {
+		const char *sym = VEC_AT(p->kernel, char *, k);
+		int nerr = d->nerror;
+		fn[k] = resolve(user, sym, (uint32_t)k, d);
+		if (!fn[k]) {
+			mem_free(fn);
+			if (d->nerror == nerr)
+				diag_error(d, (SrcLoc){0}, "program: no code for kernel '%s'", sym);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < p->step.len; i++) {
+		rt_Step *st = &VEC_AT(p->step, rt_Step, i);
+		if (st->kernel != RT_NO_KERNEL)
+			st->fn = fn[st->kernel];
+	}
+	mem_free(fn);
+	return 0;
+}
+
+bool rt_program_bound(const rt_Program *p)
+{
+	for (size_t i = 0; i < p->step.len; i++)
+		if (!VEC_AT(p->step, rt_Step, i).fn)
+			return false;
+	return true;
 }
 
 const rt_Slot *rt_program_find(const rt_Program *p, const char *name)

@@ -95,10 +95,16 @@ typedef struct rt_Slot {
 	double init_std;
 	int64_t dim[RT_MAX_RANK];
 	int64_t offset, nbytes;
+	int64_t vocab;    /* i32 inputs: ids index a table of this many rows (they must lie
+	                   * in [0, vocab)); 0 = not known or not indexed */
 } rt_Slot;
 
+enum { RT_NO_KERNEL = UINT32_MAX };
+
 typedef struct rt_Step {
-	rt_KernelFn fn;
+	rt_KernelFn fn;       /* NULL until the program is bound (rt_program_bind) */
+	uint32_t kernel;      /* its symbol: p->kernel[kernel]; RT_NO_KERNEL for a step
+	                       * built around a function (rt_program_add_step) */
 	int64_t ntask;
 	uint32_t arg0, narg;  /* p->argoff[arg0 .. arg0+narg): byte offsets; [0] is the output */
 	char *name;           /* kernel name, for profiles and errors */
@@ -108,8 +114,14 @@ typedef struct rt_Step {
 	bool out_masks;       /* the output may hold -inf by design (causal masks) */
 } rt_Step;
 
+/* A program is first a description, plain data that names its kernels by
+ * symbol (steps, offsets, phases, slots, masks, the arena size: what
+ * rt_program_write stores), then bound to code: each distinct symbol gets
+ * a function address, from a JIT's symbol lookup or from the table an
+ * ahead-of-time object exports (rt_image_program). */
 typedef struct rt_Program {
 	int64_t arena_size;
+	Vec kernel;           /* char *: the distinct kernel symbols, in order of first use */
 	Vec step;             /* rt_Step */
 	Vec argoff;           /* int64_t */
 	Vec slot;             /* rt_Slot */
@@ -128,7 +140,74 @@ void rt_program_destroy(rt_Program *p);
 int rt_program_add_slot(rt_Program *p, const rt_Slot *s); /* copies s->name and s->bits */
 int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int64_t *argoff,
 			uint32_t narg, const char *name, double flops);
+/* A step of the description: its kernel named by symbol, left unbound. */
+int rt_program_add_symbol_step(rt_Program *p, const char *symbol, int64_t ntask,
+			       const int64_t *argoff, uint32_t narg, const char *name, double flops);
 const rt_Slot *rt_program_find(const rt_Program *p, const char *name);
+/* Binding: resolve(user, symbol, index, d) gives the address of kernel
+ * `index` (p->kernel order), or NULL with (optionally) the reason in d; each
+ * symbol is resolved once and every step using it gets the address. On
+ * failure nothing is bound and d names the symbol. */
+typedef rt_KernelFn (*rt_Resolver)(void *user, const char *symbol, uint32_t index, Diag *d);
+int rt_program_bind(rt_Program *p, rt_Resolver resolve, void *user, Diag *d);
+bool rt_program_bound(const rt_Program *p);
+
+/* program_file.c: the description as bytes, and back (docs/embedding.md
+ * gives the layout). Writing needs every step to name its symbol;
+ * reading validates every count, index, dtype, rank and size against the
+ * bytes it has (rt_exec_create checks offsets against the arena) and gives
+ * an unbound program. rt_program_write: *out is mem_alloc'd. */
+int rt_program_write(const rt_Program *p, uint8_t **out, size_t *len, Diag *d);
+int rt_program_read(const char *name, const void *data, size_t len, rt_Program **out, Diag *d);
+
+/* cpu.c: the x86 features ahead-of-time code may need, by LLVM's names
+ * ("avx2", "avx512f"), as bits of a mask; what this CPU has (cpuid,
+ * __builtin_cpu_supports: the OS's support for the vector state
+ * included); and the check an object's loader makes. */
+typedef enum rt_CpuFeature {
+	RT_CPU_SSE3, RT_CPU_SSSE3, RT_CPU_SSE41, RT_CPU_SSE42, RT_CPU_POPCNT, RT_CPU_AVX,
+	RT_CPU_AVX2, RT_CPU_FMA, RT_CPU_F16C, RT_CPU_BMI, RT_CPU_BMI2, RT_CPU_LZCNT,
+	RT_CPU_MOVBE, RT_CPU_AVX512F, RT_CPU_AVX512BW, RT_CPU_AVX512CD, RT_CPU_AVX512DQ,
+	RT_CPU_AVX512VL, RT_CPU_AVX512VNNI, RT_CPU_AVX512BF16, RT_CPU_AVX512IFMA,
+	RT_CPU_AVX512VBMI, RT_CPU_AVX512VBMI2, RT_CPU_AVX512BITALG, RT_CPU_AVX512VPOPCNTDQ,
+	RT_CPU_COUNT
+} rt_CpuFeature;
+extern const char *const rt_cpu_feature_name[RT_CPU_COUNT];
+uint64_t rt_cpu_host_features(void);
+/* 0 if `have` covers `need`; else an error naming what is missing, and
+ * what code built for `target` ("x86-64-v3") expects. */
+int rt_cpu_check(uint64_t need, uint64_t have, const char *target, Diag *d);
+
+/* image.c: an ahead-of-time compiled model, as the object file that
+ * backend/aot.c writes exports it through NAME_program(). The layout is
+ * fixed by RT_IMAGE_ABI (the object builds this struct as LLVM constants:
+ * change both together). One image holds one or more programs by role
+ * ("forward"; "decode" and "prefill" for generation), each a description
+ * and its function-pointer table, and optionally the weights (a
+ * safetensors file, as bytes). */
+enum { RT_IMAGE_MAGIC = 0x4957534d /* "MSWI" */, RT_IMAGE_ABI = 1 };
+typedef struct rt_ImageProgram {
+	const char *role;
+	const uint8_t *desc;
+	uint64_t desc_len;
+	const rt_KernelFn *fn;    /* one per kernel symbol of the description, in its order */
+	uint64_t nfn;
+} rt_ImageProgram;
+typedef struct msw_Image {
+	uint32_t magic, abi;
+	const char *name;         /* the NAME it was compiled as */
+	const char *target;       /* "x86-64-v3", "native (skylake-avx512)" */
+	uint64_t cpu_features;    /* rt_CpuFeature bits the code needs */
+	const rt_ImageProgram *prog;
+	uint64_t nprog;
+	const uint8_t *weights;   /* a safetensors file, or NULL */
+	uint64_t weights_len;
+	const char *version;      /* the mswc that wrote it */
+} rt_Image;
+/* The program of `role`, read and bound to the image's code, after
+ * checking the image's magic and ABI and that this CPU has the features
+ * its code needs. The program does not own the image (static data). */
+int rt_image_program(const rt_Image *img, const char *role, rt_Program **out, Diag *d);
 
 /* pool.c: a fixed set of worker threads; nthreads <= 0 means all cores. */
 typedef struct rt_Pool rt_Pool;
@@ -142,6 +221,10 @@ void rt_pool_run(rt_Pool *pool, rt_KernelFn fn, void *const *buf, int64_t ntask)
 /* exec.c: a program bound to an arena and a pool. */
 typedef struct rt_Exec rt_Exec;
 int rt_exec_create(const rt_Program *p, rt_Pool *pool, rt_Exec **out, Diag *d);
+/* The same in memory the caller owns: at least p->arena_size bytes,
+ * RT_ALIGN-aligned, living as long as the exec (it is zeroed here). */
+int rt_exec_create_in(const rt_Program *p, rt_Pool *pool, void *arena, size_t size,
+		      rt_Exec **out, Diag *d);
 void rt_exec_destroy(rt_Exec *e);
 /* A tensor view of a slot's memory in the arena (valid while e lives). */
 int rt_exec_tensor(rt_Exec *e, const char *name, rt_Tensor *out);
