@@ -21,7 +21,17 @@ typedef struct be_Options {
 	/* The kernel cache (kernel_cache.c): a folder for compiled objects,
 	 * or NULL for none. be_cache_default_dir gives the tools' default. */
 	const char *cache_dir;
+	bool pic;             /* position-independent code, for objects linked into apps */
 } be_Options;
+
+/* context.c: a named target for code that runs on other machines:
+ * "native" (the host: cpu and features NULL), or "x86-64-v2", "x86-64-v3",
+ * "x86-64-v4" (the psABI levels; features spelt out, since the vector
+ * width the emitters use is read from them). -1 for another name. */
+int be_target_named(const char *name, const char **cpu, const char **features);
+/* LLVM's name of the host CPU ("skylake-avx512"), for messages. */
+const char *be_host_cpu_name(void);
+
 
 typedef struct be_Module be_Module;
 
@@ -67,6 +77,35 @@ int be_host_rates(HostRates *r, const char *cache_dir, bool remeasure, Diag *d);
 
 /* Convenience: be_compile + be_jit. */
 int be_build_program(const Graph *g, const be_Options *o, rt_Program **out, Diag *d);
+
+/* aot.c: ahead-of-time objects (docs/embedding.md). One object holds one
+ * or more programs, each the module be_compile made (without a kernel
+ * cache: the module is needed) and its description (be_describe,
+ * written by rt_program_write); the kernels become local symbols, and
+ * the only global one is `const rt_Image *NAME_program(void)`, whose
+ * image points at the descriptions, the function-pointer tables (in the
+ * descriptions' kernel order), the weights (a safetensors file's bytes, in
+ * .rodata) and the CPU features the code needs. The modules are used up
+ * (destroy them anyway). */
+typedef struct be_AotProgram {
+	const char *role;     /* "forward", "decode", "prefill" */
+	be_Module *mod;
+	const rt_Program *desc;
+	const uint8_t *bytes; /* rt_program_write(desc) */
+	size_t nbytes;
+} be_AotProgram;
+typedef struct be_AotOptions {
+	const char *name;     /* a C identifier */
+	const char *target;   /* as messages name it: "x86-64-v3", "native (znver3)" */
+	const void *weights;  /* or NULL */
+	size_t weights_len;
+} be_AotOptions;
+/* Writes the object to path (atomically); *size its bytes, *features the
+ * rt_CpuFeature mask recorded. */
+int be_aot_object(be_AotProgram *prog, int nprog, const be_AotOptions *o, const char *path,
+		  size_t *size, uint64_t *features, Diag *d);
+/* The rt_CpuFeature bits a features string ("+avx2,-avx512f,...") enables. */
+uint64_t be_cpu_features(const char *features);
 
 /* ---- internal: shared by the emitters of this folder ---- */
 #include <llvm-c/Core.h>

@@ -17,6 +17,7 @@
 
 #include <llvm-c/Target.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -67,9 +68,11 @@ LLVMTargetMachineRef be_target_machine(const be_Options *o, Diag *d)
 	LLVMCodeGenOptLevel cg = level <= 0 ? LLVMCodeGenLevelNone :
 				 level == 1 ? LLVMCodeGenLevelLess :
 				 level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+	bool pic = o && o->pic;
 	tm = LLVMCreateTargetMachine(target, triple, cpu ? cpu : o->cpu,
-				     feat ? feat : o->features, cg, LLVMRelocDefault,
-				     LLVMCodeModelJITDefault);
+				     feat ? feat : o->features, cg,
+				     pic ? LLVMRelocPIC : LLVMRelocDefault,
+				     pic ? LLVMCodeModelDefault : LLVMCodeModelJITDefault);
 	if (!tm)
 		diag_error(d, noloc(), "cannot create an LLVM target machine for %s", triple);
 done:
@@ -81,6 +84,39 @@ done:
 	if (feat)
 		LLVMDisposeMessage(feat);
 	return tm;
+}
+
+/* The x86-64 psABI levels in LLVM's feature names, each adding to the
+ * one before (x86-64 itself: sse, sse2, cmov, cx8, fxsr, mmx, x87). */
+#define X86_V1 "+sse,+sse2,+cmov,+cx8,+fxsr,+mmx,+x87"
+#define X86_V2 X86_V1 ",+cx16,+sahf,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3"
+#define X86_V3 X86_V2 ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
+#define X86_V4 X86_V3 ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"
+
+int be_target_named(const char *name, const char **cpu, const char **features)
+{
+	static const char *const level[][2] = {
+		{"x86-64-v2", X86_V2}, {"x86-64-v3", X86_V3}, {"x86-64-v4", X86_V4},
+	};
+	*cpu = *features = NULL;
+	if (!strcmp(name, "native"))
+		return 0;
+	for (size_t i = 0; i < sizeof level / sizeof level[0]; i++)
+		if (!strcmp(name, level[i][0])) {
+			*cpu = level[i][0];
+			*features = level[i][1];
+			return 0;
+		}
+	return -1;
+}
+
+const char *be_host_cpu_name(void)
+{
+	static char name[64];
+	char *cpu = LLVMGetHostCPUName();
+	snprintf(name, sizeof name, "%s", cpu);
+	LLVMDisposeMessage(cpu);
+	return name;
 }
 
 static void init_types(be_Ctx *c)

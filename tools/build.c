@@ -37,6 +37,8 @@ static int report(Build *b, int status)
  * input the model declares (e.g. tokens and targets for `mswc run`). */
 static bool wants_loss(const Graph *g, const BuildOptions *o)
 {
+	if (o->loss)
+		return g->loss != VAL_NONE;
 	if (!o->auto_loss)
 		return o->training;
 	if (g->loss == VAL_NONE)
@@ -211,7 +213,7 @@ int build_run(Build *b, const BuildOptions *o)
 	/* The kernel cache, except when the module is to be printed: a cached
 	 * module is never optimised. */
 	char *cache = o->stage == STAGE_PROGRAM ? be_cache_default_dir() : NULL;
-	be_Options bo = {.opt_level = 3, .cache_dir = cache};
+	be_Options bo = {.opt_level = 3, .cache_dir = cache, .cpu = o->cpu, .features = o->features};
 	int rc = be_compile(b->g, &bo, &b->mod, &b->diag);
 	mem_free(cache);
 	if (rc)

@@ -1,5 +1,7 @@
 /* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train | --decode]
  *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
+ *                `mswc compile MODEL.msw --aot DIR [--name NAME] [--weights W
+ *                [--embed-weights]] [--target-cpu CPU] [-D name=value]...` (cmd_aot.c)
  *                `mswc compile FILE.mswir [--emit=...] [--train] [--dump-after=...]...`
  *
  * MODEL may be printed IR (a .mswir file, as --emit=ir or --stop-after
@@ -13,6 +15,7 @@
 #include <string.h>
 
 typedef struct CompileOpts {
+	AotOpts aot;   /* --aot and its options (cmd_aot.c) */
 	const char *emit;
 	const char *dump_after, *stop_after;
 	bool train;
@@ -38,6 +41,11 @@ const OptHelp compile_options[] = {
 	{"--stop-after=PASS", "stop after PASS and print the IR as it left it"},
 	{"--train", "compile the training step: backward graph and AdamW update"},
 	{"--decode", "compile for decoding: KV caches, input pos (docs/generation.md)"},
+	{"--aot DIR", "write DIR/NAME.o and DIR/NAME.h to embed in an app (docs/embedding.md)"},
+	{"--name NAME", "with --aot: the C name of the model (default: the file's)"},
+	{"--weights FILE", "with --aot: checked against the model; its masks are compiled in"},
+	{"--embed-weights", "with --aot: put the --weights in the object"},
+	{"--target-cpu CPU", "with --aot: native (default), x86-64-v2, x86-64-v3 or x86-64-v4"},
 	{NULL, NULL},
 };
 
@@ -62,6 +70,20 @@ static int compile_option(Args *a, int argc, char **argv, int i)
 		co->train = true;
 	} else if (!strcmp(argv[i], "--decode")) {
 		co->decode = true;
+	} else if ((v = args_value(argc, argv, &at, "--aot"))) {
+		co->aot.dir = v;
+	} else if ((v = args_value(argc, argv, &at, "--name"))) {
+		co->aot.name = v;
+	} else if ((v = args_value(argc, argv, &at, "--weights"))) {
+		co->aot.weights = v;
+	} else if (!strcmp(argv[i], "--embed-weights")) {
+		co->aot.embed_weights = true;
+	} else if ((v = args_value(argc, argv, &at, "--target-cpu"))) {
+		const char *cpu, *feat;
+		if (be_target_named(v, &cpu, &feat))
+			return -usage_error("compile", "--target-cpu expects native, x86-64-v2, "
+					    "x86-64-v3 or x86-64-v4, got '%s'", v);
+		co->aot.target = v;
 	} else {
 		return 0;
 	}
@@ -123,6 +145,16 @@ int cmd_compile(int argc, char **argv)
 	if (co.train && co.decode)
 		return usage_error("compile", "--train and --decode do not go together: a decode "
 				   "program only runs forward");
+	if (co.aot.dir) {
+		if (co.emit || co.stop_after || co.train || co.decode)
+			return usage_error("compile", "--aot writes the forward program; it does not go "
+					   "with --emit, --stop-after, --train or --decode");
+		co.aot.dump_after = co.dump_after;
+		return aot_compile(&a, &co.aot);
+	}
+	if (co.aot.name || co.aot.weights || co.aot.embed_weights || co.aot.target)
+		return usage_error("compile", "--name, --weights, --embed-weights and --target-cpu "
+				   "go with --aot DIR");
 	BuildOptions bo = {
 		.args = &a,
 		.training = co.train,

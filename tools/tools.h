@@ -96,6 +96,8 @@ typedef struct BuildOptions {
 	bool training;            /* build the backward graph (implies the loss) */
 	bool auto_loss;           /* keep the loss iff every model input is supplied */
 	bool decode;              /* frontend decode mode: KV caches, input pos */
+	bool loss;                /* keep the model's loss, whatever inputs are given */
+	const char *cpu, *features;   /* the target (be_target_named); NULL: the host */
 	const char *dump_after, *stop_after;
 	Stage stage;
 	/* Training (cmd_train, compile --train): the optimiser's update
@@ -143,6 +145,14 @@ int start_exec(Build *b, int threads, rt_Pool **pool, rt_Exec **e);
 double now_seconds(void);
 
 int cmd_compile(int argc, char **argv);
+/* cmd_aot.c: `mswc compile --aot DIR` (docs/embedding.md): the object
+ * file and the header of a model. */
+typedef struct AotOpts {
+	const char *dir, *name, *weights, *target;
+	bool embed_weights;
+	const char *dump_after;
+} AotOpts;
+int aot_compile(const Args *a, const AotOpts *o);
 int cmd_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
