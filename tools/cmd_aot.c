@@ -90,6 +90,7 @@ typedef struct HeaderInfo {
 	const char *name, *model, *target, *weights;
 	const Args *a;
 	const AotOpts *o;
+	const Graph *g;
 	bool embedded;
 } HeaderInfo;
 
@@ -267,15 +268,13 @@ static void header_text(FILE *f, const rt_Program *p, const HeaderInfo *h)
 		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
 		if (s->kind != RT_SLOT_PARAM)
 			continue;
+		/* the graph's mask: a program whose sparse kernels carry the
+		 * pattern in their code has no mask slot for it */
 		int64_t numel = numel_of(s), kept = numel;
-		for (size_t j = 0; j < p->slot.len; j++) {
-			const rt_Slot *m = &VEC_AT(p->slot, rt_Slot, j);
-			if (m->kind == RT_SLOT_MASK && m->bits && m->param == (int32_t)i) {
-				kept = 0;
-				for (int64_t k = 0; k < numel; k++)
-					kept += m->bits[k] != 0;
-			}
-		}
+		ValId pv = ir_find_param(h->g, s->name);
+		const Mask *m = pv == VAL_NONE ? NULL : ir_find_mask(h->g, pv);
+		if (m && m->nkept >= 0)
+			kept = m->nkept;
 		fprintf(f, "\t\t{");
 		c_string(f, s->name);
 		fprintf(f, ", %d, {", s->rank);
@@ -425,7 +424,7 @@ int aot_compile(const Args *a, const AotOpts *o)
 	if (be_aot_object(&ap, 1, &ao, obj, &size, &features, &b.diag))
 		goto fail_b;
 	HeaderInfo h = {.name = name, .model = a->model, .target = target, .weights = o->weights,
-			.a = a, .o = o, .embedded = wbytes != NULL};
+			.a = a, .o = o, .g = b.g, .embedded = wbytes != NULL};
 	if (write_header(hdr, desc, &h, &b.diag))
 		goto fail_b;
 	printf("wrote %s (%.1f KiB: %zu kernels for %zu steps, description %.1f KiB%s) and %s\n",
