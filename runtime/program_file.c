@@ -19,7 +19,11 @@
  *             i32 param; f64 init_std; i64 dim[rank], offset, nbytes, vocab;
  *             has_bits: ceil(numel / 8) bytes, element k at bit k % 8 of byte k / 8 }
  *
- * and nothing after. Reading trusts nothing: every count is bounded by the
+ * and nothing after. The steps' operands follow each other in the offset
+ * table (arg0 of a step is the sum of narg before it, and they use the
+ * whole table); the zero bytes and the bits past a mask's end must be zero.
+ * So a description has one spelling: what reads writes back the same.
+ * Reading trusts nothing: every count is bounded by the
  * bytes left before anything is allocated for it, every index, dtype,
  * kind and rank is checked, and a mask's bits must fit its slot; the
  * offsets are checked against the arena by rt_exec_create. */
@@ -244,6 +248,7 @@ static uint64_t get_count(In *in, int n, size_t size, const char *what)
 static int read_steps(In *in, rt_Program *p, uint64_t nstep, uint64_t nkernel, const int64_t *off,
 		      uint64_t nargoff, char *buf, size_t nbuf)
 {
+	uint64_t next = 0;   /* the steps' operands follow each other in the table */
 	for (uint64_t i = 0; i < nstep && !in->bad; i++) {
 		uint32_t kernel = (uint32_t)get_u(in, 4), arg0 = (uint32_t)get_u(in, 4);
 		uint32_t narg = (uint32_t)get_u(in, 4);
@@ -252,8 +257,9 @@ static int read_steps(In *in, rt_Program *p, uint64_t nstep, uint64_t nkernel, c
 		double flops = get_f64(in);
 		if (get_str(in, buf, nbuf, "step name"))
 			return -1;
-		if (kernel >= nkernel || narg == 0 || (uint64_t)arg0 + narg > nargoff || ntask < 0 ||
-		    out_nbytes < 0 || b[0] >= RT_DTYPE_COUNT || b[1] > 1 || !isfinite(flops))
+		if (kernel >= nkernel || narg == 0 || arg0 != next || next + narg > nargoff || ntask < 0 ||
+		    out_nbytes < 0 || b[0] >= RT_DTYPE_COUNT || b[1] > 1 || b[2] || b[3] ||
+		    !isfinite(flops))
 			return fault(in, "a step with a bad kernel, operand range, task count or output");
 		const char *sym = VEC_AT(p->kernel, char *, kernel);
 		if (rt_program_add_symbol_step(p, sym, ntask, off + arg0, narg, buf, flops))
@@ -262,7 +268,10 @@ static int read_steps(In *in, rt_Program *p, uint64_t nstep, uint64_t nkernel, c
 		st->out_nbytes = out_nbytes;
 		st->out_dtype = b[0];
 		st->out_masks = b[1];
+		next += narg;
 	}
+	if (!in->bad && next != nargoff)
+		return fault(in, "operand offsets that no step uses");
 	return in->bad ? -1 : 0;
 }
 
@@ -278,7 +287,7 @@ static int read_slot(In *in, rt_Program *p, uint64_t nslot, char *buf, size_t nb
 	if (in->bad)
 		return -1;
 	if (b[0] > RT_SLOT_MASK || b[1] >= RT_DTYPE_COUNT || b[2] > RT_MAX_RANK || b[3] > 3 ||
-	    b[4] > 1 || b[5] > 1 || b[6] > 1 || (b[6] && b[0] != RT_SLOT_MASK) ||
+	    b[4] > 1 || b[5] > 1 || b[6] > 1 || b[7] || (b[6] && b[0] != RT_SLOT_MASK) ||
 	    param < -1 || (int64_t)param >= (int64_t)nslot || !isfinite(init_std))
 		return fault(in, "a slot with a bad kind, dtype, rank, initialiser or param");
 	s.name = buf;
@@ -309,6 +318,8 @@ static int read_slot(In *in, rt_Program *p, uint64_t nslot, char *buf, size_t nb
 		const uint8_t *packed = get_bytes(in, (size_t)((numel + 7) / 8));
 		if (!packed)
 			return -1;
+		if (numel % 8 && packed[numel / 8] >> (numel % 8))
+			return fault(in, "mask bits past the end of the mask");
 		/* numel <= 8 * the bytes left, so this is bounded by the input */
 		bits = mem_alloc(numel ? (size_t)numel : 1);
 		if (!bits)

@@ -19,6 +19,9 @@
 #define FUZZ_ENTRY fuzz_edit_entry
 #include "../fuzz/fuzz_safetensors_edit.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_program_entry
+#include "../fuzz/fuzz_program.c"
+#undef FUZZ_ENTRY
 
 #include "../fuzz/replay.h"
 
@@ -54,6 +57,17 @@ static bool edit_loads(const uint8_t *p, size_t n)
 	return ok;
 }
 
+static bool program_reads(const uint8_t *p, size_t n)
+{
+	rt_Program *prog;
+	Diag d;
+	diag_init(&d);
+	bool ok = rt_program_read("seed", p, n, &prog, &d) == 0;
+	rt_program_destroy(prog);
+	diag_free(&d);
+	return ok;
+}
+
 static void test_corpus(void)
 {
 	int nv, nb;
@@ -64,6 +78,9 @@ static void test_corpus(void)
 	int ned = fuzz_replay("safetensors_edit", fuzz_edit_entry, edit_loads, &nv, &nb);
 	printf("replayed %d edit scripts on the fixture checkpoint (%d valid, %d bad)\n", ned, nv, nb);
 	CHECK(ned >= 5 && nv >= 1 && nb >= 3);
+	int npr = fuzz_replay("program", fuzz_program_entry, program_reads, &nv, &nb);
+	printf("replayed %d program descriptions (%d valid, %d bad)\n", npr, nv, nb);
+	CHECK(npr >= 8 && nv >= 2 && nb >= 5);
 }
 
 int main(void)
