@@ -75,7 +75,8 @@ typedef struct msw_Options {
 	int threads;          /* worker threads including the caller's; 0 = one per core */
 	/* The arena in the caller's memory (e.g. a static buffer), or NULL to
 	 * have it allocated: at least NAME_ARENA_SIZE bytes, aligned to
-	 * MSW_ARENA_ALIGN, owned by the caller and outliving the model. */
+	 * MSW_ARENA_ALIGN, owned by the caller and outliving the model. Only
+	 * for an object of one program (not a generation object). */
 	void *arena;
 	size_t arena_size;
 } msw_Options;
@@ -106,6 +107,8 @@ int msw_load_weights(msw_Model *m, const char *path);
  * copied); name is used in messages. */
 int msw_load_weights_mem(msw_Model *m, const void *data, size_t len, const char *name);
 
+/* Inputs, runs and tensors are those of the object's first program: the
+ * forward pass, or for a generation object its decode program. */
 /* Copies an input in: nbytes must be the input's exact size. Token ids
  * (i32 inputs that index a table) must lie in the vocabulary; otherwise
  * MSW_EINVAL and the model's input is unchanged. */
@@ -129,6 +132,32 @@ typedef struct msw_Tensor {
 	void *data;
 } msw_Tensor;
 int msw_tensor(msw_Model *m, const char *name, msw_Tensor *out);
+
+/* Generation, for objects compiled with `--aot DIR --generate` (a decode
+ * program, one token per run with the KV caches as state, and a prefill
+ * program that reads the prompt T tokens per run; docs/generation.md).
+ * Sampling: temperature <= 0 is greedy (the likeliest token, the lowest
+ * id on ties); otherwise among the top_k likeliest (0: all), within the
+ * smallest set of mass top_p (<= 0 or >= 1: all), drawn with a generator
+ * keyed by seed alone, so a seed gives the same tokens on every machine
+ * and thread count, and the same as `mswc generate --seed`. The model sees
+ * at most `window` positions (0: its context); when they are full, it
+ * re-reads the last half and goes on, so max_new is not bounded by the
+ * context. on_token, if set, sees each token as it is chosen. */
+typedef struct msw_GenOptions {
+	double temperature;
+	int top_k;
+	double top_p;
+	uint64_t seed;
+	int64_t window;
+	void (*on_token)(void *user, int32_t token);
+	void *user;
+} msw_GenOptions;
+/* Continues prompt[0 .. nprompt) (token ids in the vocabulary, nprompt >=
+ * 1) by max_new tokens into out[0 .. max_new). The caches start empty:
+ * every call is independent of the ones before. */
+int msw_generate(msw_Model *m, const int32_t *prompt, int64_t nprompt, int64_t max_new,
+		 const msw_GenOptions *opts, int32_t *out);
 
 /* One parameter of a compiled model, as the generated NAME.h lists them:
  * kept is the number of weights its mask keeps (numel when dense). */

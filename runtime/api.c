@@ -22,8 +22,20 @@ static_assert((int)MSW_F32 == (int)RT_F32 && (int)MSW_I32 == (int)RT_I32 &&
 static_assert((int)MSW_MAX_RANK == (int)RT_MAX_RANK && (int)MSW_ARENA_ALIGN == (int)RT_ALIGN &&
 	      (int)MSW_ABI_VERSION == (int)RT_IMAGE_ABI, "msw.h and rt.h agree");
 
+enum { MAX_PROGRAMS = 4 };
+
+/* p and e are the first program's (what msw_run and the tensor calls
+ * use); prog[] holds every program of the image by role. */
+typedef struct Bound {
+	const char *role;
+	rt_Program *p;
+	rt_Exec *e;
+} Bound;
+
 struct msw_Model {
 	const rt_Image *img;
+	Bound prog[MAX_PROGRAMS];
+	int nprog;
 	rt_Program *p;
 	rt_Pool *pool;
 	rt_Exec *e;
@@ -100,8 +112,15 @@ int msw_create(const msw_Image *image, const msw_Options *opts, msw_Model **out)
 	if (rt_cpu_check(img->cpu_features, rt_cpu_host_features(), img->target, &m->diag))
 		return MSW_ECPU;
 	m->img = img;
-	if (rt_image_program(img, img->prog[0].role, &m->p, &m->diag))
-		return fail(m, MSW_EFORMAT);
+	if (img->nprog > MAX_PROGRAMS) {
+		diag_error(&m->diag, (SrcLoc){0}, "msw_create: an image of %llu programs",
+			   (unsigned long long)img->nprog);
+		return MSW_EFORMAT;
+	}
+	bool own = opts && opts->arena;
+	if (own && img->nprog > 1)
+		return invalid(m, "msw_create: an arena of the caller's serves an image of one program; "
+			       "this one has %llu", (unsigned long long)img->nprog);
 	int threads = opts ? opts->threads : 0;
 	if (threads < 0)
 		return invalid(m, "msw_create: %d threads", threads);
@@ -110,15 +129,23 @@ int msw_create(const msw_Image *image, const msw_Options *opts, msw_Model **out)
 		diag_error(&m->diag, (SrcLoc){0}, "cannot start %d threads (out of memory)", threads);
 		return MSW_ENOMEM;
 	}
-	int rc = opts && opts->arena
-		 ? rt_exec_create_in(m->p, m->pool, opts->arena, opts->arena_size, &m->e, &m->diag)
-		 : rt_exec_create(m->p, m->pool, &m->e, &m->diag);
-	if (rc)
-		return fail(m, opts && opts->arena ? MSW_EINVAL : MSW_EFORMAT);
+	for (uint64_t i = 0; i < img->nprog; i++) {
+		Bound *b = &m->prog[m->nprog++];
+		b->role = img->prog[i].role;
+		if (rt_image_program(img, b->role, &b->p, &m->diag))
+			return fail(m, MSW_EFORMAT);
+		int rc = own ? rt_exec_create_in(b->p, m->pool, opts->arena, opts->arena_size, &b->e,
+						 &m->diag)
+			     : rt_exec_create(b->p, m->pool, &b->e, &m->diag);
+		if (rc)
+			return fail(m, own ? MSW_EINVAL : MSW_EFORMAT);
+	}
+	m->p = m->prog[0].p;
+	m->e = m->prog[0].e;
 	if (img->weights) {
 		char name[256];
 		snprintf(name, sizeof name, "%s.o (embedded weights)", img->name ? img->name : "model");
-		rc = msw_load_weights_mem(m, img->weights, (size_t)img->weights_len, name);
+		int rc = msw_load_weights_mem(m, img->weights, (size_t)img->weights_len, name);
 		if (rc)
 			return rc;
 	}
@@ -129,9 +156,11 @@ void msw_destroy(msw_Model *m)
 {
 	if (!m)
 		return;
-	rt_exec_destroy(m->e);
+	for (int i = 0; i < m->nprog; i++) {
+		rt_exec_destroy(m->prog[i].e);
+		rt_program_destroy(m->prog[i].p);
+	}
 	rt_pool_destroy(m->pool);
-	rt_program_destroy(m->p);
 	diag_free(&m->diag);
 	mem_free(m);
 }
@@ -141,9 +170,14 @@ const char *msw_errmsg(const msw_Model *m)
 	return m ? diag_text(&m->diag) : "out of memory (no model)";
 }
 
+/* Into every program: they are one model's, with the same parameters and
+ * masks, so a file the first accepts fits the others. */
 static int load(msw_Model *m, rt_TensorFile *f, const char *name)
 {
-	int rc = rt_load_params_from(m->e, f, name, 0, &m->diag) ? fail(m, MSW_EMISMATCH) : MSW_OK;
+	int rc = MSW_OK;
+	for (int i = 0; i < m->nprog && !rc; i++)
+		if (rt_load_params_from(m->prog[i].e, f, name, 0, &m->diag))
+			rc = fail(m, MSW_EMISMATCH);
 	rt_tensorfile_free(f);
 	return rc;
 }
@@ -289,5 +323,65 @@ int msw_tensor(msw_Model *m, const char *name, msw_Tensor *out)
 	out->numel = rt_numel(&t);
 	out->nbytes = (size_t)s->nbytes;
 	out->data = t.data;
+	return MSW_OK;
+}
+
+static rt_Exec *role(msw_Model *m, const char *name)
+{
+	for (int i = 0; i < m->nprog; i++)
+		if (!strcmp(m->prog[i].role, name))
+			return m->prog[i].e;
+	return NULL;
+}
+
+typedef struct Stream {
+	void (*on_token)(void *user, int32_t token);
+	void *user;
+} Stream;
+
+static void stream(void *user, int seq, int32_t token)
+{
+	const Stream *s = user;
+	(void)seq;
+	s->on_token(s->user, token);
+}
+
+int msw_generate(msw_Model *m, const int32_t *prompt, int64_t nprompt, int64_t max_new,
+		 const msw_GenOptions *opts, int32_t *out)
+{
+	if (!m)
+		return MSW_EINVAL;
+	begin(m);
+	rt_Exec *dec = m->e ? role(m, "decode") : NULL;
+	if (!dec)
+		return invalid(m, "msw_generate: the model has no decode program (compile it with "
+			       "--aot DIR --generate)");
+	if (!prompt || nprompt < 1)
+		return invalid(m, "msw_generate: no prompt (at least one token)");
+	if (max_new < 0 || (max_new > 0 && !out))
+		return invalid(m, "msw_generate: nowhere to put %lld tokens", (long long)max_new);
+	rt_Decoder dc;
+	if (rt_decoder_init(&dc, dec, &m->diag))
+		return fail(m, MSW_EFORMAT);
+	rt_Tensor pt = {.dtype = RT_I32, .rank = 1, .dim = {nprompt}, .data = (void *)prompt};
+	if (rt_tokens_check("prompt", &pt, dc.vocab, &m->diag))
+		return MSW_EINVAL;
+	msw_GenOptions none = {0};
+	const msw_GenOptions *o = opts ? opts : &none;
+	if (o->window < 0 || o->window == 1)
+		return invalid(m, "msw_generate: a window of %lld positions", (long long)o->window);
+	Stream st = {o->on_token, o->user};
+	rt_GenOpts go = {
+		.sample = {.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p,
+			   .seed = o->seed},
+		.max_new = max_new,
+		.window = o->window,
+		.prefill = role(m, "prefill"),
+		.on_token = o->on_token ? stream : NULL,
+		.user = &st,
+	};
+	rt_GenStats stats;
+	if (rt_generate(dec, prompt, nprompt, &go, out, &stats, &m->diag))
+		return fail(m, MSW_EINVAL);
 	return MSW_OK;
 }

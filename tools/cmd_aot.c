@@ -92,6 +92,10 @@ typedef struct HeaderInfo {
 	const AotOpts *o;
 	const Graph *g;
 	bool embedded;
+	/* generation objects: the decode program's vocabulary and context, the
+	 * prefill program's tokens per run (0: none) and arena */
+	bool generate;
+	int64_t vocab, ctx, prefill, prefill_arena;
 } HeaderInfo;
 
 static void command_line(FILE *f, const HeaderInfo *h)
@@ -170,21 +174,39 @@ static void header_text(FILE *f, const rt_Program *p, const HeaderInfo *h)
 	fprintf(f, " *\n * Use (msw.h documents every msw_ function):\n"
 		   " *   msw_Model *m;\n"
 		   " *   int rc = %s_create(NULL, &m);   // NULL: default options\n"
-		   " *   if (rc) { fprintf(stderr, \"%%s: %%s\\n\", msw_strerror(rc), msw_errmsg(m)); ... }\n"
-		   " *   struct %s_inputs in = {...};   struct %s_outputs out = {...};\n"
-		   " *   rc = %s_run(m, &in, &out);\n"
-		   " *   %s_destroy(m);\n */\n", n, n, n, n, n);
+		   " *   if (rc) { fprintf(stderr, \"%%s: %%s\\n\", msw_strerror(rc), msw_errmsg(m)); ... }\n",
+		n);
+	if (h->generate)
+		fprintf(f, " *   msw_GenOptions g = {0};   // greedy; .temperature, .top_k, .top_p, .seed\n"
+			   " *   rc = %s_generate(m, prompt, nprompt, n, &g, out);\n", n);
+	else
+		fprintf(f, " *   struct %s_inputs in = {...};   struct %s_outputs out = {...};\n"
+			   " *   rc = %s_run(m, &in, &out);\n", n, n, n);
+	fprintf(f, " *   %s_destroy(m);\n */\n", n);
 	fprintf(f, "#ifndef %s_MSW_H\n#define %s_MSW_H\n\n#include <msw.h>\n#include <stdint.h>\n\n"
 		   "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", uname, uname);
-	fprintf(f, "/* The one arena every tensor of a run lives in, in bytes: what msw_create\n"
-		   " * allocates, or what msw_Options.arena must hold (aligned to MSW_ARENA_ALIGN). */\n"
-		   "#define %s_ARENA_SIZE %lld\n", uname, (long long)p->arena_size);
+	if (h->generate) {
+		fprintf(f, "/* The arenas of the decode and prefill programs, in bytes, and both:\n"
+			   " * what msw_create allocates. */\n"
+			   "#define %s_DECODE_ARENA_SIZE %lld\n#define %s_PREFILL_ARENA_SIZE %lld\n"
+			   "#define %s_ARENA_SIZE %lld\n", uname, (long long)p->arena_size, uname,
+			(long long)h->prefill_arena, uname, (long long)(p->arena_size + h->prefill_arena));
+		fprintf(f, "/* Token ids lie in [0, VOCAB); the model sees at most CTX positions\n"
+			   " * (msw_GenOptions.window); the prompt is read PREFILL tokens per run. */\n"
+			   "#define %s_VOCAB %lld\n#define %s_CTX %lld\n#define %s_PREFILL %lld\n",
+			uname, (long long)h->vocab, uname, (long long)h->ctx, uname,
+			(long long)(h->prefill ? h->prefill : 1));
+	} else {
+		fprintf(f, "/* The one arena every tensor of a run lives in, in bytes: what msw_create\n"
+			   " * allocates, or what msw_Options.arena must hold (aligned to MSW_ARENA_ALIGN). */\n"
+			   "#define %s_ARENA_SIZE %lld\n", uname, (long long)p->arena_size);
+	}
 	fprintf(f, "#define %s_EMBEDDED_WEIGHTS %d\n", uname, h->embedded);
 	fprintf(f, "#define %s_TARGET ", uname);
 	c_string(f, h->target);
 	fprintf(f, "\n\n");
 	/* shapes */
-	for (size_t i = 0; i < p->slot.len; i++) {
+	for (size_t i = 0; !h->generate && i < p->slot.len; i++) {
 		if (!is_io(p, i))
 			continue;
 		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
@@ -206,7 +228,7 @@ static void header_text(FILE *f, const rt_Program *p, const HeaderInfo *h)
 	}
 	fprintf(f, "\n/* The image of %s.o, for msw_create (static data, never freed). */\n"
 		   "const msw_Image *%s_program(void);\n\n", n, n);
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; !h->generate && pass < 2; pass++) {
 		fprintf(f, "%s", pass == 0
 			? "/* Every input, required. */\n"
 			: "/* Where the results go: each of NUMEL elements; NULL: not copied. */\n");
@@ -227,6 +249,14 @@ static void header_text(FILE *f, const rt_Program *p, const HeaderInfo *h)
 		   "static inline int %s_create(const msw_Options *opts, msw_Model **out)\n{\n"
 		   "\treturn msw_create(%s_program(), opts, out);\n}\n\n", n, n);
 	fprintf(f, "static inline void %s_destroy(msw_Model *m)\n{\n\tmsw_destroy(m);\n}\n\n", n);
+	if (h->generate) {
+		fprintf(f, "/* Continues prompt[0 .. nprompt) by max_new tokens into out (msw_generate:\n"
+			   " * opts NULL is greedy; the same seed gives mswc generate's tokens). */\n"
+			   "static inline int %s_generate(msw_Model *m, const int32_t *prompt, int64_t nprompt,\n"
+			   "\t\t\t\t int64_t max_new, const msw_GenOptions *opts, int32_t *out)\n{\n"
+			   "\treturn msw_generate(m, prompt, nprompt, max_new, opts, out);\n}\n\n", n);
+		goto params;
+	}
 	fprintf(f, "/* One run: copies the inputs in (token ids are checked against the\n"
 		   " * vocabulary), runs, copies the outputs out. */\n"
 		   "static inline int %s_run(msw_Model *m, const struct %s_inputs *in, "
@@ -255,7 +285,7 @@ static void header_text(FILE *f, const rt_Program *p, const HeaderInfo *h)
 		}
 	}
 	fprintf(f, "\treturn MSW_OK;\n}\n\n");
-	/* parameters */
+params:;
 	int nparam = 0;
 	for (size_t i = 0; i < p->slot.len; i++)
 		nparam += VEC_AT(p->slot, rt_Slot, i).kind == RT_SLOT_PARAM;
@@ -327,20 +357,16 @@ static rt_KernelFn stub(void *user, const char *symbol, uint32_t index, Diag *d)
 	return never_called;
 }
 
-/* The weights against the program as the runtime reads it back. */
-static int check_weights(const uint8_t *bytes, size_t n, const rt_TensorFile *w, const char *path,
-			 Diag *d)
+/* The description read back from its bytes, bound to a kernel that is
+ * never called, and an executor over it: what the runtime will check
+ * weights against, and what rt_decoder_init reads a decode program's
+ * vocabulary and context from. */
+static int stub_exec(const uint8_t *bytes, size_t n, rt_Program **p, rt_Exec **e, Diag *d)
 {
-	rt_Program *p;
-	rt_Exec *e = NULL;
-	int rc = rt_program_read("the description", bytes, n, &p, d);
-	if (rc)
+	*e = NULL;
+	if (rt_program_read("the description", bytes, n, p, d))
 		return diag_error(d, (SrcLoc){0}, "internal: the description does not read back");
-	rc = rt_program_bind(p, stub, NULL, d) || rt_exec_create(p, NULL, &e, d) ||
-	     rt_load_params_from(e, w, path, 0, d) ? -1 : 0;
-	rt_exec_destroy(e);
-	rt_program_destroy(p);
-	return rc;
+	return rt_program_bind(*p, stub, NULL, d) || rt_exec_create(*p, NULL, e, d) ? -1 : 0;
 }
 
 static int read_file(const char *path, uint8_t **out, size_t *len, Diag *d)
@@ -355,6 +381,46 @@ static int read_file(const char *path, uint8_t **out, size_t *len, Diag *d)
 		      : diag_error(d, (SrcLoc){0}, "out of memory");
 	rt_reader_close(&r);
 	return rc;
+}
+
+/* One program of the object: its build, description and bytes. */
+typedef struct Part {
+	const char *role;
+	Build b;
+	bool built;
+	rt_Program *desc;
+	uint8_t *bytes;
+	size_t nbytes;
+} Part;
+
+/* 0, an exit status after the diagnostics were printed, or -1 with them
+ * in pt->b.diag. */
+static int build_part(Part *pt, const char *role, const BuildOptions *bo)
+{
+	pt->role = role;
+	pt->built = true;
+	int rc = build_run(&pt->b, bo);
+	if (rc)
+		return rc;
+	if (be_describe(pt->b.mod, pt->b.g, &pt->desc, &pt->b.diag))
+		return -1;
+	for (size_t i = 0; i < pt->desc->slot.len; i++) {
+		rt_Slot *s = &VEC_AT(pt->desc->slot, rt_Slot, i);
+		if (s->kind == RT_SLOT_INPUT && s->dtype == RT_I32)
+			s->vocab = build_vocab(pt->b.g, s->name);
+	}
+	if (check_idents(pt->desc, &pt->b.diag) ||
+	    rt_program_write(pt->desc, &pt->bytes, &pt->nbytes, &pt->b.diag))
+		return -1;
+	return 0;
+}
+
+static void part_free(Part *pt)
+{
+	mem_free(pt->bytes);
+	rt_program_destroy(pt->desc);
+	if (pt->built)
+		build_free(&pt->b);
 }
 
 int aot_compile(const Args *a, const AotOpts *o)
@@ -376,37 +442,62 @@ int aot_compile(const Args *a, const AotOpts *o)
 	diag_init(&d);
 	rt_TensorFile w = {0};
 	PruneTensor *masks = NULL;
-	int nmasks = 0, rc = EXIT_FAIL;
-	Build b = {0};
-	bool built = false;
-	rt_Program *desc = NULL;
-	uint8_t *bytes = NULL, *wbytes = NULL;
-	size_t nbytes = 0, nw = 0;
+	int nmasks = 0, rc = EXIT_FAIL, npart = 0;
+	Part part[2];
+	memset(part, 0, sizeof part);
+	Diag *err = &d;
+	uint8_t *wbytes = NULL;
+	size_t nw = 0;
+	rt_Program *sp = NULL;
+	rt_Exec *se = NULL;
+	rt_Decoder dc = {0};
 	if (o->weights && weights_read(o->weights, a, &w, &masks, &nmasks, &d))
 		goto fail;
-	BuildOptions bo = {.args = a, .stage = STAGE_MODULE, .loss = true, .seed = 1,
+	/* The programs mswc run and mswc generate (one sequence) build. */
+	BuildOptions bo = {.args = a, .stage = STAGE_MODULE, .loss = !o->generate, .seed = 1,
 			   .masks = masks, .nmasks = nmasks, .dump_after = o->dump_after,
-			   .cpu = cpu, .features = feat};
-	built = true;
-	if ((rc = build_run(&b, &bo)))
-		goto out;   /* reported */
-	rc = EXIT_FAIL;
-	if (be_describe(b.mod, b.g, &desc, &b.diag))
-		goto fail_b;
-	for (size_t i = 0; i < desc->slot.len; i++) {
-		rt_Slot *s = &VEC_AT(desc->slot, rt_Slot, i);
-		if (s->kind == RT_SLOT_INPUT && s->dtype == RT_I32)
-			s->vocab = build_vocab(b.g, s->name);
+			   .cpu = cpu, .features = feat, .decode = o->generate};
+	fe_InputShape dec[2] = {{.name = "tokens", .rank = 2, .dim = {1, 1}},
+				{.name = "pos", .rank = 1, .dim = {1}}};
+	if (o->generate) {
+		bo.input = dec;
+		bo.ninput = 2;
 	}
-	if (check_idents(desc, &b.diag) || rt_program_write(desc, &bytes, &nbytes, &b.diag))
-		goto fail_b;
-	if (o->weights && check_weights(bytes, nbytes, &w, o->weights, &b.diag))
-		goto fail_b;
-	if (o->embed_weights && read_file(o->weights, &wbytes, &nw, &b.diag))
-		goto fail_b;
+	int prc = build_part(&part[npart++], o->generate ? "decode" : "forward", &bo);
+	err = &part[0].b.diag;
+	if (prc > 0) {
+		rc = prc;
+		goto out;
+	}
+	if (prc < 0 || stub_exec(part[0].bytes, part[0].nbytes, &sp, &se, err))
+		goto fail;
+	if (o->weights && rt_load_params_from(se, &w, o->weights, 0, err))
+		goto fail;
+	int64_t chunk = 0;
+	if (o->generate) {
+		if (rt_decoder_init(&dc, se, err))
+			goto fail;
+		chunk = o->prefill < dc.ctx ? o->prefill : dc.ctx;
+		fe_InputShape pre = {.name = "tokens", .rank = 2, .dim = {1, chunk}};
+		bo.input = &pre;
+		bo.ninput = 1;
+		if (chunk > 1) {
+			prc = build_part(&part[npart++], "prefill", &bo);
+			err = &part[1].b.diag;
+			if (prc > 0) {
+				rc = prc;
+				goto out;
+			}
+			if (prc < 0)
+				goto fail;
+		}
+	}
+	err = &part[0].b.diag;
+	if (o->embed_weights && read_file(o->weights, &wbytes, &nw, err))
+		goto fail;
 	if (be_cache_make_dir(o->dir)) {
-		rt_file_error(&b.diag, o->dir, "cannot create the folder");
-		goto fail_b;
+		rt_file_error(err, o->dir, "cannot create the folder");
+		goto fail;
 	}
 	char target[160];
 	if (o->target && strcmp(o->target, "native"))
@@ -416,34 +507,45 @@ int aot_compile(const Args *a, const AotOpts *o)
 	char obj[4096], hdr[4096];
 	snprintf(obj, sizeof obj, "%s/%s.o", o->dir, name);
 	snprintf(hdr, sizeof hdr, "%s/%s.h", o->dir, name);
-	be_AotProgram ap = {.role = "forward", .mod = b.mod, .desc = desc, .bytes = bytes,
-			    .nbytes = nbytes};
+	be_AotProgram ap[2];
+	for (int i = 0; i < npart; i++)
+		ap[i] = (be_AotProgram){.role = part[i].role, .mod = part[i].b.mod,
+					.desc = part[i].desc, .bytes = part[i].bytes,
+					.nbytes = part[i].nbytes};
 	be_AotOptions ao = {.name = name, .target = target, .weights = wbytes, .weights_len = nw};
 	size_t size;
 	uint64_t features;
-	if (be_aot_object(&ap, 1, &ao, obj, &size, &features, &b.diag))
-		goto fail_b;
+	if (be_aot_object(ap, npart, &ao, obj, &size, &features, err))
+		goto fail;
 	HeaderInfo h = {.name = name, .model = a->model, .target = target, .weights = o->weights,
-			.a = a, .o = o, .g = b.g, .embedded = wbytes != NULL};
-	if (write_header(hdr, desc, &h, &b.diag))
-		goto fail_b;
-	printf("wrote %s (%.1f KiB: %zu kernels for %zu steps, description %.1f KiB%s) and %s\n",
-	       obj, (double)size / 1024, desc->kernel.len, desc->step.len, (double)nbytes / 1024,
-	       wbytes ? ", weights embedded" : "", hdr);
-	printf("  target %s, arena %lld bytes\n", target, (long long)desc->arena_size);
+			.a = a, .o = o, .g = part[0].b.g, .embedded = wbytes != NULL,
+			.generate = o->generate, .vocab = dc.vocab, .ctx = dc.ctx, .prefill = chunk,
+			.prefill_arena = npart > 1 ? part[1].desc->arena_size : 0};
+	if (write_header(hdr, part[0].desc, &h, err))
+		goto fail;
+	size_t nk = 0, ns = 0, nd = 0;
+	int64_t arena = 0;
+	for (int i = 0; i < npart; i++) {
+		nk += part[i].desc->kernel.len;
+		ns += part[i].desc->step.len;
+		nd += part[i].nbytes;
+		arena += part[i].desc->arena_size;
+	}
+	printf("wrote %s (%.1f KiB: %s%s%zu kernels for %zu steps, description%s %.1f KiB%s) and %s\n",
+	       obj, (double)size / 1024, o->generate ? "decode" : "forward",
+	       npart > 1 ? " and prefill programs, " : " program, ", nk, ns, npart > 1 ? "s" : "",
+	       (double)nd / 1024, wbytes ? ", weights embedded" : "", hdr);
+	printf("  target %s, arena %lld bytes\n", target, (long long)arena);
 	rc = 0;
 	goto out;
-fail_b:
-	fputs(diag_text(&b.diag), stderr);
-	goto out;
 fail:
-	fputs(diag_text(&d), stderr);
+	fputs(diag_text(err), stderr);
 out:
-	mem_free(bytes);
+	rt_exec_destroy(se);
+	rt_program_destroy(sp);
 	mem_free(wbytes);
-	rt_program_destroy(desc);
-	if (built)
-		build_free(&b);
+	for (int i = 0; i < 2; i++)
+		part_free(&part[i]);
 	sparse_tensors_free(masks, nmasks);
 	rt_tensorfile_free(&w);
 	diag_free(&d);

@@ -46,6 +46,8 @@ const OptHelp compile_options[] = {
 	{"--weights FILE", "with --aot: checked against the model; its masks are compiled in"},
 	{"--embed-weights", "with --aot: put the --weights in the object"},
 	{"--target-cpu CPU", "with --aot: native (default), x86-64-v2, x86-64-v3 or x86-64-v4"},
+	{"--generate", "with --aot: the decode and prefill programs of mswc generate"},
+	{"--prefill T", "with --generate: prompt tokens per prefill run (default 32; 0, 1: none)"},
 	{NULL, NULL},
 };
 
@@ -78,6 +80,12 @@ static int compile_option(Args *a, int argc, char **argv, int i)
 		co->aot.weights = v;
 	} else if (!strcmp(argv[i], "--embed-weights")) {
 		co->aot.embed_weights = true;
+	} else if (!strcmp(argv[i], "--generate")) {
+		co->aot.generate = true;
+	} else if ((v = args_value(argc, argv, &at, "--prefill"))) {
+		if (args_int("compile", "--prefill", v, 0, 1LL << 20, &co->aot.prefill))
+			return -1;
+		co->aot.has_prefill = true;
 	} else if ((v = args_value(argc, argv, &at, "--target-cpu"))) {
 		const char *cpu, *feat;
 		if (be_target_named(v, &cpu, &feat))
@@ -138,7 +146,7 @@ static int emit(Build *b, const char *what)
 
 int cmd_compile(int argc, char **argv)
 {
-	CompileOpts co = {0};
+	CompileOpts co = {.aot = {.prefill = 32}};
 	Args a = {.cmd = "compile", .user = &co};
 	if (args_parse(&a, argc, argv, compile_option))
 		return EXIT_USAGE;
@@ -147,14 +155,18 @@ int cmd_compile(int argc, char **argv)
 				   "program only runs forward");
 	if (co.aot.dir) {
 		if (co.emit || co.stop_after || co.train || co.decode)
-			return usage_error("compile", "--aot writes the forward program; it does not go "
-					   "with --emit, --stop-after, --train or --decode");
+			return usage_error("compile", "--aot writes the forward program (or with "
+					   "--generate the decode ones); it does not go with --emit, "
+					   "--stop-after, --train or --decode");
+		if (co.aot.has_prefill && !co.aot.generate)
+			return usage_error("compile", "--prefill goes with --generate");
 		co.aot.dump_after = co.dump_after;
 		return aot_compile(&a, &co.aot);
 	}
-	if (co.aot.name || co.aot.weights || co.aot.embed_weights || co.aot.target)
-		return usage_error("compile", "--name, --weights, --embed-weights and --target-cpu "
-				   "go with --aot DIR");
+	if (co.aot.name || co.aot.weights || co.aot.embed_weights || co.aot.target ||
+	    co.aot.generate || co.aot.has_prefill)
+		return usage_error("compile", "--name, --weights, --embed-weights, --target-cpu, "
+				   "--generate and --prefill go with --aot DIR");
 	BuildOptions bo = {
 		.args = &a,
 		.training = co.train,

@@ -150,6 +150,9 @@ int cmd_compile(int argc, char **argv);
 typedef struct AotOpts {
 	const char *dir, *name, *weights, *target;
 	bool embed_weights;
+	bool generate;            /* decode and prefill programs, not the forward one */
+	long long prefill;        /* the prefill program's tokens per run (default 32) */
+	bool has_prefill;
 	const char *dump_after;
 } AotOpts;
 int aot_compile(const Args *a, const AotOpts *o);

@@ -121,6 +121,8 @@ int main(int argc, char **argv)
 	}
 	CHECK(total > 0);
 	CHECK(msw_run(NULL) == MSW_EINVAL && msw_tensor(NULL, "x", &t) == MSW_EINVAL);
+	int32_t gen[4];
+	expect(m, msw_generate(m, tokens, 3, 4, NULL, gen), MSW_EINVAL, "no decode program");
 	model_destroy(m);
 	model_destroy(NULL);
 

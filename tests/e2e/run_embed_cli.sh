@@ -12,6 +12,9 @@
 #     -Werror) and as C++; tests/e2e/embed_api.c drives the API into its
 #     errors (bad shapes, null pointers, another model's weights, a
 #     truncated file);
+#   - a generation object (--generate: decode and prefill programs) and
+#     examples/generate.c give mswc generate's text byte for byte, greedy
+#     and sampled, dense and sparse, with sliding windows;
 #   - --target-cpu x86-64-v3 and x86-64-v4 objects run here; bad options
 #     are usage errors.
 set -u
@@ -110,6 +113,33 @@ if command -v c++ >/dev/null; then
 		2>"$tmp/cc.err" && ok || { bad "the headers do not compile as C++"; cat "$tmp/cc.err"; }
 	"$tmp/app_cc" && ok || bad "the C++ app fails"
 fi
+
+# Generation: decode and prefill programs in one object; examples/generate.c
+# writes mswc generate's bytes: greedy, sampled, windows that slide (100
+# tokens at ctx 32), a prompt longer than the context, 2 threads, sparse.
+expect 0 "decode and prefill programs, .*weights embedded" "$imswc" compile "$prefix/share/mswc/models/gpt.msw" "${tiny[@]}" \
+	--aot "$tmp/gen" --name gen --generate --weights "$tmp/w.safetensors" --embed-weights
+cc -std=c11 -Wall -Wextra -Werror -O2 $cflags -I"$tmp/gen" "$prefix/share/mswc/examples/generate.c" "$tmp/gen/gen.o" \
+	$libs -o "$tmp/generate" 2>"$tmp/cc.err" && ok || { bad "generate does not build"; cat "$tmp/cc.err"; }
+expect 0 "decode and prefill" "$imswc" compile "$prefix/share/mswc/models/gpt.msw" "${tiny[@]}" \
+	--aot "$tmp/gens" --name gen --generate --weights "$tmp/ws.safetensors" --prefill 8
+cc -std=c11 -O2 $cflags -I"$tmp/gens" "$prefix/share/mswc/examples/generate.c" "$tmp/gens/gen.o" $libs -o "$tmp/generate_sparse" \
+	&& ok || bad "sparse generate does not build"
+long="The patient presented with acute myocardial infarction and was treated at once."
+gen_same() {   # WEIGHTS APP OPTIONS...
+	local w=$1 app=$2
+	shift 2
+	"$app" "$@" > "$tmp/gen_app.txt" 2>"$tmp/gen_app.err" || { bad "$app $*: $(cat "$tmp/gen_app.err")"; return; }
+	"$imswc" generate "$prefix/share/mswc/models/gpt.msw" "${tiny[@]}" --weights "$w" "$@" > "$tmp/gen_mswc.txt" 2>/dev/null
+	cmp -s "$tmp/gen_app.txt" "$tmp/gen_mswc.txt" && ok || bad "generate $* differs from mswc generate's"
+}
+gen_same "$tmp/w.safetensors" "$tmp/generate" --prompt "The patient" --greedy -n 60
+gen_same "$tmp/w.safetensors" "$tmp/generate" --prompt "The patient" --seed 3 --temperature 0.8 --top-k 20
+gen_same "$tmp/w.safetensors" "$tmp/generate" --prompt "$long" --seed 4 --top-p 0.9 -n 40 --threads 2
+gen_same "$tmp/ws.safetensors" "$tmp/generate_sparse" --weights "$tmp/ws.safetensors" --prompt "$long" --seed 5 -n 50
+gen_same "$tmp/w.safetensors" "$tmp/generate" --prompt "The patient" --seed 6 --window 16 -n 40
+expect 2 "no embedded weights" "$tmp/generate_sparse" --prompt "x"
+expect 2 "--prefill goes with --generate" "$imswc" compile models/gpt.msw --aot "$tmp/x" --prefill 8
 
 # Other targets run on this CPU (and are refused by one lacking their
 # features: tests/runtime/test_program_file.c checks that on made-up masks).
