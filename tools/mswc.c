@@ -31,7 +31,7 @@ static const OptHelp help_option[] = {{"-h, --help", "print this help"}, {NULL, 
 
 static const Command commands[] = {
 	{"compile", cmd_compile, "MODEL.msw|FILE.mswir [options]",
-	 "compile a model; print its IR, LLVM module or assembly, or a summary",
+	 "compile a model; print its IR, LLVM module, assembly or a summary; or --aot, an object for apps",
 	 {compile_options}, true},
 	{"init", cmd_init, "MODEL.msw -o WEIGHTS.safetensors [options]",
 	 "initialise a model's parameters", {init_options}, true},
