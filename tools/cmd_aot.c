@@ -1,19 +1,23 @@
 /* cmd_aot.c: `mswc compile MODEL.msw --aot DIR [--name NAME] [--weights W [--embed-weights]]
- *            [--target-cpu native|x86-64-v2|x86-64-v3|x86-64-v4] [-D ...] [--sparsity S]`
+ *            [--generate [--prefill T]] [--target-cpu native|x86-64-v2|x86-64-v3|x86-64-v4]
+ *            [-D ...] [--sparsity S]`
  *
  * Writes DIR/NAME.o and DIR/NAME.h, the model compiled ahead of time for an
  * app to link with libmswrt (docs/embedding.md). The program is the one
- * `mswc run` builds when it is given every input, so the loss is in it:
- * shapes from the model and -D, masks from --weights (as run takes them)
- * or from --sparsity with init's default seed (1), so the masks agree with
- * `mswc init --sparsity S`'s. The weights, when given, are checked against
- * the program exactly as the runtime will check them (the description
- * read back from its bytes, an executor over it), so a file that does not
- * fit fails here and not in the app; --embed-weights puts the file's bytes
- * in the object. The header is generated from the description: shapes and
- * the arena size as macros, input and output structs, NAME_create /
- * NAME_destroy / NAME_run, and the parameter table. It is written to be
- * -std=c11 -Wall -Wextra -Werror clean and to compile as C++. */
+ * `mswc run` builds when it is given every input, so the loss is in it;
+ * with --generate, the two `mswc generate` builds for one sequence (the
+ * decode program, tokens [1, 1] and pos [1], and the prefill program,
+ * tokens [1, T]), linked into one object. Shapes come from the model and
+ * -D, masks from --weights (as run takes them) or from --sparsity with
+ * init's default seed (1), so the masks agree with `mswc init --sparsity
+ * S`'s. The weights, when given, are checked against the program exactly
+ * as the runtime will check them (the description read back from its
+ * bytes, an executor over it), so a file that does not fit fails here and
+ * not in the app; --embed-weights puts the file's bytes in the object.
+ * The header is generated from the description: shapes and the arena size
+ * as macros, input and output structs, NAME_create / NAME_destroy /
+ * NAME_run (or NAME_generate), and the parameter table. It is written to
+ * be -std=c11 -Wall -Wextra -Werror clean and to compile as C++. */
 #include "tools.h"
 
 #include <ctype.h>
