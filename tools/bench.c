@@ -312,14 +312,16 @@ static int cmd_calibrate(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
 	if (argc < 1)
-		return usage_error("bench", "which benchmark? (matmul, sparse or calibrate)");
+		return usage_error("bench", "which benchmark? (matmul, sparse, decode or calibrate)");
 	if (!strcmp(argv[0], "sparse"))
 		return cmd_bench_sparse(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "decode"))
+		return cmd_bench_decode(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "calibrate"))
 		return cmd_calibrate(argc, argv);
 	if (strcmp(argv[0], "matmul"))
 		return usage_error("bench", "unknown benchmark '%s' (known: matmul, sparse, "
-				   "calibrate)", argv[0]);
+				   "decode, calibrate)", argv[0]);
 	BenchOpts o;
 	if (parse_opts(argc, argv, &o))
 		return EXIT_USER;

@@ -9,6 +9,13 @@ peer for comparison, not a reference for numerics (gpt_reference.py is).
     /usr/bin/python3 tools/bench_torch.py --d 256 --layers 4 --threads 1
 prints one line per measurement:  torch train_step_ms=...  forward_ms=...  gen_tokens_per_s=...
 (forward_ms: the inference forward of a whole batch, no gradients).
+
+With --decode it times what `mswc bench decode` times instead, and prints
+    torch VERSION decode_ms=A,B,C prefill_tokens_per_s=X
+decode_ms: batch-1 greedy decode, ms per token over --gen-tokens tokens
+after a prompt of P + 2 * gen_tokens * w tokens, for windows w = 0 ..
+--windows - 1 (P = --prompt; the prompt is one forward); prefill: one
+forward over --prefill tokens. Best of --repeat.
 """
 
 import argparse
@@ -120,6 +127,34 @@ def bench_generate(model, args):
     return n / best_of(generate, max(1, args.repeat // 2))
 
 
+@torch.no_grad()
+def bench_decode(model, args):
+    hd = args.d // args.heads
+    n = args.gen_tokens
+    text = torch.randint(0, args.vocab, (1, args.ctx))
+
+    def fresh():
+        return [(torch.zeros(1, args.heads, args.ctx, hd), torch.zeros(1, args.heads, args.ctx, hd))
+                for _ in range(args.layers)]
+
+    def window(p):
+        caches = fresh()
+        tok = model(text[:, :p], caches, 0)[:, -1].argmax(-1, keepdim=True)
+        t0 = time.perf_counter()
+        for pos in range(p, p + n):
+            tok = model(tok, caches, pos)[:, -1].argmax(-1, keepdim=True)
+        return (time.perf_counter() - t0) / n
+
+    window(args.prompt)  # warm-up
+    ms = []
+    for w in range(args.windows):
+        p = args.prompt + 2 * n * w
+        ms.append(1e3 * min(window(p) for _ in range(args.repeat)))
+    caches = fresh()
+    t = best_of(lambda: model(text[:, :args.prefill], caches, 0), max(3, args.repeat))
+    return ms, args.prefill / t
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab", type=int, default=256)
@@ -132,11 +167,21 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--gen-tokens", type=int, default=128)
+    ap.add_argument("--decode", action="store_true", help="time decode and prefill only")
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--prefill", type=int, default=128)
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     model = GPT(args.vocab, args.ctx, args.d, args.heads, args.layers)
     nparam = sum(p.numel() for p in model.parameters())
+    if args.decode:
+        model.eval()
+        ms, prefill = bench_decode(model, args)
+        print(f"torch {torch.__version__} decode_ms={','.join(f'{x:.3f}' for x in ms)} "
+              f"prefill_tokens_per_s={prefill:.1f}")
+        return
     step = bench_train(model, args)
     model.eval()
     fwd = bench_forward(model, args)

@@ -14,7 +14,8 @@
 
 #define MSWC_VERSION "0.1.0"
 
-/* bench.c and bench_sparse.c parse their own options; their help is here. */
+/* bench.c, bench_sparse.c and bench_decode.c parse their own options;
+ * their help is here. */
 static const OptHelp bench_options[] = {
 	{"matmul", "dense matmul against OpenBLAS (when built with it)"},
 	{"  --threads N", "threads (default: 1, then all cores)"},
@@ -23,6 +24,15 @@ static const OptHelp bench_options[] = {
 	{"  --cpu-clock", "time the thread's CPU time (one thread only)"},
 	{"sparse MODEL.msw", "sparse kernels against dense on a model's layers "
 			     "(docs/performance.md)"},
+	{"decode MODEL.msw", "generation against the memory-bandwidth floor: decode ms/token, "
+			     "prefill and batches (docs/performance.md, \"Decode\")"},
+	{"  --weights F", "the parameters (default: random, seed 1)"},
+	{"  --prompt P", "decode windows start at P, P+2n, P+4n (default 32)"},
+	{"  -n N", "tokens per decode window (default 32)"},
+	{"  --reps R", "repetitions, the best kept (default 3)"},
+	{"  --buffer-mib M", "the bandwidth sum's buffer (default: 4 x L3, at least 256)"},
+	{"  --torch", "PyTorch's decode too (tools/bench_torch.py)"},
+	{"  (and -D, --threads, --sparsity, --sparse-format)", "as for every model command"},
 	{"calibrate", "measure the host rates of the cost models again and cache them"},
 	{NULL, NULL},
 };
@@ -50,7 +60,7 @@ static const Command commands[] = {
 	{"generate", cmd_generate, "MODEL.msw --weights W.safetensors (--prompt TEXT | "
 				   "--prompt-file F | --prompts F) [options]",
 	 "continue a prompt (docs/generation.md)", {generate_options}, true},
-	{"bench", cmd_bench, "matmul|sparse|calibrate [options]",
+	{"bench", cmd_bench, "matmul|sparse|decode|calibrate [options]",
 	 "benchmarks (docs/performance.md)", {bench_options}, false},
 };
 enum { NCOMMAND = sizeof commands / sizeof commands[0] };

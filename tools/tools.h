@@ -185,10 +185,12 @@ int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 		   const char *data, rt_Checkpoint *ck, Diag *d);
 /* cmd_prune.c: one-shot pruning of given weights (docs/sparsity.md). */
 int cmd_prune(int argc, char **argv);
-/* bench.c: `mswc bench matmul [options]`, and `mswc bench sparse` from
- * bench_sparse.c (docs/performance.md). */
+/* bench.c: `mswc bench matmul [options]`, `mswc bench sparse` from
+ * bench_sparse.c and `mswc bench decode` from bench_decode.c
+ * (docs/performance.md). */
 int cmd_bench(int argc, char **argv);
 int cmd_bench_sparse(int argc, char **argv);
+int cmd_bench_decode(int argc, char **argv);
 
 /* bench_timing.c: something to time, fn(arg), called `inner` times per
  * repetition so a repetition lasts about 20 ms (sized from a warm-up

@@ -3,7 +3,8 @@
 # `mswc init`: the prompt and exactly -n new bytes on stdout and the speed
 # on stderr; one seed, one text; greedy is deterministic; -n beyond the
 # window slides (docs/generation.md); prefill gives the same bytes as a
-# token per run; bad options exit with status 1.
+# token per run; bad options exit with status 1; `mswc bench decode` prints
+# its tables.
 set -u
 mswc=$1
 source "$(dirname "$0")/lib.sh"
@@ -100,5 +101,34 @@ expect 1 "wte.weight|shape" "$mswc" generate models/gpt.msw -D d=64 -D heads=2 -
 # --decode for compile: the IR has the caches; with --train it is refused.
 expect 0 "state \"h.1.attn.cache.v\"" "$mswc" compile models/gpt.msw "${tiny[@]}" -D seq=1 --decode --emit=ir
 expect 2 "--train and --decode" "$mswc" compile models/gpt.msw --decode --train
+
+# mswc bench decode on a tiny model (a 16 MiB bandwidth buffer instead of
+# 4 x L3, 4 tokens per window, compressed rows rather than unrolled sparse
+# kernels, which take LLVM seconds): the CPU on the first line, every
+# table's header, with a sparse checkpoint its sparse row and ratio;
+# --sparsity 0.75 draws the same masks (seed 1, as `mswc init`); PyTorch is
+# skipped, not fatal, when absent.
+"$mswc" init models/gpt.msw -D d=64 -D layers=1 --sparsity 0.75 --sparse-format csr \
+	-o "$tmp/s75.safetensors" >/dev/null 2>&1 && ok || bad "mswc init --sparsity failed"
+bench=("$mswc" bench decode models/gpt.msw -D d=64 -D layers=1 --prompt 8 -n 4 --reps 1
+       --buffer-mib 16 --threads 2 --sparse-format csr)
+"${bench[@]}" --weights "$tmp/s75.safetensors" >"$tmp/bench.out" 2>&1 && ok ||
+	{ bad "bench decode failed"; cat "$tmp/bench.out"; }
+head -1 "$tmp/bench.out" | grep -qE "^mswc bench decode: models/gpt.msw -D d=64 -D layers=1 on .+, 1 and 2 threads" \
+	&& ok || bad "bench decode: no CPU on the first line"
+for pat in "^caches \(as the machine reports them\): L1d" "^dense: 0\.08 M weights; a token reads" \
+	"^s=0\.75: .* 4 of them on sparse kernels" \
+	"^read bandwidth: a sum over the buffer, GB/s" "^16 MiB \(--buffer-mib\) +[0-9.]+ +[0-9.]+$" \
+	"^batch-1 decode, ms/token" "^model +threads +P=8 +P=16 +P=24 +mean +floor +/floor +/cached$" \
+	"^dense +1( +[0-9.]+){7}$" "^s=0\.75 +2( +[0-9.]+){7}$" \
+	"^sparse/dense decode time \(s=0\.75 over dense\): [0-9.]+ at 1 thread, [0-9.]+ at 2 threads" \
+	"^prefill: one run over a 128-token prompt, tokens/s" "^batched decode, tokens/s" \
+	"^dense +16 +[0-9]+ +[0-9]+$" "^s=0\.75 +4 +[0-9]+ +[0-9]+$"; do
+	grep -qE -- "$pat" "$tmp/bench.out" && ok || { bad "bench decode: no /$pat/"; cat "$tmp/bench.out"; }
+done
+expect 0 "^s=0\.75 +1 " "${bench[@]}" --sparsity 0.75
+MSW_TORCH_BENCH="$tmp/no-such-script.py" expect 0 "PyTorch: skipped: .*no-such-script" "${bench[@]}" --torch
+expect 1 "do not fit the context of 256" "${bench[@]}" --prompt 254
+expect 1 "unknown option '--frobnicate'" "${bench[@]}" --frobnicate
 
 finish
