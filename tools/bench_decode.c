@@ -31,9 +31,9 @@
  * reads all ctx rows and masks those past pos, docs/generation.md).
  * Parameters are random (rt_init_params, seed 1, as `mswc init`) unless
  * --weights gives them. Every figure is the best of R repetitions (--reps,
- * default 3; none starts after 1.5 s of a measurement, so a slow model
- * costs one):
- * other processes on the machine only ever make a run slower. */
+ * default 3), since other processes on the machine only ever make a run
+ * slower; no repetition starts once a measurement has taken 1.5 s, so a
+ * slow model costs one. */
 #include "tools.h"
 
 #include <math.h>
@@ -854,8 +854,8 @@ int cmd_bench_decode(int argc, char **argv)
 		run_sum(&fr);
 	}
 	for (int k = 0; k < o.nthr; k++) {
-		bw[0][k] = bandwidth(pool[k], buf, big, 3 * o.reps + 1);
-		bw[1][k] = bandwidth(pool[k], buf, small, 3 * o.reps + 1);
+		bw[0][k] = bandwidth(pool[k], buf, big, 6 * o.reps + 2);
+		bw[1][k] = bandwidth(pool[k], buf, small, 6 * o.reps + 2);
 	}
 	mem_aligned_free(buf);
 	buf = NULL;
