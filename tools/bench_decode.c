@@ -19,7 +19,8 @@
  *   4. batched decode: tokens/s of N = 1, 4, 16 sequences decoded together
  *      (16 runs of the batched decode program from position P);
  *   5. with --sparsity S or a checkpoint with masks, the same for the sparse
- *      model, and its decode time over the dense model's;
+ *      model, and its decode time over the dense model's (the two models'
+ *      repetitions alternate, so a busy spell on the machine slows both);
  *   6. with --torch, PyTorch's decode and prefill on the same sizes
  *      (tools/bench_torch.py --decode), skipped when torch is not there.
  *
@@ -298,13 +299,13 @@ static int build_variant(DecodeBench *o, Variant *v)
 	if (v->ctx < 2) {
 		fprintf(stderr, "mswc bench decode: error: the model in decode mode keeps no KV "
 			"cache (it needs a kv_cache in its attention)\n");
-		return EXIT_USER;
+		return EXIT_FAIL;
 	}
 	v->prefill_t = v->ctx < PREFILL_T ? v->ctx : PREFILL_T;
 	const Graph *g = v->b[PR_DECODE].g;
 	token_bytes(g, &v->tb);
 	if (g->mask.len && !(v->masks = mem_calloc(g->mask.len, sizeof *v->masks)))
-		return EXIT_INTERNAL;
+		return EXIT_FAIL;
 	for (size_t i = 0; i < g->mask.len; i++) {
 		const Mask *m = &VEC_AT(g->mask, Mask, i);
 		const Node *p = ir_node(g, m->param);
@@ -368,14 +369,15 @@ static int64_t batch_runs(const DecodeBench *o, const Variant *v)
 	return r < BATCH_RUNS ? r : BATCH_RUNS;
 }
 
-/* Batch-1 decode: the prompt of window w (prefilled), then n + 1 new
- * tokens; from one chosen token to the next is one run of the decode
- * program and a greedy pick, at positions P_w, P_w + 1, ... */
+/* Batch-1 decode, one repetition: for each window w the prompt of P_w
+ * tokens (prefilled), then n + 1 new tokens; from one chosen token to the
+ * next is one run of the decode program and a greedy pick, at positions
+ * P_w, P_w + 1, ... With warm, a short run whose times are dropped. */
 static int time_windows(const DecodeBench *o, Variant *v, int k, rt_Exec *e, rt_Exec *pe,
-			const int32_t *prompt, Diag *d)
+			const int32_t *prompt, bool warm, Diag *d)
 {
-	int nw = nwindows(o, v);
-	int64_t max_new = o->n + 1;
+	int nw = warm ? 1 : nwindows(o, v);
+	int64_t max_new = warm ? 2 : o->n + 1;
 	Clock c = {.t = mem_alloc((size_t)max_new * sizeof(double)), .cap = max_new};
 	int32_t *out = mem_alloc((size_t)max_new * sizeof *out);
 	int rc = -1;
@@ -383,22 +385,17 @@ static int time_windows(const DecodeBench *o, Variant *v, int k, rt_Exec *e, rt_
 		diag_error(d, (SrcLoc){0}, "out of memory");
 		goto done;
 	}
-	rt_GenOpts go = {.max_new = 2, .window = v->ctx, .prefill = pe, .on_token = on_token,
-			 .user = &c};
+	rt_GenOpts go = {.max_new = max_new, .window = v->ctx, .prefill = pe,
+			 .on_token = on_token, .user = &c};
 	rt_GenStats st;
-	if (rt_generate(e, prompt, o->prompt, &go, out, &st, d))   /* warm-up */
-		goto done;
-	go.max_new = max_new;
-	double t0 = now_seconds();
-	for (int r = 0; r < o->reps && (r == 0 || now_seconds() - t0 < BUDGET_S); r++)
-		for (int w = 0; w < nw; w++) {
-			c.n = 0;
-			if (rt_generate(e, prompt, o->prompt + 2 * o->n * w, &go, out, &st, d))
-				goto done;
-			double ms = (c.t[o->n] - c.t[0]) / (double)o->n * 1e3;
-			if (isnan(v->win_ms[k][w]) || ms < v->win_ms[k][w])
-				v->win_ms[k][w] = ms;
-		}
+	for (int w = 0; w < nw; w++) {
+		c.n = 0;
+		if (rt_generate(e, prompt, o->prompt + 2 * o->n * w, &go, out, &st, d))
+			goto done;
+		double ms = (c.t[max_new - 1] - c.t[0]) / (double)(max_new - 1) * 1e3;
+		if (!warm && (isnan(v->win_ms[k][w]) || ms < v->win_ms[k][w]))
+			v->win_ms[k][w] = ms;
+	}
 	rc = 0;
 done:
 	mem_free(c.t);
@@ -420,32 +417,11 @@ static int time_prefill(const DecodeBench *o, Variant *v, int k, rt_Exec *pe,
 	return 0;
 }
 
-/* N sequences decoded together: BATCH_RUNS runs of the batched decode
- * program at positions P, P+1, ... of every sequence, each giving N tokens.
- * Timed on the program alone, without prompts: what the caches hold does
- * not change the work (the attention reads all ctx rows). */
-typedef struct BatchRun {
-	rt_Decoder *dc;
-	const int32_t *text;
-	int64_t from, runs;
-	int64_t *pos;
-	int32_t *tok;
-	Diag *d;
-	int failed;
-} BatchRun;
-
-static void run_batch(void *arg)
-{
-	BatchRun *b = arg;
-	for (int64_t r = 0; r < b->runs; r++) {
-		for (int64_t q = 0; q < b->dc->nseq; q++) {
-			b->pos[q] = b->from + r;
-			b->tok[q] = b->text[b->from + r];
-		}
-		b->failed |= !rt_decoder_run(b->dc, b->tok, b->pos, b->d);
-	}
-}
-
+/* N sequences decoded together, one repetition: BATCH_RUNS runs of the
+ * batched decode program at positions P, P+1, ... of every sequence, each
+ * giving N tokens. Timed on the program alone, without prompts: what the
+ * caches hold does not change the work (the attention reads all ctx
+ * rows). */
 static int time_batch(const DecodeBench *o, Variant *v, int k, int i, rt_Exec *e,
 		      const int32_t *text, Diag *d)
 {
@@ -454,60 +430,82 @@ static int time_batch(const DecodeBench *o, Variant *v, int k, int i, rt_Exec *e
 	int32_t tok[16];
 	if (rt_decoder_init(&dc, e, d))
 		return -1;
-	BatchRun b = {&dc, text, o->prompt, batch_runs(o, v), pos, tok, d, 0};
+	int64_t runs = batch_runs(o, v);
 	double t0 = now_seconds();
-	for (int r = 0; r < o->reps && (r == 0 || now_seconds() - t0 < BUDGET_S); r++) {
-		double t1 = now_seconds();
-		run_batch(&b);
-		double tps = (double)batch_n[i] * (double)b.runs / (now_seconds() - t1);
-		if (isnan(v->batch_tps[k][i]) || tps > v->batch_tps[k][i])
-			v->batch_tps[k][i] = tps;
+	for (int64_t r = 0; r < runs; r++) {
+		for (int64_t q = 0; q < dc.nseq; q++) {
+			pos[q] = o->prompt + r;
+			tok[q] = text[o->prompt + r];
+		}
+		if (!rt_decoder_run(&dc, tok, pos, d))
+			return -1;
 	}
-	return b.failed ? -1 : 0;
+	double tps = (double)batch_n[i] * (double)runs / (now_seconds() - t0);
+	if (isnan(v->batch_tps[k][i]) || tps > v->batch_tps[k][i])
+		v->batch_tps[k][i] = tps;
+	return 0;
 }
 
-/* Everything for one variant on one thread count: the programs bound to
- * the pool, the parameters set once per variant (*src: the first thread
- * count's decode exec, kept for the next ones) and copied. */
-static int measure(DecodeBench *o, Variant *v, int k, rt_Pool *pool, const int32_t *prompt,
-		   rt_Exec **src)
+/* Everything on one thread count: every variant's programs bound to the
+ * pool, the parameters set once per variant (src[i]: variant i's decode
+ * exec of the first thread count, kept for the next ones) and copied.
+ * The variants' repetitions alternate, so that a busy spell on the
+ * machine slows dense and sparse alike and their ratio holds. */
+static int measure(DecodeBench *o, Variant *var, int nvar, int k, rt_Pool *pool,
+		   const int32_t *prompt, rt_Exec **src)
 {
-	rt_Exec *e[PR_COUNT] = {0};
+	rt_Exec *e[MAX_VARIANTS][PR_COUNT] = {{0}};
 	Diag d;
 	diag_init(&d);
-	int rc = EXIT_INTERNAL;
-	for (int p = 0; p < PR_COUNT; p++)
-		if (rt_exec_create(v->b[p].prog, pool, &e[p], &d))
+	int rc = EXIT_FAIL;
+	for (int i = 0; i < nvar; i++) {
+		Variant *v = &var[i];
+		for (int p = 0; p < PR_COUNT; p++)
+			if (rt_exec_create(v->b[p].prog, pool, &e[i][p], &d))
+				goto done;
+		if (!src[i] && (o->weights ? rt_load_params_from(e[i][0], &o->wf, o->weights, 0, &d)
+					   : rt_init_params(e[i][0], 1))) {
+			if (!o->weights)
+				diag_error(&d, (SrcLoc){0}, "cannot initialise parameters");
 			goto done;
-	if (!*src && (o->weights ? rt_load_params_from(e[0], &o->wf, o->weights, 0, &d) :
-				   rt_init_params(e[0], 1))) {
-		if (!o->weights)
-			diag_error(&d, (SrcLoc){0}, "cannot initialise parameters");
-		rc = EXIT_USER;
-		goto done;
+		}
+		for (int p = src[i] ? 0 : 1; p < PR_COUNT; p++)
+			if (copy_params(e[i][p], src[i] ? src[i] : e[i][0], &d))
+				goto done;
 	}
-	for (int p = *src ? 0 : 1; p < PR_COUNT; p++)
-		if (copy_params(e[p], *src ? *src : e[0], &d))
+#define PE(i) (var[i].prefill_t > 1 ? e[i][PR_PREFILL] : NULL)
+	for (int i = 0; i < nvar; i++)
+		if (time_windows(o, &var[i], k, e[i][PR_DECODE], PE(i), prompt, true, &d))
 			goto done;
-	rt_Exec *pe = v->prefill_t > 1 ? e[PR_PREFILL] : NULL;
-	if (time_windows(o, v, k, e[PR_DECODE], pe, prompt, &d))
-		goto done;
-	if (pe && time_prefill(o, v, k, pe, prompt, &d))
-		goto done;
-	for (int i = 0; i < NBATCH; i++)
-		if (time_batch(o, v, k, i, e[batch_prog[i]], prompt, &d))
+	double t0 = now_seconds();
+	for (int r = 0; r < o->reps && (r == 0 || now_seconds() - t0 < BUDGET_S * nvar); r++)
+		for (int i = 0; i < nvar; i++)
+			if (time_windows(o, &var[i], k, e[i][PR_DECODE], PE(i), prompt, false, &d))
+				goto done;
+	for (int i = 0; i < nvar; i++)
+		if (PE(i) && time_prefill(o, &var[i], k, PE(i), prompt, &d))
 			goto done;
+#undef PE
+	for (int b = 0; b < NBATCH; b++) {
+		t0 = now_seconds();
+		for (int r = 0; r < o->reps && (r == 0 || now_seconds() - t0 < BUDGET_S * nvar); r++)
+			for (int i = 0; i < nvar; i++)
+				if (time_batch(o, &var[i], k, b, e[i][batch_prog[b]], prompt, &d))
+					goto done;
+	}
 	rc = 0;
-	if (!*src) {
-		*src = e[0];
-		e[0] = NULL;
-	}
+	for (int i = 0; i < nvar; i++)
+		if (!src[i]) {
+			src[i] = e[i][0];
+			e[i][0] = NULL;
+		}
 done:
 	if (rc)
 		fprintf(stderr, "mswc bench decode: %s", diag_text(&d));
 	diag_free(&d);
-	for (int p = 0; p < PR_COUNT; p++)
-		rt_exec_destroy(e[p]);
+	for (int i = 0; i < nvar; i++)
+		for (int p = 0; p < PR_COUNT; p++)
+			rt_exec_destroy(e[i][p]);
 	return rc;
 }
 
@@ -763,12 +761,12 @@ int cmd_bench_decode(int argc, char **argv)
 	Diag d;
 	diag_init(&d);
 	if (!var) {
-		rc = EXIT_INTERNAL;
+		rc = EXIT_FAIL;
 		goto done;
 	}
 	if (o.weights && weights_read(o.weights, &o.args, &o.wf, &o.masks, &o.nmasks, &d)) {
 		fputs(diag_text(&d), stderr);
-		rc = EXIT_USER;
+		rc = EXIT_FAIL;
 		goto done;
 	}
 	/* The dense model always; the sparse one when asked for or given. */
@@ -838,13 +836,13 @@ int cmd_bench_decode(int argc, char **argv)
 		if (!(pool[k] = rt_pool_create(o.threads[k]))) {
 			fprintf(stderr, "mswc bench decode: error: cannot start %d threads\n",
 				o.threads[k]);
-			rc = EXIT_INTERNAL;
+			rc = EXIT_FAIL;
 			goto done;
 		}
 	if (!(buf = mem_aligned((size_t)big, 64))) {
 		fprintf(stderr, "mswc bench decode: error: cannot allocate %lld MiB for the "
 			"bandwidth sum (--buffer-mib)\n", (long long)(big >> 20));
-		rc = EXIT_INTERNAL;
+		rc = EXIT_FAIL;
 		goto done;
 	}
 	{
@@ -879,18 +877,17 @@ int cmd_bench_decode(int argc, char **argv)
 	int64_t ntext = var[0].ctx;
 	int32_t *prompt = mem_alloc((size_t)ntext * sizeof *prompt);
 	if (!prompt) {
-		rc = EXIT_INTERNAL;
+		rc = EXIT_FAIL;
 		goto done;
 	}
 	static const char text[] = "The patient was admitted with acute chest pain and ";
 	for (int64_t i = 0; i < ntext; i++)
 		prompt[i] = (unsigned char)text[i % (int64_t)(sizeof text - 1)];
-	for (int i = 0; i < nvar && !rc; i++) {
-		rt_Exec *src = NULL;
-		for (int k = 0; k < o.nthr && !rc; k++)
-			rc = measure(&o, &var[i], k, pool[k], prompt, &src);
-		rt_exec_destroy(src);
-	}
+	rt_Exec *src[MAX_VARIANTS] = {0};
+	for (int k = 0; k < o.nthr && !rc; k++)
+		rc = measure(&o, var, nvar, k, pool[k], prompt, src);
+	for (int i = 0; i < nvar; i++)
+		rt_exec_destroy(src[i]);
 	mem_free(prompt);
 	if (rc)
 		goto done;

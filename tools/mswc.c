@@ -24,15 +24,16 @@ static const OptHelp bench_options[] = {
 	{"  --cpu-clock", "time the thread's CPU time (one thread only)"},
 	{"sparse MODEL.msw", "sparse kernels against dense on a model's layers "
 			     "(docs/performance.md)"},
-	{"decode MODEL.msw", "generation against the memory-bandwidth floor: decode ms/token, "
-			     "prefill and batches (docs/performance.md, \"Decode\")"},
+	{"decode MODEL.msw", "decode ms/token against the memory-bandwidth floor, prefill, "
+			     "batches (docs/performance.md)"},
 	{"  --weights F", "the parameters (default: random, seed 1)"},
 	{"  --prompt P", "decode windows start at P, P+2n, P+4n (default 32)"},
 	{"  -n N", "tokens per decode window (default 32)"},
 	{"  --reps R", "repetitions, the best kept (default 3)"},
 	{"  --buffer-mib M", "the bandwidth sum's buffer (default: 4 x L3, at least 256)"},
 	{"  --torch", "PyTorch's decode too (tools/bench_torch.py)"},
-	{"  (and -D, --threads, --sparsity, --sparse-format)", "as for every model command"},
+	{"  --sparsity S", "a sparse model too (as do --weights with masks)"},
+	{"  -D, --threads N, ...", "as for every model command"},
 	{"calibrate", "measure the host rates of the cost models again and cache them"},
 	{NULL, NULL},
 };

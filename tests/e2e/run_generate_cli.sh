@@ -128,7 +128,7 @@ for pat in "^caches \(as the machine reports them\): L1d" "^dense: 0\.08 M weigh
 done
 expect 0 "^s=0\.75 +1 " "${bench[@]}" --sparsity 0.75
 MSW_TORCH_BENCH="$tmp/no-such-script.py" expect 0 "PyTorch: skipped: .*no-such-script" "${bench[@]}" --torch
-expect 1 "do not fit the context of 256" "${bench[@]}" --prompt 254
-expect 1 "unknown option '--frobnicate'" "${bench[@]}" --frobnicate
+expect 2 "do not fit the context of 256" "${bench[@]}" --prompt 254
+expect 2 "unknown option '--frobnicate'" "${bench[@]}" --frobnicate
 
 finish
