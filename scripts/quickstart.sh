@@ -31,4 +31,13 @@ echo "== generate"
 $mswc generate models/gpt.msw --weights "$run/train/last.safetensors" \
 	--prompt "The patient" -n 200 --temperature 0.8 --top-k 40 --seed 1
 echo
-echo "run folder: $run/train (metrics.csv, last.safetensors, checkpoints)"
+
+echo "== embed: the trained model in a C app (examples/generate.c; libmswrt, no LLVM)"
+cmake --install build --prefix "$run/prefix" > /dev/null
+$mswc compile models/gpt.msw --aot "$run/aot" --name gen --generate \
+	--weights "$run/train/last.safetensors" --embed-weights
+cc -std=c11 -O2 -I"$run/aot" "$run/prefix/share/mswc/examples/generate.c" "$run/aot/gen.o" \
+	$(PKG_CONFIG_PATH="$run/prefix/lib/pkgconfig" pkg-config --cflags --libs mswrt) -o "$run/generate"
+"$run/generate" --prompt "The patient" -n 200 --temperature 0.8 --top-k 40 --seed 1 --window 128
+echo
+echo "run folder: $run/train (metrics.csv, last.safetensors, checkpoints); the app: $run/generate"
