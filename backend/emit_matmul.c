@@ -33,6 +33,12 @@
  * Bp is an alloca of at most KC*NC floats (512 KiB of stack; glibc gives
  * threads 8 MiB), so nothing is allocated at run time.
  *
+ * NF_SKIPZEROS (masked probabilities times values): each FMA becomes a
+ * masked one, the accumulators kept where the broadcast A(i, k) is 0, so
+ * a NaN or inf in B meets no masked probability. With AVX-512 that is one
+ * compare per row and k and a merge-masked FMA; the sums are otherwise
+ * the same, in the same order.
+ *
  * Determinism: a task is MR rows of one column block of one batch and
  * computes its part of C with the whole K reduction in a fixed order (K
  * blocks in order, each element one FMA chain), so the result is bitwise
@@ -60,6 +66,7 @@ typedef struct MMPlan {
 	int64_t M, N, K;
 	int64_t sam, sak;     /* A(m, k) at m*sam + k*sak */
 	int trans_b;          /* B(k, n) at n*K + k, else k*N + n */
+	int skip;             /* NF_SKIPZEROS: A(m, k) = 0 adds nothing */
 	int direct_b;         /* micro-kernels read B in place, unpacked */
 	int64_t ldp;          /* row stride of the B panel a micro-kernel reads */
 	int64_t nbatch;       /* after folding */
@@ -286,9 +293,13 @@ static void mm_kstep(be_Ctx *c, const MMPlan *p, int mr, int nv, int ncol, LLVMV
 		LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), s,
 							LLVMConstInt(c->t_i32, 0, 0), "");
 		v = LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), zero, "");
+		LLVMValueRef nz = NULL;   /* lanes where A(i, k) is not 0 (NaN is not) */
+		if (p->skip)
+			nz = LLVMBuildFCmp(c->b, LLVMRealUNE, v, LLVMConstNull(vt), "");
 		for (int j = 0; j < nv; j++) {
 			LLVMValueRef args[3] = {v, bv[j], acc[i * nv + j]};
-			acc[i * nv + j] = mm_call(c, fmaty, fma, args, 3);
+			LLVMValueRef r = mm_call(c, fmaty, fma, args, 3);
+			acc[i * nv + j] = nz ? LLVMBuildSelect(c->b, nz, r, args[2], "") : r;
 		}
 	}
 }
@@ -369,9 +380,9 @@ static LLVMValueRef mm_micro(be_Ctx *c, const MMPlan *p, int mr, int ncol)
 	int nv = (ncol + p->vl - 1) / p->vl;
 	assert(mr * nv <= MM_MAXACC);
 	char name[160];
-	snprintf(name, sizeof name, "mm.micro.%dx%d.sa%lld.%lld.ldb%lld%s.ldc%lld.vl%d", mr, ncol,
+	snprintf(name, sizeof name, "mm.micro.%dx%d.sa%lld.%lld.ldb%lld%s.ldc%lld.vl%d%s", mr, ncol,
 		 (long long)p->sam, (long long)p->sak, (long long)p->ldp, p->direct_b ? "d" : "p",
-		 (long long)p->N, p->vl);
+		 (long long)p->N, p->vl, p->skip ? ".z" : "");
 	LLVMTypeRef par[6] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i1, mm_fptr(c)};
 	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 6, 0);
 	int exists;
@@ -553,10 +564,10 @@ static void mm_rows(be_Ctx *c, const MMPlan *p, LLVMValueRef a, LLVMValueRef bp,
 static LLVMValueRef mm_block(be_Ctx *c, const MMPlan *p)
 {
 	char name[200];
-	snprintf(name, sizeof name, "mm.block.%lldx%lldx%lld.sa%lld.%lld.%s.%dx%d.vl%d.kc%lld.nc%lld",
+	snprintf(name, sizeof name, "mm.block.%lldx%lldx%lld.sa%lld.%lld.%s.%dx%d.vl%d.kc%lld.nc%lld%s",
 		 (long long)p->M, (long long)p->K, (long long)p->N, (long long)p->sam,
 		 (long long)p->sak, p->direct_b ? "d" : p->trans_b ? "t" : "p", p->mr, p->nv, p->vl,
-		 (long long)p->kc, (long long)p->nc);
+		 (long long)p->kc, (long long)p->nc, p->skip ? ".z" : "");
 	LLVMTypeRef par[7] = {mm_fptr(c), mm_fptr(c), mm_fptr(c), c->t_i64, c->t_i64, c->t_i64,
 			      c->t_i64};
 	LLVMTypeRef fty = LLVMFunctionType(c->t_void, par, 7, 0);
@@ -648,6 +659,7 @@ static void mm_plan(be_Ctx *c, const Shape *sa, const Shape *sb, const Shape *sc
 	p->N = sc->dim[r - 1];
 	p->K = ta ? sa->dim[sa->rank - 2] : sa->dim[sa->rank - 1];
 	p->trans_b = !!(flags & NF_TRANS_B);
+	p->skip = !!(flags & NF_SKIPZEROS);
 	p->sam = ta ? 1 : p->K;
 	p->sak = ta ? p->M : 1;
 	int64_t sta[IR_MAX_RANK], stb[IR_MAX_RANK];

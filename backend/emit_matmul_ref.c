@@ -7,7 +7,9 @@
  * too (scalar when both are). Batch dims broadcast numpy-style: each
  * operand's batch offset comes from the output batch index with stride 0
  * on broadcast axes. Summation order depends only on the shape, so tasks
- * can be split any way. It is the fallback when the blocked emitter
+ * can be split any way. With NF_SKIPZEROS an A(m,k) of 0 adds nothing: the
+ * axpy of row k is skipped, a dot product keeps its sum in those lanes. It
+ * is the fallback when the blocked emitter
  * (emit_matmul.c) is absent, and the baseline it is measured against. */
 #include "backend.h"
 
@@ -15,7 +17,7 @@ typedef struct MM {
 	int64_t M, N, K, nbatch;
 	int brank;
 	int64_t bdim[IR_MAX_RANK], ast[IR_MAX_RANK], bst[IR_MAX_RANK]; /* batch strides, elements */
-	int ta, tb;
+	int ta, tb, skip;
 } MM;
 
 static void batch_strides(const Shape *x, const MM *mm, int64_t mat, int64_t *st)
@@ -35,6 +37,7 @@ static void shape_mm(const Graph *g, const Node *nd, MM *mm)
 	const Node *a = ir_node(g, ir_operand(g, nd, 0)), *b = ir_node(g, ir_operand(g, nd, 1));
 	mm->ta = !!(nd->flags & NF_TRANS_A);
 	mm->tb = !!(nd->flags & NF_TRANS_B);
+	mm->skip = !!(nd->flags & NF_SKIPZEROS);
 	mm->M = nd->shape.dim[nd->shape.rank - 2];
 	mm->N = nd->shape.dim[nd->shape.rank - 1];
 	mm->K = a->shape.dim[a->shape.rank - (mm->ta ? 2 : 1)];
@@ -65,6 +68,17 @@ static LLVMValueRef mul(be_Ctx *c, LLVMValueRef a, int64_t b)
 	return LLVMBuildNSWMul(c->b, a, be_i64(c, b), "");
 }
 
+/* acc + x * y, or with skip acc where x is 0 (a NaN x is not 0) */
+static LLVMValueRef fma_skip(be_Ctx *c, const MM *mm, LLVMValueRef x, LLVMValueRef y,
+			     LLVMValueRef acc, int n)
+{
+	LLVMValueRef r = be_fma(c, x, y, acc, n);
+	if (!mm->skip)
+		return r;
+	LLVMValueRef nz = LLVMBuildFCmp(c->b, LLVMRealUNE, x, LLVMConstNull(LLVMTypeOf(x)), "");
+	return LLVMBuildSelect(c->b, nz, r, acc, "");
+}
+
 /* out[o .. o+N) = sum_k A(m,k) * B[k, :] */
 static void axpy_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, LLVMValueRef A,
 		     LLVMValueRef ab, LLVMValueRef m, LLVMValueRef B, LLVMValueRef bb)
@@ -83,6 +97,9 @@ static void axpy_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, 
 	LLVMValueRef k = be_loop_begin(c, &lk, be_i64(c, 0), be_i64(c, mm->K), 1);
 	LLVMValueRef a = be_load(c, c->t_f32, A, add(c, ab, a_at(c, mm, m, k)), 1);
 	LLVMValueRef brow = add(c, bb, mul(c, k, mm->N));
+	LLVMBasicBlockRef join = NULL;
+	if (mm->skip)
+		join = be_if_begin(c, LLVMBuildFCmp(c->b, LLVMRealUNE, a, be_f32c(c, 0), ""));
 	for (int p = 0; p < 2; p++) {
 		int n = width[p];
 		be_Loop l;
@@ -94,6 +111,8 @@ static void axpy_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, 
 		if (n == 1)
 			be_loop_scalar(c, &l);
 	}
+	if (join)
+		be_if_end(c, join);
 	be_loop_end(c, &lk);
 }
 
@@ -111,13 +130,13 @@ static void dot_row(be_Ctx *c, const MM *mm, LLVMValueRef out, LLVMValueRef o, L
 	LLVMValueRef k = be_loop_begin(c, &lk, be_i64(c, 0), be_i64(c, kvec), L);
 	LLVMValueRef x = be_load(c, c->t_f32, A, add(c, ab, a_at(c, mm, m, k)), L);
 	LLVMValueRef y = be_load(c, c->t_f32, B, add(c, brow, k), L);
-	be_set(c, acc, be_fma(c, x, y, be_get(c, vt, acc), L));
+	be_set(c, acc, fma_skip(c, mm, x, y, be_get(c, vt, acc), L));
 	be_loop_end(c, &lk);
 	LLVMValueRef s = be_local(c, c->t_f32, be_hsum(c, be_get(c, vt, acc), L));
 	k = be_loop_begin(c, &lk, be_i64(c, kvec), be_i64(c, mm->K), 1);
 	x = be_load(c, c->t_f32, A, add(c, ab, a_at(c, mm, m, k)), 1);
 	y = be_load(c, c->t_f32, B, add(c, brow, k), 1);
-	be_set(c, s, be_fma(c, x, y, be_get(c, c->t_f32, s), 1));
+	be_set(c, s, fma_skip(c, mm, x, y, be_get(c, c->t_f32, s), 1));
 	be_loop_end(c, &lk);
 	be_loop_scalar(c, &lk);
 	be_store(c, be_get(c, c->t_f32, s), c->t_f32, out, add(c, o, j), 1);

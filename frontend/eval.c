@@ -245,12 +245,26 @@ static bool is_transpose(const Graph *g, ValId v)
 	return true;
 }
 
+/* Is node v softmax(causal_mask(x)) (or the decode mask's)? Its zeros are
+ * exactly the masked keys. */
+static bool is_masked_softmax(const Graph *g, ValId v)
+{
+	const Node *n = ir_node(g, v);
+	if (n->op != OP_SOFTMAX)
+		return false;
+	Op m = ir_node(g, ir_operand(g, n, 0))->op;
+	return m == OP_CAUSAL_MASK || m == OP_CAUSAL_MASK_OFFSET;
+}
+
 /* a @ b. A transposed operand is read in place (NF_TRANS_A/B) instead of
  * being copied, which is what makes the tied LM head x @ transpose(wte)
- * free; the permute left behind is dead and dce removes it. */
+ * free; the permute left behind is dead and dce removes it. Masked
+ * probabilities times values skip the zeros (NF_SKIPZEROS): 0 * NaN is
+ * NaN, so otherwise a non-finite value of a later position, or a stale
+ * KV cache row, would reach every query that masks it. */
 ValId fe_matmul(Ev *ev, ValId a, ValId b, SrcLoc loc)
 {
-	unsigned flags = 0;
+	unsigned flags = is_masked_softmax(ev->g, a) ? NF_SKIPZEROS : 0;
 	if (is_transpose(ev->g, a)) {
 		a = ir_operand(ev->g, ir_node(ev->g, a), 0);
 		flags |= NF_TRANS_A;

@@ -548,10 +548,10 @@ ValId ir_reduce(Graph *g, Op op, ValId x, int64_t axis, bool keepdim, SrcLoc loc
 	return ir_add(g, &n, &x, 1, d);
 }
 
-ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned trans_flags, SrcLoc loc, Diag *d)
+ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned flags, SrcLoc loc, Diag *d)
 {
 	Node n = tmpl_of(OP_MATMUL, DT_F32, loc);
-	n.flags = (uint8_t)(trans_flags & (NF_TRANS_A | NF_TRANS_B));
+	n.flags = (uint8_t)(flags & ir_flag_mask(OP_MATMUL));
 	ValId args[2] = {a, b};
 	return ir_add(g, &n, args, 2, d);
 }

@@ -155,12 +155,14 @@ static void run_reduce(const Ctx *x, const Node *n, double *out)
 
 /* out[b..., m, j] = sum_k A[b..., m, k] * B[b..., k, j], where the batch
  * coordinates b broadcast into each operand and the transpose flags only
- * change where A(m,k) and B(k,j) are stored. */
+ * change where A(m,k) and B(k,j) are stored; with skipzeros a term whose
+ * A(m,k) is 0 is left out, B(k,j) unread. */
 static void run_matmul(const Ctx *x, const Node *n, double *out)
 {
 	const Node *a = opnd(x, n, 0), *b = opnd(x, n, 1);
 	const double *va = in(x, n, 0), *vb = in(x, n, 1);
 	bool ta = n->flags & NF_TRANS_A, tb = n->flags & NF_TRANS_B;
+	bool skip = n->flags & NF_SKIPZEROS;
 	int r = n->shape.rank;
 	int64_t m = n->shape.dim[r - 2], nn = n->shape.dim[r - 1];
 	int64_t kk = a->shape.dim[a->shape.rank - (ta ? 2 : 1)];
@@ -176,6 +178,8 @@ static void run_matmul(const Ctx *x, const Node *n, double *out)
 		double acc = 0;
 		for (int64_t k = 0; k < kk; k++) {
 			double ea = ta ? A[k * m + row] : A[row * kk + k];
+			if (skip && ea == 0)
+				continue;
 			double eb = tb ? B[col * kk + k] : B[k * nn + col];
 			acc += ea * eb;
 		}

@@ -295,7 +295,8 @@ ValId ir_unary(Graph *g, Op op, ValId x, SrcLoc loc, Diag *d);
 ValId ir_cast(Graph *g, ValId x, DType t, SrcLoc loc, Diag *d);
 ValId ir_binary(Graph *g, Op op, ValId a, ValId b, SrcLoc loc, Diag *d);
 ValId ir_reduce(Graph *g, Op op, ValId x, int64_t axis, bool keepdim, SrcLoc loc, Diag *d);
-ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned trans_flags, SrcLoc loc, Diag *d);
+/* flags: NF_TRANS_A, NF_TRANS_B, NF_SKIPZEROS */
+ValId ir_matmul(Graph *g, ValId a, ValId b, unsigned flags, SrcLoc loc, Diag *d);
 ValId ir_reshape(Graph *g, ValId x, const Shape *s, SrcLoc loc, Diag *d);
 ValId ir_permute(Graph *g, ValId x, const uint8_t *perm, SrcLoc loc, Diag *d);
 ValId ir_slice(Graph *g, ValId x, int64_t axis, int64_t lo, int64_t hi, SrcLoc loc, Diag *d);

@@ -31,6 +31,7 @@ enum {
 	NF_FROZEN = 1 << 3,   /* param receives no gradient */
 	NF_UNROLLED = 1 << 4, /* spmm: code specialised to the mask's pattern */
 	NF_DECAY = 1 << 5,    /* adamw, adamw_masked: apply weight decay */
+	NF_SKIPZEROS = 1 << 6, /* matmul: a 0 in A adds nothing, whatever B holds */
 };
 
 #define IR_ATTRS(X)                                                                               \
@@ -51,9 +52,18 @@ enum {
 	X(TRANS_A, "transa", FLAG, flags, NF_TRANS_A, 1, "matmul: A stored [...,K,M]")            \
 	X(TRANS_B, "transb", FLAG, flags, NF_TRANS_B, 1, "matmul: B stored [...,N,K]; spmm")      \
 	X(UNROLLED, "unrolled", FLAG, flags, NF_UNROLLED, 1, "spmm: code specialised to the pattern") \
-	X(DECAY, "decay", FLAG, flags, NF_DECAY, 1, "adamw, adamw_masked: apply weight decay")
+	X(DECAY, "decay", FLAG, flags, NF_DECAY, 1, "adamw, adamw_masked: apply weight decay")    \
+	X(SKIPZEROS, "skipzeros", FLAG, flags, NF_SKIPZEROS, 1, "matmul: 0 in A adds 0, even x NaN")
 
-/* The ops from GELU_GRAD to BROADCAST are the kernels of the backward graph
+/* matmul with `skipzeros`: a term A(m,k) * B(k,n) with A(m,k) = 0 is 0 even
+ * where B(k,n) is NaN or inf. The frontend sets it on softmax(causal_mask(s))
+ * @ v, autodiff on that product's gradient for v: a masked key has
+ * probability exactly 0, so its value row, whatever it holds (a later
+ * position's NaN, a stale KV cache row past pos), reaches no query. Where B
+ * is finite the result is a plain matmul's bit for bit, up to the sign of
+ * a zero sum (a skipped term would add +-0).
+ *
+ * The ops from GELU_GRAD to BROADCAST are the kernels of the backward graph
  * that passes/autodiff.c builds (docs/autodiff.md has the rules). Each is one
  * pass over its data, so it stays one kernel; the meanings in detail:
  *   gelu_grad x, dy        dy * gelu'(x), gelu' of GELU's tanh form
@@ -181,7 +191,7 @@ enum {
 	X(MEAN, "mean", 1, OPF_REDUCE, IRA_AXIS | IRA_KEEPDIM, "mean over axis")                      \
 	X(MAX, "max", 1, OPF_REDUCE, IRA_AXIS | IRA_KEEPDIM, "maximum over axis")                     \
 	/* linear algebra */                                                                          \
-	X(MATMUL, "matmul", 2, 0, IRA_TRANS_A | IRA_TRANS_B,                                          \
+	X(MATMUL, "matmul", 2, 0, IRA_TRANS_A | IRA_TRANS_B | IRA_SKIPZEROS,                          \
 	  "[...,M,K] @ [...,K,N], batch dims broadcast")                                              \
 	/* data movement */                                                                           \
 	X(RESHAPE, "reshape", 1, OPF_VIEW, IRA_SHAPE, "same elements, the node's shape")              \

@@ -150,6 +150,9 @@ static int matmul_rule(AD *A, const Node *n, ValId dy)
 {
 	ValId a = ir_operand(A->g, n, 0), b = ir_operand(A->g, n, 1);
 	bool ta = n->flags & NF_TRANS_A, tb = n->flags & NF_TRANS_B;
+	/* dB' = A'^T dY with A as the first operand keeps A's zeros there, so
+	 * it skips them too (masked probabilities: dv of a masked key) */
+	unsigned sz = n->flags & NF_SKIPZEROS;
 	Shape sa = N(A, a)->shape, sb = N(A, b)->shape;
 	SrcLoc loc = n->loc;
 	if (A->need[a]) {
@@ -170,11 +173,11 @@ static int matmul_rule(AD *A, const Node *n, ValId dy)
 			Shape fa = {2, {ir_numel(&sa) / k, k}};
 			Shape fy = {2, {ir_numel(&n->shape) / nn, nn}};
 			ValId af = reshape(A, a, &fa, loc), yf = reshape(A, dy, &fy, loc);
-			t = tb ? matmul(A, yf, af, NF_TRANS_A, loc) : matmul(A, af, yf, NF_TRANS_A, loc);
+			t = tb ? matmul(A, yf, af, NF_TRANS_A, loc) : matmul(A, af, yf, NF_TRANS_A | sz, loc);
 			t = reshape(A, t, &sb, loc);
 		} else {
 			if (!tb)
-				t = matmul(A, a, dy, ta ? 0 : NF_TRANS_A, loc);
+				t = matmul(A, a, dy, (ta ? 0 : NF_TRANS_A) | sz, loc);
 			else
 				t = matmul(A, dy, a, ta ? NF_TRANS_A | NF_TRANS_B : NF_TRANS_A, loc);
 			t = reduce_to(A, t, &sb, loc);

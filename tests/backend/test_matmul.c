@@ -12,7 +12,15 @@
  * Shapes cover 1, primes and sizes just past the register tile (7, 17, 129,
  * 130, 257), K longer than one K block (3072), wide N (3072), every
  * NF_TRANS_A/NF_TRANS_B combination, batches with broadcasting, and the
- * code generated for narrower targets (AVX2, SSE2 without FMA). */
+ * code generated for narrower targets (AVX2, SSE2 without FMA).
+ *
+ * NF_SKIPZEROS (masked probabilities times values): A with a causal
+ * pattern of zeros (A(i, k) = 0 for k > i + off) and B with NaN and inf in
+ * rows only zeros of A meet gives finite outputs equal to the reference
+ * that leaves those terms out, and non-finite ones exactly where a nonzero
+ * A(i, k) meets them; with finite B the bits are those of the plain
+ * matmul. Blocked and reference emitters, every transpose, one and
+ * several K blocks, the in-place B path (M <= 6), AVX2 and SSE2. */
 #include "backend/backend.h"
 #include "passes/passes.h"
 #include "tests/check.h"
@@ -338,6 +346,113 @@ static void test_narrower_targets(void)
 	target = NULL;
 }
 
+/* A(i, k) of a [M, K] @ [K, N] product stored as the flags say */
+static float *a_at(float *a, int64_t M, int64_t K, unsigned flags, int64_t i, int64_t k)
+{
+	return flags & NF_TRANS_A ? &a[k * M + i] : &a[i * K + k];
+}
+
+static float *b_at(float *b, int64_t K, int64_t N, unsigned flags, int64_t k, int64_t j)
+{
+	return flags & NF_TRANS_B ? &b[j * K + k] : &b[k * N + j];
+}
+
+/* One skipzeros case: the plain and the skipping program of one shape,
+ * A(i, k) = 0 for k > i + off, B finite, then NaN in row K-1 and inf in
+ * row off+1 (when they exist), which rows i < K-1-off resp. i < 1 mask. */
+static void check_skip(int64_t M, int64_t K, int64_t N, int64_t off, unsigned flags)
+{
+	int64_t da[2] = {M, K}, db[2] = {K, N};
+	if (flags & NF_TRANS_A)
+		da[0] = K, da[1] = M;
+	if (flags & NF_TRANS_B)
+		db[0] = N, db[1] = K;
+	Shape sa = shape(2, da), sb = shape(2, db);
+	Case plain = {0}, skip = {0};
+	int ok = !build(&plain, &sa, &sb, flags) && !build(&skip, &sa, &sb, flags | NF_SKIPZEROS);
+	CHECK_MSG(ok, "build %lldx%lldx%lld flags %u skipzeros", (long long)M, (long long)K,
+		  (long long)N, flags);
+	rt_Pool *pool = rt_pool_create(2);
+	rt_Exec *e[2] = {NULL, NULL};
+	rt_Tensor ta[2], tb[2], tc[2];
+	Diag d;
+	diag_init(&d);
+	for (int v = 0; ok && v < 2; v++)
+		ok = !rt_exec_create(v ? skip.prog : plain.prog, pool, &e[v], &d) &&
+		     !rt_exec_tensor(e[v], "a", &ta[v]) && !rt_exec_tensor(e[v], "b", &tb[v]) &&
+		     !rt_exec_tensor(e[v], "c", &tc[v]);
+	CHECK(ok);
+	if (!ok)
+		goto done;
+	rng = 0x5eedull + (uint64_t)(M * K * N) + flags;
+	for (int64_t i = 0; i < M; i++)
+		for (int64_t k = 0; k < K; k++)
+			*a_at(ta[0].data, M, K, flags, i, k) = k > i + off ? 0.0f : rnd();
+	for (int64_t i = 0; i < K * N; i++)
+		((float *)tb[0].data)[i] = rnd();
+	memcpy(ta[1].data, ta[0].data, (size_t)rt_nbytes(&ta[0]));
+	memcpy(tb[1].data, tb[0].data, (size_t)rt_nbytes(&tb[0]));
+	rt_exec_run(e[0]);
+	rt_exec_run(e[1]);
+	int64_t n = M * N;
+	CHECK_MSG(!memcmp(tc[0].data, tc[1].data, (size_t)n * 4), "%lldx%lldx%lld flags %u: "
+		  "skipzeros changes the bits of a finite product", (long long)M, (long long)K,
+		  (long long)N, flags);
+	/* non-finite rows of B */
+	for (int64_t j = 0; j < N; j++) {
+		*b_at(tb[1].data, K, N, flags, K - 1, j) = NAN;
+		if (off + 1 < K - 1)
+			*b_at(tb[1].data, K, N, flags, off + 1, j) = j % 2 ? INFINITY : -INFINITY;
+	}
+	rt_exec_run(e[1]);
+	int bad = 0;
+	for (int64_t i = 0; i < M; i++)
+		for (int64_t j = 0; j < N; j++) {
+			double s = 0;
+			for (int64_t k = 0; k < K; k++) {
+				double x = *a_at(ta[1].data, M, K, flags, i, k);
+				if (x != 0)
+					s += x * *b_at(tb[1].data, K, N, flags, k, j);
+			}
+			float got = ((float *)tc[1].data)[i * N + j];
+			bool fin = isfinite(s);
+			if (fin != (bool)isfinite(got) || (fin && fabs(got - s) > 1e-4 * (1 + fabs(s))))
+				bad++;
+		}
+	CHECK_MSG(bad == 0, "%lldx%lldx%lld flags %u: %d outputs of a skipzeros product with "
+		  "NaN and inf in masked rows of B are wrong", (long long)M, (long long)K,
+		  (long long)N, flags, bad);
+done:
+	if (d.nerror)
+		fprintf(stderr, "%s", diag_text(&d));
+	diag_free(&d);
+	rt_exec_destroy(e[0]);
+	rt_exec_destroy(e[1]);
+	rt_pool_destroy(pool);
+	destroy(&plain);
+	destroy(&skip);
+}
+
+static void test_skipzeros(void)
+{
+	static const be_Options avx2 = {.opt_level = 3, .cpu = "haswell",
+					.features = "+avx2,+avx,+fma,+sse4.2"};
+	static const be_Options sse2 = {.opt_level = 3, .cpu = "x86-64", .features = "+sse2"};
+	static const be_Options ref = {.opt_level = 3, .matmul_ref = true};
+	const be_Options *t[4] = {NULL, &avx2, &sse2, &ref};
+	/* M x K x N, off: attention's p @ v is [T, S] @ [S, hd] with off = S - T */
+	static const int64_t s[][4] = {{67, 67, 16, 0}, {1, 64, 64, 40}, {4, 64, 16, 60},
+				       {130, 600, 33, 470}, {6, 7, 70, 1}, {17, 1, 5, 0}};
+	for (int i = 0; i < 4; i++) {
+		target = t[i];
+		for (size_t j = 0; j < sizeof s / sizeof s[0]; j++)
+			for (unsigned f = 0; f < 4; f++)   /* the others: plain and B transposed */
+				if (i == 0 || (j < 2 && f % 2 == 0))
+					check_skip(s[j][0], s[j][1], s[j][2], s[j][3], f << 1);
+	}
+	target = NULL;
+}
+
 int main(void)
 {
 	RUN(test_small);
@@ -345,5 +460,6 @@ int main(void)
 	RUN(test_transformer);
 	RUN(test_broadcast);
 	RUN(test_narrower_targets);
+	RUN(test_skipzeros);
 	return check_report();
 }

@@ -18,6 +18,10 @@
  *     (no caches) is refused as a decoder;
  *   - kv_cache is the identity outside decode mode (the same graph hash as
  *     the model without it), and decode mode's errors.
+ * What the causal mask hides reaches nothing: a NaN or inf in the position
+ * embedding of position 40 leaves the forward logits of positions 0..39
+ * bit for bit as they were, and KV caches full of NaN change no decoded
+ * logits (one token per run, and chunks of 4).
  * Decode mode with 4 new tokens per run is checked against the forward
  * program too, and prefill (the prompt in chunks of T through a second
  * decode program, then its caches handed to the one-token program) gives
@@ -261,6 +265,108 @@ done:
 	free(want);
 	free(got[0]);
 	free(got[1]);
+}
+
+/* Fill every KV cache of e (its RT_SLOT_STATE slots) with x. */
+static void fill_caches(rt_Exec *e, float x)
+{
+	const rt_Program *p = rt_exec_program(e);
+	uint8_t *arena = rt_exec_arena(e);
+	for (size_t i = 0; i < p->slot.len; i++) {
+		const rt_Slot *sl = &VEC_AT(p->slot, rt_Slot, i);
+		float *f = (float *)(arena + sl->offset);
+		for (int64_t j = 0; sl->kind == RT_SLOT_STATE && j < sl->nbytes / 4; j++)
+			f[j] = x;
+	}
+}
+
+static bool all_finite(const float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return false;
+	return true;
+}
+
+/* What the causal mask hides reaches nothing (issue 15, item 10). A NaN
+ * or Inf in the position embedding of position P makes that position's
+ * values non-finite; the probabilities of earlier queries for it are 0,
+ * and 0 * NaN is NaN, so a plain product of probabilities and values
+ * carried it into every earlier position. Forward: rows before P keep the
+ * clean run's logits bit for bit, rows from P on are not finite. Decode:
+ * caches full of NaN (what a stale cache past pos may hold) change no
+ * logits of one-token steps nor of chunks of 4, which read the rows past
+ * pos through the masked probabilities. */
+static void test_masked_positions(fe_Session *s)
+{
+	enum { P = 40 };
+	Run full, dec, chunk;
+	if (run_open(&full, s, CTX, false, 1))
+		return;
+	float *want = malloc(CTX * VOCAB * sizeof *want), *got = malloc(CTX * VOCAB * sizeof *got);
+	const int32_t *tok = tokens_full.data;
+	forward(&full, tok, CTX, want);
+	CHECK(all_finite(want, CTX * VOCAB));
+	rt_Tensor wpe;
+	CHECK(rt_exec_tensor(full.e, "wpe.weight", &wpe) == 0 && wpe.dim[0] == CTX);
+	int64_t d = wpe.dim[1];
+	float *row = (float *)wpe.data + P * d, saved = row[3];
+	static const float bad[2] = {NAN, INFINITY};
+	for (int b = 0; b < 2; b++) {
+		row[3] = bad[b];
+		forward(&full, tok, CTX, got);
+		CHECK_MSG(memcmp(got, want, P * VOCAB * sizeof *got) == 0,
+			  "forward: a %s at position %d changes the logits of earlier positions",
+			  b ? "inf" : "NaN", P);
+		CHECK(all_finite(got, P * VOCAB));
+		for (int64_t i = P; i < CTX; i++)
+			CHECK_MSG(!isfinite(got[i * VOCAB]), "forward: position %lld after the %s at "
+				  "%d is finite", (long long)i, b ? "inf" : "NaN", P);
+	}
+	row[3] = saved;
+
+	if (run_open(&dec, s, 1, true, 1) == 0) {
+		rt_Decoder dc;
+		Diag dg;
+		diag_init(&dg);
+		CHECK(rt_decoder_init(&dc, dec.e, &dg) == 0);
+		fill_caches(dec.e, NAN);
+		for (int64_t i = 0; i < CTX; i++) {
+			const float *l = rt_decoder_step(&dc, tok[i], i, &dg);
+			CHECK(l != NULL);
+			if (l)
+				memcpy(got + i * VOCAB, l, VOCAB * sizeof *l);
+		}
+		show_diag("decode", &dg);
+		diag_free(&dg);
+		CHECK_MSG(all_finite(got, CTX * VOCAB), "decode: NaN in the caches past pos "
+			  "reaches the logits");
+		CHECK_MSG(rel_err(got, want, CTX * VOCAB) < TOL, "decode over NaN caches vs "
+			  "forward: %g", rel_err(got, want, CTX * VOCAB));
+		rt_decoder_reset(&dc);
+		run_close(&dec);
+	}
+	if (run_open(&chunk, s, 4, true, 2) == 0) {
+		rt_Tensor tt, tp, tl;
+		CHECK(rt_exec_tensor(chunk.e, "tokens", &tt) == 0 && rt_exec_tensor(chunk.e, "pos", &tp) == 0 &&
+		      rt_exec_tensor(chunk.e, "logits", &tl) == 0);
+		fill_caches(chunk.e, NAN);
+		for (int64_t p = 0; p < CTX; p += 4) {
+			memcpy(tt.data, tok + p, 4 * sizeof *tok);
+			*(int32_t *)tp.data = (int32_t)p;
+			rt_exec_run(chunk.e);
+			memcpy(got + p * VOCAB, tl.data, 4 * VOCAB * sizeof(float));
+		}
+		CHECK_MSG(all_finite(got, CTX * VOCAB), "decode in chunks of 4: NaN in the caches "
+			  "past pos reaches the logits");
+		CHECK_MSG(rel_err(got, want, CTX * VOCAB) < TOL, "chunks over NaN caches vs "
+			  "forward: %g", rel_err(got, want, CTX * VOCAB));
+		fill_caches(chunk.e, 0);
+		run_close(&chunk);
+	}
+	free(want);
+	free(got);
+	run_close(&full);
 }
 
 /* Decode mode with several new tokens per run (seq = 4): the prompt path a
@@ -702,6 +808,7 @@ int main(void)
 	fe_Session *s = fe_session_create();
 	RUN_ARG(test_decode_matches_full, s);
 	RUN_ARG(test_decode_chunks, s);
+	RUN_ARG(test_masked_positions, s);
 	RUN_ARG(test_decode_interp, s);
 	RUN_ARG(test_greedy, s);
 	RUN_ARG(test_sampling_seeds, s);

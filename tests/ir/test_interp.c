@@ -218,6 +218,30 @@ static void test_matmul(void)
 	t_free(t);
 }
 
+/* skipzeros: A = [[1, 0], [0, 2]], B = [[3, NaN], [inf, 4]]: each output
+ * reads only the B entries of nonzero A's; without the flag 0 * NaN and
+ * 0 * inf are NaN. */
+static void test_matmul_skipzeros(void)
+{
+	for (int skip = 0; skip < 2; skip++) {
+		T *t = t_new();
+		ValId a = t_in(t, "a", DT_F32, S(2, 2, 2, 0, 0)), b = t_in(t, "b", DT_F32, S(2, 2, 2, 0, 0));
+		ValId c = ir_matmul(t->g, a, b, skip ? NF_SKIPZEROS : 0, noloc, &t->d);
+		static const double A[4] = {1, 0, 0, 2};
+		const double B[4] = {3, NAN, INFINITY, 4};
+		memcpy(t->buf[a], A, sizeof A);
+		memcpy(t->buf[b], B, sizeof B);
+		CHECK(c != VAL_NONE && t_run(t) == 0);
+		if (skip) {
+			CHECK(t->val[c][0] == 3 && isnan(t->val[c][1]));
+			CHECK(isinf(t->val[c][2]) && t->val[c][3] == 8);
+		} else {
+			CHECK(isnan(t->val[c][0]) && isnan(t->val[c][1]) && isnan(t->val[c][3]));
+		}
+		t_free(t);
+	}
+}
+
 /* q [2,1,3,4] @ k [3,4,2]: batch [2,1] with [3] broadcasts to [2,3]. */
 static void test_matmul_batch(void)
 {
@@ -528,6 +552,7 @@ int main(void)
 	RUN(test_binary_broadcast);
 	RUN(test_reduce);
 	RUN(test_matmul);
+	RUN(test_matmul_skipzeros);
 	RUN(test_matmul_batch);
 	RUN(test_movement);
 	RUN(test_sources);
