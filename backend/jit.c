@@ -22,7 +22,11 @@
  * as RT_SLOT_OPTIM "<param>.exp_avg", "<param>.exp_avg_sq" and its
  * scalars input as RT_SLOT_HPARAMS "optim.hparams"; rt_Slot.decay is the
  * decay flag of the param's update. A value that is several of these (a param that is also
- * an output) gets one slot per name, all at the same offset. The program
+ * an output) gets one slot per name, all at the same offset. A graph
+ * planned in checked mode (g->arena_guard) also gives the description its
+ * guards: every byte range of the arena that no value's data covers, each
+ * with its neighbours named as the IR prints them (rt_program_write does
+ * not store them: only JIT programs are checked). The program
  * owns the LLJIT (code_owner) and frees it in code_release; the module is
  * consumed either way. */
 #include "backend.h"
@@ -31,6 +35,7 @@
 #include <llvm-c/LLJIT.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static_assert((int)DT_F32 == (int)RT_F32 && (int)DT_I32 == (int)RT_I32 &&
@@ -272,6 +277,79 @@ out:
 	return rc;
 }
 
+/* ---- checked mode: the guards ---- */
+
+typedef struct Span {
+	int64_t lo, hi;   /* a value's data, [lo, hi) in the arena */
+	ValId v;
+} Span;
+
+static int span_cmp(const void *a, const void *b)
+{
+	const Span *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->v < y->v ? -1 : x->v > y->v;
+}
+
+/* "%12 = matmul f32[4,16]", "%3 = param \"wte.weight\" f32[256,64]", with
+ * ' (output "logits")' for an output. */
+static void describe(const Graph *g, ValId v, char *buf, size_t n)
+{
+	const Node *nd = ir_node(g, v);
+	char sh[128];
+	ir_shape_str(&nd->shape, sh, sizeof sh);
+	int k = ir_attrs(nd) & IRA_NAME
+			? snprintf(buf, n, "%%%u = %s \"%s\" %s%s", v, ir_op[nd->op].name,
+				   ir_str(g, nd->name), ir_dtype_name[nd->dtype], sh)
+			: snprintf(buf, n, "%%%u = %s %s%s", v, ir_op[nd->op].name,
+				   ir_dtype_name[nd->dtype], sh);
+	for (size_t i = 0; i < g->out.len && k > 0 && (size_t)k < n; i++) {
+		const Output *o = &VEC_AT(g->out, Output, i);
+		if (o->val == v)
+			k += snprintf(buf + k, n - (size_t)k, " (output \"%s\")", ir_str(g, o->name));
+	}
+}
+
+/* The complement of the union of every value's [offset, offset + nbytes)
+ * in [0, arena_size): plan_memory's guards and the alignment slack after
+ * each tensor. A view shares its root's range; the root (lowest id) names
+ * it. */
+static int add_guards(rt_Program *p, const Graph *g, Diag *d)
+{
+	uint32_t n = ir_nnode(g), ns = 0;
+	Span *s = mem_alloc((n ? n : 1) * sizeof *s);
+	if (!s)
+		return diag_error(d, noloc(), "out of memory");
+	for (ValId v = 0; v < n; v++) {
+		int64_t nb = ir_nbytes(g, v);
+		if (nb > 0)
+			s[ns++] = (Span){ir_node(g, v)->offset, ir_node(g, v)->offset + nb, v};
+	}
+	qsort(s, ns, sizeof *s, span_cmp);
+	char after[256], before[256];
+	int64_t end = 0;
+	ValId owner = VAL_NONE;
+	int rc = 0;
+	for (uint32_t i = 0; i <= ns && !rc; i++) {
+		int64_t lo = i < ns ? s[i].lo : g->arena_size;
+		if (lo > end) {
+			if (owner != VAL_NONE)
+				describe(g, owner, after, sizeof after);
+			if (i < ns)
+				describe(g, s[i].v, before, sizeof before);
+			rc = rt_program_add_guard(p, end, lo - end, owner != VAL_NONE ? after : NULL,
+						  i < ns ? before : NULL);
+		}
+		if (i < ns && (s[i].hi > end || (s[i].hi == end && s[i].v < owner))) {
+			end = s[i].hi;
+			owner = s[i].v;
+		}
+	}
+	mem_free(s);
+	return rc ? diag_error(d, noloc(), "out of memory") : 0;
+}
+
 /* The output may hold -inf by design: masks, and constants that are. */
 static bool masks(const Node *n)
 {
@@ -333,7 +411,8 @@ int be_describe(const be_Module *m, const Graph *g, rt_Program **out, Diag *d)
 	if (!p)
 		return diag_error(d, noloc(), "out of memory");
 	p->arena_size = g->arena_size;   /* the whole step's (plan_memory) */
-	if (add_steps(p, m, g, d) || add_slots(p, g, d)) {
+	if (add_steps(p, m, g, d) || add_slots(p, g, d) ||
+	    (g->arena_guard && add_guards(p, g, d))) {
 		rt_program_destroy(p);
 		return -1;
 	}

@@ -143,6 +143,8 @@ typedef struct Graph {
 	                       * the prune pass ran; empty for a dense model */
 	uint32_t model_name;  /* string id */
 	int64_t arena_size;   /* bytes, set by plan_memory */
+	int64_t arena_guard;  /* plan_memory in checked mode: bytes no value owns
+	                       * after every buffer (and before the first); 0 = none */
 	Arena arena;          /* strings */
 } Graph;
 

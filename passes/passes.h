@@ -42,6 +42,9 @@ typedef struct PassOptions {
 	bool training;       /* keep the loss and build the backward graph */
 	bool verify;         /* run ir_verify after every pass (default in debug) */
 	int64_t alignment;   /* plan_memory: byte alignment of every buffer (64) */
+	int64_t guard;       /* plan_memory: checked mode's guard bytes after every
+	                      * buffer; 0: PASS_GUARD when msw_checked() (MSW_CHECK=1),
+	                      * else none; < 0: none */
 	const PruneOptions *prune;   /* prune: NULL = pass_prune_defaults */
 	SparseFormat sparse_format;  /* sparse_lower; 0 (zeroed options) is SPF_MASKED,
 	                              * the tools use SPF_AUTO */
@@ -111,7 +114,10 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d);
  * moments), outputs, the loss and the gradients get their own space for
  * the whole run; temporaries reuse space once their last reader has run;
  * views and in-place updates alias their operand. Sets Node.offset and
- * g->arena_size, the size of everything a step touches. */
+ * g->arena_size, the size of everything a step touches. In checked mode
+ * (o->guard) no buffer reuses another's space and each is followed by a
+ * guard of at least o->guard bytes (g->arena_guard) that no value owns. */
+enum { PASS_GUARD = 256 };   /* checked mode's default guard: four zmm stores */
 int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d);
 
 /* pipeline.c */

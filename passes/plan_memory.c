@@ -31,7 +31,17 @@
  * 64 when 0; a power of two) and is at least one alignment unit, so even
  * empty tensors have distinct offsets. Sizes are checked for overflow. On
  * error nothing in the graph is changed; on success Node.offset is set for
- * every node and g->arena_size is the total. */
+ * every node and g->arena_size is the total.
+ *
+ * Checked mode (PassOptions.guard, or MSW_CHECK=1) changes the layout so
+ * the executor can catch a kernel writing outside its tensors: every
+ * buffer is followed by a guard (the guard size rounded up to the
+ * alignment) and the arena starts with one, and temporaries are never
+ * released, so no buffer ever lands on another's guard. The guard bytes,
+ * with the alignment slack after each tensor's last byte, belong to no
+ * value at any time; the backend lists them in the program (rt_Guard) and
+ * the executor fills and checks them. The arena grows to the sum of all
+ * buffers: checked mode is for tests. */
 #include "passes.h"
 
 #include <string.h>
@@ -45,6 +55,7 @@ typedef struct Plan {
 	const Graph *g;
 	uint32_t n;
 	int64_t align;
+	int64_t guard;    /* checked mode: bytes after every buffer, else 0 */
 	ValId *root;      /* alias root of each value */
 	uint32_t *end;    /* roots: index of the last node that reads any alias */
 	uint8_t *persist; /* roots: 1 if the tree holds a persistent value */
@@ -120,10 +131,11 @@ static void liveness(Plan *p)
 		p->persist[p->root[VEC_AT(g->grad, GradPair, i).grad]] = 1;
 }
 
-/* Persistent roots, laid out back to back: params, inputs, then the rest. */
+/* Persistent roots, laid out back to back: params, inputs, then the rest
+ * (after the arena's first guard in checked mode). */
 static int64_t place_persistent(Plan *p)
 {
-	int64_t at = 0;
+	int64_t at = p->guard;
 	for (int pass = 0; pass < 3; pass++) {
 		for (uint32_t v = 0; v < p->n; v++) {
 			if (p->root[v] != v || !p->persist[v])
@@ -213,6 +225,8 @@ static int place_temporaries(Plan *p)
 	for (uint32_t v = 0; v < p->n; v++) {
 		if (p->root[v] == v && !p->persist[v])
 			p->off[v] = take(p, p->size[v]);
+		if (p->guard)   /* checked mode: nothing is reused */
+			continue;
 		for (uint32_t r = p->head[v]; r != VAL_NONE; r = p->next[r])
 			if (give_back(p, p->off[r], p->size[r]))
 				return -1;
@@ -239,6 +253,11 @@ int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d)
 	if (p.align < 0 || (p.align & (p.align - 1)) || p.align > ((int64_t)1 << 20))
 		return diag_error(d, (SrcLoc){0}, "plan_memory: alignment %lld is not a power of two",
 				  (long long)p.align);
+	int64_t guard = o && o->guard ? o->guard : msw_checked() ? PASS_GUARD : 0;
+	if (guard > ((int64_t)1 << 20))
+		return diag_error(d, (SrcLoc){0}, "plan_memory: a guard of %lld bytes is too large",
+				  (long long)guard);
+	p.guard = guard > 0 ? round_up(guard, p.align) : 0;
 	size_t n = p.n ? p.n : 1;
 	p.root = mem_calloc(n, sizeof *p.root);
 	p.end = mem_calloc(n, sizeof *p.end);
@@ -256,7 +275,9 @@ int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d)
 		if (p.root[v] != v)
 			continue;
 		p.size[v] = value_size(&p, v);
-		if (p.size[v] < 0 || p.size[v] > limit - total) {
+		if (p.size[v] >= 0)
+			p.size[v] += p.guard;
+		if (p.size[v] < 0 || p.size[v] > limit - total - p.guard) {
 			diag_error(d, ir_node(g, v)->loc, "plan_memory: value %%%u is too large", v);
 			goto out;
 		}
@@ -271,6 +292,7 @@ int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d)
 		ir_node(g, v)->offset = p.persist[r] ? p.off[r] : base + p.off[r];
 	}
 	g->arena_size = base + p.top;
+	g->arena_guard = p.guard;
 	rc = 0;
 	goto out;
 oom:

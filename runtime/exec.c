@@ -12,13 +12,26 @@
  * accumulates per-step time over the runs since it was switched on; the
  * table printed by rt_exec_print_profile is sorted by time and shows the
  * mean per run. The buffers for it are allocated at creation, so turning
- * profiling on allocates nothing either. */
+ * profiling on allocates nothing either.
+ *
+ * Checked mode (MSW_CHECK=1): a program planned that way lists guards,
+ * byte ranges no tensor owns (passes/plan_memory.c, backend/jit.c). They
+ * are filled with the byte CANARY when the exec is created and compared
+ * with it before a run's first step and after every step, which is what
+ * catches a JIT kernel writing outside its tensors (sanitizers do not see
+ * inside JIT code). A changed guard is an internal error: it is reported
+ * on stderr with the step and the tensor next to the guard, and the
+ * process exits with status 1 (no further step may trust the arena). The
+ * check reads every guard after every step: about 256 bytes per tensor. */
 #include "rt.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+enum { CANARY = 0xfd };   /* as f32, -4.2e37: not a value a kernel writes by chance */
 
 struct rt_Exec {
 	const rt_Program *p;
@@ -27,6 +40,7 @@ struct rt_Exec {
 	bool own_arena;    /* false: the caller's memory (rt_exec_create_in) */
 	void **ptr;        /* p->argoff.len operand pointers, steps' arrays back to back */
 	bool profile;
+	bool check;        /* the program has guards: verify them around every step */
 	int64_t nrun;      /* runs since profiling was switched on */
 	double *seconds;   /* per step, summed over nrun runs */
 	uint32_t *order;   /* scratch for sorting the profile */
@@ -51,6 +65,14 @@ static int check_program(const rt_Program *p, Diag *d)
 						  "at offset %" PRId64 " is outside the arena of %"
 						  PRId64 " bytes", i, st->name, a, off, p->arena_size);
 		}
+	}
+	for (size_t i = 0; i < p->guard.len; i++) {
+		const rt_Guard *gd = &VEC_AT(p->guard, rt_Guard, i);
+		if (gd->offset < 0 || gd->nbytes <= 0 || gd->nbytes > p->arena_size ||
+		    gd->offset > p->arena_size - gd->nbytes)
+			return diag_error(d, (SrcLoc){0}, "program: guard %zu (%" PRId64 " bytes at %"
+					  PRId64 ") is outside the arena of %" PRId64 " bytes", i,
+					  gd->nbytes, gd->offset, p->arena_size);
 	}
 	for (size_t i = 0; i < p->slot.len; i++) {
 		const rt_Slot *s = &VEC_AT(p->slot, rt_Slot, i);
@@ -106,6 +128,11 @@ int rt_exec_create_in(const rt_Program *p, rt_Pool *pool, void *arena, size_t si
 		for (int64_t k = 0; k < s->nbytes / 4; k++)
 			m[k] = s->bits[k] ? 1.0f : 0.0f;
 	}
+	for (size_t i = 0; i < p->guard.len; i++) {
+		const rt_Guard *gd = &VEC_AT(p->guard, rt_Guard, i);
+		memset(e->arena + gd->offset, CANARY, (size_t)gd->nbytes);
+	}
+	e->check = p->guard.len > 0;
 	*out = e;
 	return 0;
 oom:
@@ -185,14 +212,91 @@ static void phase_range(const rt_Program *p, rt_Phase ph, size_t *lo, size_t *hi
 	*hi = p->phase_start[ph + 1];
 }
 
+bool rt_exec_checked(const rt_Exec *e)
+{
+	return e->check;
+}
+
+/* Offset of the first byte of [p, p+n) that is not CANARY, or -1. The
+ * range is all CANARY iff its first byte is and it equals itself shifted
+ * by one byte: one memcmp, as fast as the C library makes it. */
+static int64_t first_changed(const uint8_t *p, int64_t n)
+{
+	if (p[0] == CANARY && !memcmp(p, p + 1, (size_t)n - 1))
+		return -1;
+	for (int64_t i = 0; i < n; i++)
+		if (p[i] != CANARY)
+			return i;
+	return -1;
+}
+
+int64_t rt_exec_broken_guard(const rt_Exec *e, int64_t *at)
+{
+	const rt_Guard *gd = e->p->guard.data;
+	for (size_t i = 0; i < e->p->guard.len; i++) {
+		int64_t j = first_changed(e->arena + gd[i].offset, gd[i].nbytes);
+		if (j >= 0) {
+			if (at)
+				*at = gd[i].offset + j;
+			return (int64_t)i;
+		}
+	}
+	return -1;
+}
+
+/* Report a changed guard and exit: step i changed it, or with `before`
+ * something outside the kernels did before step i ran. */
+static void guard_failed(const rt_Exec *e, size_t i, bool before, int64_t gi, int64_t at)
+{
+	const rt_Guard *gd = &VEC_AT(e->p->guard, rt_Guard, gi);
+	const char *kernel = i < e->p->step.len ? VEC_AT(e->p->step, rt_Step, i).name : "?";
+	int64_t last = gd->offset + gd->nbytes - 1;
+	while (last > at && e->arena[last] == CANARY)
+		last--;
+	/* the nearer neighbour is the likelier culprit's tensor */
+	bool past = gd->after &&
+		    (!gd->before || at - gd->offset <= gd->offset + gd->nbytes - 1 - last);
+	char where[128];
+	if (past)
+		snprintf(where, sizeof where, "bytes %" PRId64 "..%" PRId64 " after its end",
+			 at - gd->offset, last - gd->offset);
+	else
+		snprintf(where, sizeof where, "bytes %" PRId64 "..%" PRId64 " before its start",
+			 gd->offset + gd->nbytes - last, gd->offset + gd->nbytes - at);
+	const char *who = past ? gd->after : gd->before;
+	if (!who)   /* only in an arena that holds no tensor */
+		who = "the arena's end";
+	fflush(stdout);
+	if (before)
+		fprintf(stderr, "mswc: internal error: before kernel %s (step %zu) ran, a write "
+			"outside the kernels went %s %s (%s changed)\n", kernel, i,
+			past ? "past" : "before", who, where);
+	else
+		fprintf(stderr, "mswc: internal error: kernel %s (step %zu) wrote %s %s (%s "
+			"changed)\n", kernel, i, past ? "past" : "before", who, where);
+	fflush(stderr);
+	_Exit(1);
+}
+
+static void check_guards(const rt_Exec *e, size_t i, bool before)
+{
+	int64_t at = 0, gi = rt_exec_broken_guard(e, &at);
+	if (gi >= 0)
+		guard_failed(e, i, before, gi, at);
+}
+
 static void run_steps(rt_Exec *e, size_t lo, size_t hi)
 {
 	const rt_Step *st = e->p->step.data;
+	if (e->check && lo < hi)
+		check_guards(e, lo, true);
 	for (size_t i = lo; i < hi; i++) {
 		double t0 = e->profile ? now() : 0;
 		rt_pool_run(e->pool, st[i].fn, e->ptr + st[i].arg0, st[i].ntask);
 		if (e->profile)
 			e->seconds[i] += now() - t0;
+		if (e->check)
+			check_guards(e, i, false);
 	}
 }
 

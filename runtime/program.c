@@ -9,7 +9,7 @@
  * string and array handed in, so callers may pass temporaries. Malformed
  * additions (no kernel, no output operand, rank too large, a slot name
  * already used for a different tensor, mask bits that do not fit the
- * slot) are refused with -1 and leave the
+ * slot, guards out of order or touching) are refused with -1 and leave the
  * program unchanged; rt_exec_create checks the rest
  * (offsets inside the arena) against the final arena size. */
 #include "rt.h"
@@ -34,9 +34,14 @@ void rt_program_destroy(rt_Program *p)
 		mem_free(VEC_AT(p->slot, rt_Slot, i).name);
 		mem_free(VEC_AT(p->slot, rt_Slot, i).bits);
 	}
+	for (size_t i = 0; i < p->guard.len; i++) {
+		mem_free(VEC_AT(p->guard, rt_Guard, i).after);
+		mem_free(VEC_AT(p->guard, rt_Guard, i).before);
+	}
 	vec_free(&p->step);
 	vec_free(&p->argoff);
 	vec_free(&p->slot);
+	vec_free(&p->guard);
 	if (p->code_release)
 		p->code_release(p->code_owner);
 	mem_free(p);
@@ -172,6 +177,27 @@ bool rt_program_bound(const rt_Program *p)
 		if (!VEC_AT(p->step, rt_Step, i).fn)
 			return false;
 	return true;
+}
+
+int rt_program_add_guard(rt_Program *p, int64_t offset, int64_t nbytes, const char *after,
+			 const char *before)
+{
+	if (nbytes <= 0 || offset < 0)
+		return -1;
+	if (p->guard.len) {
+		const rt_Guard *last = &VEC_AT(p->guard, rt_Guard, p->guard.len - 1);
+		if (offset <= last->offset + last->nbytes)
+			return -1;
+	}
+	char *a = after ? mem_strdup(after) : NULL, *b = before ? mem_strdup(before) : NULL;
+	rt_Guard *gd = (!after || a) && (!before || b) ? vec_push(&p->guard, sizeof *gd) : NULL;
+	if (!gd) {
+		mem_free(a);
+		mem_free(b);
+		return -1;
+	}
+	*gd = (rt_Guard){offset, nbytes, a, b};
+	return 0;
 }
 
 const rt_Slot *rt_program_find(const rt_Program *p, const char *name)

@@ -114,6 +114,15 @@ typedef struct rt_Step {
 	bool out_masks;       /* the output may hold -inf by design (causal masks) */
 } rt_Step;
 
+/* Checked mode (MSW_CHECK=1, docs/runtime.md): a byte range of the arena
+ * that no tensor owns at any time, between the tensors described by
+ * `after` (the one ending where the guard starts) and `before` (the one
+ * starting where it ends); either is NULL at an end of the arena. */
+typedef struct rt_Guard {
+	int64_t offset, nbytes;
+	char *after, *before;   /* "%12 = matmul f32[4,16]", owned by the program */
+} rt_Guard;
+
 /* A program is first a description, plain data that names its kernels by
  * symbol (steps, offsets, phases, slots, masks, the arena size: what
  * rt_program_write stores), then bound to code: each distinct symbol gets
@@ -125,6 +134,7 @@ typedef struct rt_Program {
 	Vec step;             /* rt_Step */
 	Vec argoff;           /* int64_t */
 	Vec slot;             /* rt_Slot */
+	Vec guard;            /* rt_Guard, by offset; empty unless planned in checked mode */
 	/* Steps [phase_start[p], phase_start[p+1]) form phase p; set by whoever
 	 * builds the program (all zero = every step is forward, see exec.c). */
 	uint32_t phase_start[RT_PHASE_COUNT + 1];
@@ -144,6 +154,10 @@ int rt_program_add_step(rt_Program *p, rt_KernelFn fn, int64_t ntask, const int6
 int rt_program_add_symbol_step(rt_Program *p, const char *symbol, int64_t ntask,
 			       const int64_t *argoff, uint32_t narg, const char *name, double flops);
 const rt_Slot *rt_program_find(const rt_Program *p, const char *name);
+/* Appends a guard (copies the texts; NULL allowed); -1 if nbytes <= 0 or
+ * out of memory. Guards must come in increasing offset order, apart. */
+int rt_program_add_guard(rt_Program *p, int64_t offset, int64_t nbytes, const char *after,
+			 const char *before);
 /* Binding: resolve(user, symbol, index, d) gives the address of kernel
  * `index` (p->kernel order), or NULL with (optionally) the reason in d; each
  * symbol is resolved once and every step using it gets the address. On
@@ -229,6 +243,17 @@ void rt_exec_destroy(rt_Exec *e);
 /* A tensor view of a slot's memory in the arena (valid while e lives). */
 int rt_exec_tensor(rt_Exec *e, const char *name, rt_Tensor *out);
 void rt_exec_run(rt_Exec *e);
+/* Checked mode: when the program lists guards (planned with MSW_CHECK=1),
+ * rt_exec_create fills them with canary bytes, and every run verifies all
+ * of them before its first step and after each step. A changed byte means
+ * a kernel (or, before the first step, the caller) wrote outside its
+ * tensors: the run prints "mswc: internal error: kernel NAME (step N) wrote
+ * past TENSOR" (or "before TENSOR") to stderr and the process exits with
+ * status 1, since the arena can no longer be trusted. */
+bool rt_exec_checked(const rt_Exec *e);
+/* The first guard whose canaries changed, or -1; *at gets the offset of its
+ * first changed byte. Tests call it to look without exiting. */
+int64_t rt_exec_broken_guard(const rt_Exec *e, int64_t *at);
 /* Run one phase only (e.g. the forward phase of a training program gives
  * the validation loss without touching gradients or weights). */
 void rt_exec_run_phase(rt_Exec *e, rt_Phase phase);

@@ -100,6 +100,10 @@ void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...)
 int diag_full(const Diag *d);           /* reached the error cap */
 const char *diag_text(const Diag *d);   /* "" when empty */
 
+/* check.c: 1 when checked mode is on (MSW_CHECK set and not "0"): guards
+ * around every arena tensor, verified after every kernel. */
+int msw_checked(void);
+
 /* hash.c: xxh3 wrappers so callers need not include xxhash.h. */
 typedef struct Hash128 {
 	uint64_t lo, hi;

@@ -3,7 +3,11 @@
  * The checker recomputes lifetimes independently (a value lives from its
  * node to the last reader of it or of any view of it; persistent values live
  * forever) and verifies every pair of values: if both are live at once and
- * are not aliases of each other, their byte ranges must be disjoint. */
+ * are not aliases of each other, their byte ranges must be disjoint. In
+ * checked mode (PassOptions.guard) the data of any two values that are not
+ * aliases lie at least the guard apart, whenever they live, and the arena
+ * has a guard at both ends. The other tests plan the ordinary layout
+ * whatever MSW_CHECK says. */
 #include "../check.h"
 
 #include <stdlib.h>
@@ -205,41 +209,48 @@ static uint32_t rnd(uint32_t n)
 	return (uint32_t)(rng % n);
 }
 
+/* A random DAG of elementwise ops and views on vectors of one length. */
+static Graph *random_graph(Diag *d)
+{
+	Graph *g = ir_graph_create();
+	SrcLoc l = {0};
+	int64_t len = 1 + rnd(300);
+	Shape s = vec_shape(len), s2 = {.rank = 2, .dim = {1, len}};
+	ir_input(g, "x", DT_F32, &s, l, d);
+	ir_param(g, "p", &s, INIT_ONES, 0, l, d);
+	int nnode = 5 + (int)rnd(40);
+	for (int i = 0; i < nnode; i++) {
+		uint32_t nv = ir_nnode(g);
+		ValId a = nv - 1 - rnd(nv < 6 ? nv : 6), b = rnd(nv);
+		const Node *na = ir_node(g, a);
+		switch (rnd(4)) {
+		case 0:
+			ir_unary(g, OP_EXP, a, l, d);
+			break;
+		case 1:
+			ir_reshape(g, a, na->shape.rank == 1 ? &s2 : &s, l, d);
+			break;
+		default:
+			if (ir_node(g, b)->shape.rank != na->shape.rank)
+				b = a;
+			ir_binary(g, OP_ADD, a, b, l, d);
+		}
+	}
+	if (rnd(2))
+		ir_set_output(g, "o1", ir_nnode(g) - 1);
+	if (rnd(2))
+		ir_set_output(g, "o2", rnd(ir_nnode(g)));
+	return g;
+}
+
 /* Random DAGs of elementwise ops and views, many sizes. */
 static void test_random_graphs(void)
 {
 	int bad = 0, reused = 0;
 	for (int iter = 0; iter < 200; iter++) {
-		Graph *g = ir_graph_create();
 		Diag d;
 		diag_init(&d);
-		SrcLoc l = {0};
-		int64_t len = 1 + rnd(300);
-		Shape s = vec_shape(len), s2 = {.rank = 2, .dim = {1, len}};
-		ir_input(g, "x", DT_F32, &s, l, &d);
-		ir_param(g, "p", &s, INIT_ONES, 0, l, &d);
-		int nnode = 5 + (int)rnd(40);
-		for (int i = 0; i < nnode; i++) {
-			uint32_t nv = ir_nnode(g);
-			ValId a = nv - 1 - rnd(nv < 6 ? nv : 6), b = rnd(nv);
-			const Node *na = ir_node(g, a);
-			switch (rnd(4)) {
-			case 0:
-				ir_unary(g, OP_EXP, a, l, &d);
-				break;
-			case 1:
-				ir_reshape(g, a, na->shape.rank == 1 ? &s2 : &s, l, &d);
-				break;
-			default:
-				if (ir_node(g, b)->shape.rank != na->shape.rank)
-					b = a;
-				ir_binary(g, OP_ADD, a, b, l, &d);
-			}
-		}
-		if (rnd(2))
-			ir_set_output(g, "o1", ir_nnode(g) - 1);
-		if (rnd(2))
-			ir_set_output(g, "o2", rnd(ir_nnode(g)));
+		Graph *g = random_graph(&d);
 		PassOptions o = {.alignment = rnd(2) ? 64 : 16};
 		CHECK(pass_plan_memory(g, &o, &d) == 0);
 		bad += check_plan(g, o.alignment);
@@ -249,6 +260,42 @@ static void test_random_graphs(void)
 	}
 	CHECK(bad == 0);
 	CHECK(reused > 100);
+}
+
+/* Checked mode: guards between all values, at both ends, no reuse. */
+static void test_checked_random(void)
+{
+	int bad = 0;
+	for (int iter = 0; iter < 100; iter++) {
+		Diag d;
+		diag_init(&d);
+		Graph *g = random_graph(&d);
+		int64_t align = rnd(2) ? 64 : 16, want = 1 + rnd(300);
+		PassOptions o = {.alignment = align, .guard = want};
+		CHECK(pass_plan_memory(g, &o, &d) == 0);
+		int64_t guard = g->arena_guard;
+		CHECK(guard >= want && guard % align == 0 && guard < want + align);
+		bad += check_plan(g, align);
+		uint32_t n = ir_nnode(g);
+		for (uint32_t a = 0; a < n; a++) {
+			int64_t a0 = ir_node(g, a)->offset, a1 = a0 + ir_nbytes(g, a);
+			if (a0 < guard || a1 > g->arena_size - guard) {
+				fprintf(stderr, "value %u [%lld, %lld) is within a guard of an end\n", a,
+					(long long)a0, (long long)a1);
+				bad++;
+			}
+			for (uint32_t b = a + 1; b < n; b++) {
+				int64_t b0 = ir_node(g, b)->offset, b1 = b0 + ir_nbytes(g, b);
+				if (root_of(g, a) != root_of(g, b) && a0 < b1 + guard && b0 < a1 + guard) {
+					fprintf(stderr, "values %u and %u are closer than the guard\n", a, b);
+					bad++;
+				}
+			}
+		}
+		diag_free(&d);
+		ir_graph_destroy(g);
+	}
+	CHECK(bad == 0);
 }
 
 static void test_bad_alignment(void)
@@ -292,10 +339,12 @@ static void test_oom(void)
 
 int main(void)
 {
+	unsetenv("MSW_CHECK");   /* the ordinary layout, unless a test asks */
 	RUN(test_chain_reuses);
 	RUN(test_views_alias);
 	RUN(test_persistent_layout);
 	RUN(test_random_graphs);
+	RUN(test_checked_random);
 	RUN(test_bad_alignment);
 	RUN(test_oom);
 	return check_report();
