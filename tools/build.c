@@ -167,7 +167,7 @@ static int run_passes(Build *b, const BuildOptions *o)
 	pr.nweights = o->nweights;
 	PassOptions po = {.keep_loss = wants_loss(b->g, o), .training = o->training,
 			  .optimizer = o->optimizer, .decay_all = o->decay_all,
-			  .alignment = RT_ALIGN, .prune = &pr,
+			  .alignment = RT_ALIGN, .guard = o->unchecked ? -1 : 0, .prune = &pr,
 			  .sparse_format = (SparseFormat)(a->sparse_format - 1),
 			  .get_rates = rates_cb};
 	/* the cost model's inputs and choices go with the dump of its pass */

@@ -460,7 +460,7 @@ int aot_compile(const Args *a, const AotOpts *o)
 	/* The programs mswc run and mswc generate (one sequence) build. */
 	BuildOptions bo = {.args = a, .stage = STAGE_MODULE, .loss = !o->generate, .seed = 1,
 			   .masks = masks, .nmasks = nmasks, .dump_after = o->dump_after,
-			   .cpu = cpu, .features = feat, .decode = o->generate};
+			   .cpu = cpu, .features = feat, .decode = o->generate, .unchecked = true};
 	fe_InputShape dec[2] = {{.name = "tokens", .rank = 2, .dim = {1, 1}},
 				{.name = "pos", .rank = 1, .dim = {1}}};
 	if (o->generate) {

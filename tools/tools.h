@@ -97,6 +97,8 @@ typedef struct BuildOptions {
 	bool auto_loss;           /* keep the loss iff every model input is supplied */
 	bool decode;              /* frontend decode mode: KV caches, input pos */
 	bool loss;                /* keep the model's loss, whatever inputs are given */
+	bool unchecked;           /* the ordinary memory plan even with MSW_CHECK=1 (an
+	                           * AOT image stores no guards, so would go unchecked) */
 	const char *cpu, *features;   /* the target (be_target_named); NULL: the host */
 	const char *dump_after, *stop_after;
 	Stage stage;
