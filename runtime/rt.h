@@ -663,4 +663,182 @@ int rt_trainer_save(rt_Trainer *t, Diag *d);
  * the bad step), -1 error. */
 int rt_trainer_run(rt_Trainer *t, rt_TrainCallback cb, void *user, Diag *d);
 
+/* --- Biomedical classification tasks (docs/tasks.md): PubMedQA, HoC and
+ * medical abstracts, read from the layout of ../shared/data, scored by the
+ * likelihood a language model gives each label's text after a prompt. --- */
+
+/* task_metrics.c: the scores as pure functions. Gold labels and
+ * predictions are bit sets over at most 32 classes (bit c = class c; a
+ * single-label example has exactly one bit). Per class, tp / fp / fn are
+ * counts (doubles, so that expected counts of a random guesser fit too).
+ * F1 of one count triple is 2 tp / (2 tp + fp + fn), 0 when that is 0 / 0
+ * (scikit-learn's zero_division = 0). Macro-F1 is the mean of the classes'
+ * F1 over the classes that occur in the gold labels or the predictions
+ * (scikit-learn's labels = union of both); micro-F1 is the F1 of the counts
+ * summed over all classes (BioGPT's HoC score). Accuracy is the fraction of
+ * examples whose predicted set equals the gold set. */
+typedef struct rt_Counts {
+	double tp, fp, fn;
+} rt_Counts;
+double rt_f1(rt_Counts c);
+void rt_class_counts(const uint32_t *gold, const uint32_t *pred, int64_t n, int nclass,
+		     rt_Counts *out);
+double rt_accuracy(const uint32_t *gold, const uint32_t *pred, int64_t n);
+double rt_macro_f1(const rt_Counts *c, int nclass);
+double rt_micro_f1(const rt_Counts *c, int nclass);
+/* Baselines. rt_majority_class: the class set in the most gold labels
+ * (the lowest index on ties; -1 if n = 0). rt_random_counts: the expected
+ * counts of a guesser that predicts class c with probability p[c],
+ * independently of the example: tp = n_c p, fp = (n - n_c) p,
+ * fn = n_c (1 - p), n_c the examples whose gold set holds c. Its scores
+ * are those of the expected counts (not the expectation of the ratio). */
+int rt_majority_class(const uint32_t *gold, int64_t n, int nclass);
+void rt_random_counts(const uint32_t *gold, int64_t n, int nclass, const double *p,
+		      rt_Counts *out);
+
+/* task.c: the task table, the splits, the prompts and the decision rule.
+ * A task's example is a document (and, for PubMedQA, a question) with its
+ * gold class set. Each example gives nquery prompts; after each prompt the
+ * same nlabel label texts are scored, nquery * nlabel candidates in all:
+ *   pubmedqa      1 prompt, labels " yes" " no" " maybe", classes the same
+ *   medabstracts  1 prompt, the 5 condition names, classes the same
+ *   hoc           10 prompts, one per hallmark, labels " yes" " no";
+ *                 classes the 10 hallmarks and "empty" (multi-label)
+ * The exact prompt texts are in task.c and docs/tasks.md. */
+typedef enum rt_TaskId { RT_TASK_PUBMEDQA, RT_TASK_HOC, RT_TASK_MEDABS, RT_TASK_COUNT } rt_TaskId;
+typedef enum rt_Split { RT_SPLIT_TRAIN, RT_SPLIT_DEV, RT_SPLIT_TEST, RT_SPLIT_ALL,
+			RT_SPLIT_COUNT } rt_Split;
+extern const char *const rt_split_name[RT_SPLIT_COUNT];   /* "train", "dev", "test", "all" */
+enum { RT_TASK_MAX_CLASS = 16, RT_TASK_MAX_LABEL = 8 };
+typedef struct rt_TaskInfo {
+	rt_TaskId id;
+	const char *name;         /* as --task spells it: "pubmedqa", "hoc", "medabstracts" */
+	const char *dir;          /* its folder under the data root */
+	bool multilabel;
+	int nclass;
+	const char *class_name[RT_TASK_MAX_CLASS];
+	int nlabel;
+	const char *label[RT_TASK_MAX_LABEL];   /* the texts scored, bytes as they are */
+	int nquery;               /* prompts per example */
+} rt_TaskInfo;
+extern const rt_TaskInfo rt_tasks[RT_TASK_COUNT];
+const rt_TaskInfo *rt_task_find(const char *name);   /* NULL if unknown */
+
+typedef struct rt_TaskExample {
+	const char *id;           /* PMID, or the data row number (medabstracts) */
+	const char *text;         /* the document: contexts joined, or the abstract */
+	const char *question;     /* PubMedQA's question, else NULL */
+	uint32_t gold;            /* bit set of classes */
+	uint8_t split;            /* rt_Split */
+	uint64_t order;           /* hash of the id: the order examples are served in */
+} rt_TaskExample;
+typedef struct rt_TaskSet {
+	const rt_TaskInfo *info;
+	Vec ex;                   /* rt_TaskExample */
+	Arena arena;              /* the strings */
+} rt_TaskSet;
+static inline rt_TaskExample *rt_task_example(const rt_TaskSet *s, int64_t i)
+{
+	return &VEC_AT(s->ex, rt_TaskExample, i);
+}
+/* The examples of `split` of task t from root/<t->dir>/ (files and formats
+ * in docs/tasks.md), every input checked with an error at file:line:col or
+ * at a JSON byte; in the order of a hash of their ids (so that the first
+ * `limit` of them, limit > 0, are a fixed sample of the split). The splits:
+ * PubMedQA's test is the official 500 of test_ground_truth.json, the other
+ * 500 are dev when hash64(PMID) % 10 == 0 and train otherwise; HoC by
+ * hash64(PMID) and medical abstracts by hash64(abstract) % 10: 0-6 train,
+ * 7 dev, 8-9 test. */
+int rt_task_load(const rt_TaskInfo *t, const char *root, rt_Split split, int64_t limit,
+		 rt_TaskSet *out, Diag *d);
+void rt_task_free(rt_TaskSet *s);
+/* Prompt q of example x into buf[0 .. cap): returns its length, which may
+ * be more than cap (then only cap bytes were written; call again). */
+size_t rt_task_prompt(const rt_TaskInfo *t, const rt_TaskExample *x, int q, char *buf,
+		      size_t cap);
+/* The decision: score[q * nlabel + l] is label l's score after prompt q.
+ * Single-label: the class of the best label (the lowest on ties; NaN never
+ * wins). HoC: hallmark q when " yes" scores above " no", and "empty" when
+ * no hallmark does. */
+uint32_t rt_task_predict(const rt_TaskInfo *t, const double *score);
+/* The split an id falls in, by its hash (HoC and medical abstracts; for
+ * PubMedQA's other half, dev or train). */
+rt_Split rt_task_hash_split(const char *id, size_t len, bool pubmedqa);
+/* Pre-training on evaluation text: the first file under path (a file, or a
+ * folder walked as rt_data_load walks it) that is a task's data file by its
+ * name and place (pubmedqa/ori_pqal.json, hoc/text/<PMID>.txt, ...). Returns
+ * the task and writes the file's path into file[0 .. n), or NULL. */
+const rt_TaskInfo *rt_task_data_in(const char *path, char *file, size_t n);
+
+/* The readers, one per task file format (task_pubmedqa.c, task_hoc.c,
+ * task_medabs.c). Each appends every example of its files to s with its
+ * split, from text already in memory (the fuzz targets call them so) or
+ * from the task's folder; errors are located in the Source. rt_task_add
+ * copies the strings into s->arena; rt_task_error reports at byte `at` of
+ * src as "file:line:col: error: ..." (quoting the line if it is short). */
+int rt_pubmedqa_parse(const Source *ori, const Source *truth, rt_TaskSet *s, Diag *d);
+int rt_pubmedqa_read(const char *dir, rt_TaskSet *s, Diag *d);
+int rt_hoc_parse(const char *pmid, const Source *text, const Source *labels, rt_TaskSet *s,
+		 Diag *d);
+int rt_hoc_read(const char *dir, rt_TaskSet *s, Diag *d);
+int rt_medabs_parse(const Source *csv, rt_TaskSet *s, Diag *d);
+int rt_medabs_read(const char *dir, rt_TaskSet *s, Diag *d);
+int rt_task_add(rt_TaskSet *s, const char *id, const char *text, size_t ntext,
+		const char *question, uint32_t gold, rt_Split split, Diag *d);
+int rt_task_error(Diag *d, const Source *src, size_t at, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* task_score.c: classification by label likelihood with a forward program:
+ * input "tokens" i32 [B, T], output "logits" f32 [B, T, V] (V >= 256, byte
+ * tokens). Each candidate (prompt, label) is one row: the prompt cut from
+ * the left to its last T + 1 - Lmax bytes (Lmax the task's longest label,
+ * so every label of a prompt follows the same text), then the label's
+ * bytes but the last; its score is the sum over the label's bytes of log
+ * softmax(logits)[byte] at the position before it, or (mean) that sum over
+ * the label's length. Rows are filled with the candidates of consecutive
+ * examples, B per run; what follows a candidate in its row is padding
+ * (the model is causal). Buffers are allocated before the first run. */
+typedef struct rt_TaskScoreOpts {
+	bool mean;                /* normalise by the label's bytes */
+	/* Called after each run with candidates done and in all; may be NULL. */
+	void (*progress)(void *user, int64_t done, int64_t total);
+	void *user;
+} rt_TaskScoreOpts;
+typedef struct rt_TaskScores {
+	double *score;            /* [nex][nquery][nlabel] (mem_free) */
+	uint32_t *pred;           /* [nex] (mem_free) */
+	int64_t ncand, nrun;      /* candidates scored, forward runs */
+	int64_t ntrunc;           /* prompts cut to fit the window */
+	int64_t prompt_bytes;     /* the longest prompt, before cutting */
+	double seconds;
+} rt_TaskScores;
+int rt_task_score(rt_Exec *e, const rt_TaskSet *s, const rt_TaskScoreOpts *o,
+		  rt_TaskScores *out, Diag *d);
+void rt_task_scores_free(rt_TaskScores *r);
+/* The longest label of t, in bytes, and the input length the candidates
+ * of s would need uncut (the longest prompt + label - 1): no row is longer. */
+int64_t rt_task_max_label(const rt_TaskInfo *t);
+int64_t rt_task_needed_seq(const rt_TaskSet *s);
+
+/* task_metrics.c (continued): a task's scores and its baselines.
+ * Single-label tasks: accuracy and macro-F1; HoC: micro-F1 over the 11
+ * classes. Majority: every example gets the class most frequent in the gold
+ * labels of the examples scored. Random: uniform over the classes
+ * (single-label), or each hallmark with probability 1/2 and "empty" when
+ * none is drawn (HoC), as expected counts. */
+typedef struct rt_TaskReport {
+	double accuracy, macro_f1, micro_f1;          /* the model's */
+	double maj_accuracy, maj_macro_f1, maj_micro_f1;
+	double rnd_accuracy, rnd_macro_f1, rnd_micro_f1;
+	int majority;                                 /* the majority class */
+	int64_t n, count[RT_TASK_MAX_CLASS];          /* examples, and per gold class */
+} rt_TaskReport;
+void rt_task_report(const rt_TaskSet *s, const uint32_t *pred, rt_TaskReport *r);
+/* task_predictions.c: TSV (a header, then id, gold, pred, correct, one
+ * score column per candidate; class sets joined by '|' as BioGPT writes
+ * them) or, when the name ends in ".jsonl", one JSON object per line.
+ * Written atomically. */
+int rt_task_write_predictions(const char *path, const rt_TaskSet *s, const rt_TaskScores *r,
+			      Diag *d);
+
 #endif

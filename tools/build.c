@@ -14,6 +14,7 @@
  * exit status (1 for the user's errors). */
 #include "tools.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,19 @@ int weights_read(const char *path, const Args *a, rt_TensorFile *f, PruneTensor 
 		return -1;
 	}
 	return 0;
+}
+
+int64_t weights_train_seq(const rt_TensorFile *f)
+{
+	long long seq = 0;
+	if (f->metadata_json) {
+		cJSON *meta = cJSON_Parse(f->metadata_json);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "mswc.train_seq");
+		if (cJSON_IsString(v))
+			seq = strtoll(v->valuestring, NULL, 10);
+		cJSON_Delete(meta);
+	}
+	return seq > 1 ? seq : 0;
 }
 
 int64_t build_vocab(const Graph *g, const char *input)

@@ -1,6 +1,10 @@
 /* cmd_eval.c: `mswc eval MODEL.msw --weights W.safetensors --data PATH
  *             [--batch B] [--seq T] [--val-fraction F | --all] [--batches K]`
+ *        or   `mswc eval MODEL.msw --weights W.safetensors --task NAME [...]`
  *
+ * With --task, the score on a biomedical classification task instead
+ * (eval_task.c, docs/tasks.md); --batch and --seq then size the scoring
+ * runs. Otherwise: *
  * The held-out loss of a model: the data is split exactly as `mswc train`
  * splits it (runtime/data.c), and the loss is averaged over the whole
  * batches of the validation tail (windows of seq + 1 tokens that do not
@@ -20,14 +24,15 @@ typedef struct EvalOpts {
 	const char *weights, *data;
 	long long batch, seq, batches;
 	double val_fraction;
-	bool all;
+	bool all, has_seq, has_val, has_batches;
+	TaskOpts task;
 } EvalOpts;
 
 const OptHelp eval_options[] = {
 	{"--weights FILE", "the parameters (required)"},
-	{"--data PATH", "text file or folder, split as 'mswc train' splits it (required)"},
+	{"--data PATH", "text file or folder, split as 'mswc train' splits it (or --task)"},
 	{"--batch B", "rows per batch (default 16)"},
-	{"--seq T", "tokens per row (default 128)"},
+	{"--seq T", "tokens per row (default 128; with --task: the trained seq, else ctx)"},
 	{"--val-fraction F", "the tail held out for validation (default 0.05)"},
 	{"--all", "the loss over the whole data, not the validation tail"},
 	{"--batches K", "at most K batches (default 0: all)"},
@@ -39,6 +44,9 @@ static int eval_option(Args *a, int argc, char **argv, int i)
 	EvalOpts *eo = a->user;
 	int at = i;
 	const char *v;
+	int used = eval_task_option(&eo->task, argc, argv, i);
+	if (used)
+		return used;
 	if (!strcmp(argv[i], "--all")) {
 		eo->all = true;
 		return 1;
@@ -53,9 +61,11 @@ static int eval_option(Args *a, int argc, char **argv, int i)
 	} else if ((v = args_value(argc, argv, &at, "--seq"))) {
 		if (args_int("eval", "--seq", v, 1, 1 << 24, &eo->seq))
 			return -1;
+		eo->has_seq = true;
 	} else if ((v = args_value(argc, argv, &at, "--batches"))) {
 		if (args_int("eval", "--batches", v, 0, 1LL << 40, &eo->batches))
 			return -1;
+		eo->has_batches = true;
 	} else if ((v = args_value(argc, argv, &at, "--val-fraction"))) {
 		char *end;
 		errno = 0;
@@ -63,6 +73,7 @@ static int eval_option(Args *a, int argc, char **argv, int i)
 		if (!*v || *end || errno || !(eo->val_fraction > 0 && eo->val_fraction < 1))
 			return -usage_error("eval", "--val-fraction expects a number in (0, 1), got '%s'",
 					    v);
+		eo->has_val = true;
 	} else {
 		return 0;
 	}
@@ -131,14 +142,28 @@ done:
 
 int cmd_eval(int argc, char **argv)
 {
-	EvalOpts eo = {.batch = 16, .seq = 128, .val_fraction = 0.05};
+	EvalOpts eo = {.batch = 16, .seq = 128, .val_fraction = 0.05,
+		       .task = {.split = RT_SPLIT_TEST}};
 	Args a = {.cmd = "eval", .user = &eo};
 	if (args_parse(&a, argc, argv, eval_option))
 		return EXIT_USAGE;
 	if (!eo.weights)
 		return usage_error("eval", "no --weights given");
+	const TaskOpts *to = &eo.task;
+	if (to->task) {
+		const char *other = eo.data ? "--data" : eo.all ? "--all" : eo.has_val ?
+				    "--val-fraction" : eo.has_batches ? "--batches" : NULL;
+		if (other)
+			return usage_error("eval", "%s is for the held-out loss; --task scores a "
+					   "task", other);
+		return eval_task(&a, to, eo.weights, eo.batch, eo.has_seq ? eo.seq : 0);
+	}
+	const char *topt = to->has_split ? "--split" : to->limit ? "--limit" : to->predictions ?
+			   "--predictions" : to->has_norm ? "--norm" : to->root ? "--task-data" : NULL;
+	if (topt)
+		return usage_error("eval", "%s goes with --task", topt);
 	if (!eo.data)
-		return usage_error("eval", "no --data given");
+		return usage_error("eval", "no --data given (or --task NAME)");
 	rt_Data data = {0};
 	rt_TensorFile w = {0};
 	PruneTensor *masks = NULL;

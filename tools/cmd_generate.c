@@ -28,7 +28,6 @@
  * a line "==> sequence b <==", and is the text it gets alone. */
 #include "tools.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -195,21 +194,6 @@ static int read_prompts(const GenOpts *go, Prompts *p, Diag *d)
 	return rc;
 }
 
-/* The sequence length the weights were trained at, from the metadata
- * `mswc train` writes into its checkpoints; 0 if the file does not say. */
-static int64_t trained_window(const rt_TensorFile *f)
-{
-	long long seq = 0;
-	if (f->metadata_json) {
-		cJSON *meta = cJSON_Parse(f->metadata_json);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "mswc.train_seq");
-		if (cJSON_IsString(v))
-			seq = strtoll(v->valuestring, NULL, 10);
-		cJSON_Delete(meta);
-	}
-	return seq > 1 ? seq : 0;
-}
-
 static void put_byte(int32_t tok)
 {
 	if (tok < 256)
@@ -264,7 +248,7 @@ static int generate(const GenOpts *go, const BuildOptions *bo, Build *b,
 	rc = EXIT_FAIL;
 	if (rt_load_params_from(e, wf, go->weights, 0, &b->diag) || rt_decoder_init(&dc, e, &b->diag))
 		goto done;
-	int64_t n = go->n, window = go->window ? go->window : trained_window(wf);
+	int64_t n = go->n, window = go->window ? go->window : weights_train_seq(wf);
 	if (window <= 0 || window > dc.ctx)
 		window = dc.ctx;
 	int64_t chunk = go->prefill < window ? go->prefill : window;

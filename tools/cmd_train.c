@@ -528,6 +528,14 @@ int cmd_train(int argc, char **argv)
 		return usage_error("train", "--dynamic changes masks; --dense has none");
 	if (to.dyn.method == DYN_GRADUAL && !a.has_sparsity)
 		return usage_error("train", "--dynamic gradual prunes towards --sparsity S; give S");
+	/* Text a task evaluates on, pre-trained on, makes its score meaningless
+	 * (docs/tasks.md); a warning, since a user may mean it. */
+	char leak[4096];
+	const rt_TaskInfo *task = rt_task_data_in(to.data, leak, sizeof leak);
+	if (task)
+		fprintf(stderr, "mswc train: warning: --data %s holds %s, evaluation data of task "
+			"'%s': 'mswc eval --task %s' would score the model on text it was trained "
+			"on\n", to.data, leak, task->name, task->name);
 	char outbuf[4096];
 	to.c.run_dir = to.resume ? to.resume : to.out ? to.out : default_out(a.model, outbuf,
 									   sizeof outbuf);

@@ -56,8 +56,10 @@ static const Command commands[] = {
 	{"train", cmd_train, "MODEL.msw --data PATH [--out DIR | --resume DIR] [options]",
 	 "train a model into a run folder (docs/training.md)",
 	 {train_options, dynamic_options}, true},
-	{"eval", cmd_eval, "MODEL.msw --weights W.safetensors --data PATH [options]",
-	 "the held-out loss and perplexity of weights", {eval_options}, true},
+	{"eval", cmd_eval, "MODEL.msw --weights W.safetensors (--data PATH | --task NAME) "
+			   "[options]",
+	 "the held-out loss and perplexity of weights, or their score on a task "
+	 "(docs/tasks.md)", {eval_options, eval_task_options}, true},
 	{"generate", cmd_generate, "MODEL.msw --weights W.safetensors (--prompt TEXT | "
 				   "--prompt-file F | --prompts F) [options]",
 	 "continue a prompt (docs/generation.md)", {generate_options}, true},

@@ -132,6 +132,10 @@ void sparse_tensors_free(PruneTensor *t, int n);
  * rt_load_params_from(e, f, path, 0, d); free f and the masks. */
 int weights_read(const char *path, const Args *a, rt_TensorFile *f, PruneTensor **masks,
 		 int *nmasks, Diag *d);
+/* The sequence length the weights were trained at, from the "mswc.train_seq"
+ * metadata `mswc train` writes into its checkpoints; 0 if the file does not
+ * say. */
+int64_t weights_train_seq(const rt_TensorFile *f);
 /* The vocabulary an i32 input indexes, found in the graph's structure: the
  * fewest rows of any table it is gathered from, or classes of any loss it
  * is the target of (through reshapes and slices); 0 if it indexes nothing.
@@ -164,6 +168,22 @@ int cmd_encode(int argc, char **argv);
 /* cmd_train.c, cmd_eval.c: training and held-out evaluation (docs/training.md). */
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* eval_task.c: `mswc eval --task NAME`, a model's score on a biomedical
+ * classification task (docs/tasks.md). eval_task_option parses the task
+ * options (the ArgsExtra convention); eval_task runs with cmd_eval's
+ * --weights, --batch and --seq (0: the default window). */
+typedef struct TaskOpts {
+	const rt_TaskInfo *task;
+	int split;                /* rt_Split; RT_SPLIT_TEST by default */
+	bool has_split, has_norm;
+	long long limit;          /* 0: all */
+	bool mean;                /* --norm mean */
+	const char *predictions, *root;
+} TaskOpts;
+extern const OptHelp eval_task_options[];
+int eval_task_option(TaskOpts *o, int argc, char **argv, int i);
+int eval_task(const Args *a, const TaskOpts *o, const char *weights, long long batch,
+	      long long seq);
 /* cmd_generate.c: text generation with a KV cache (docs/generation.md). */
 int cmd_generate(int argc, char **argv);
 /* train_dynamic.c: dynamic sparse training between trainer segments.
