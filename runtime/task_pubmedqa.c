@@ -142,21 +142,22 @@ int rt_pubmedqa_parse(const Source *ori, const Source *truth, rt_TaskSet *s, Dia
 	int rc = -1;
 	if (!t || !(o = parse(ori, d)))
 		goto done;
-	for (const cJSON *g = t->child; g; g = g->next) {
+	/* the labels, the entries, then whether every test PMID has one */
+	for (const cJSON *g = t->child; g; g = g->next)
 		if (decision(g) < 0) {
 			rt_task_error(d, truth, key_at(truth, g->string), "\"%s\" must be \"yes\", "
 				      "\"no\" or \"maybe\"", g->string);
 			goto done;
 		}
+	for (const cJSON *e = o->child; e; e = e->next)
+		if (entry(ori, e, t, s, d))
+			goto done;
+	for (const cJSON *g = t->child; g; g = g->next)
 		if (!cJSON_GetObjectItemCaseSensitive(o, g->string)) {
 			rt_task_error(d, truth, key_at(truth, g->string), "PMID \"%s\" is not in "
 				      "%s", g->string, ori->name);
 			goto done;
 		}
-	}
-	for (const cJSON *e = o->child; e; e = e->next)
-		if (entry(ori, e, t, s, d))
-			goto done;
 	rc = 0;
 done:
 	cJSON_Delete(o);
