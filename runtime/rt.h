@@ -793,13 +793,19 @@ int rt_task_error(Diag *d, const Source *src, size_t at, const char *fmt, ...)
  * tokens). Each candidate (prompt, label) is one row: the prompt cut from
  * the left to its last T + 1 - Lmax bytes (Lmax the task's longest label,
  * so every label of a prompt follows the same text), then the label's
- * bytes but the last; its score is the sum over the label's bytes of log
- * softmax(logits)[byte] at the position before it, or (mean) that sum over
- * the label's length. Rows are filled with the candidates of consecutive
- * examples, B per run; what follows a candidate in its row is padding
- * (the model is causal). Buffers are allocated before the first run. */
+ * bytes but the last. Its score, by norm:
+ *   sum   log p(label | prompt): the sum over the label's bytes of
+ *         log softmax(logits)[byte] at the position before it
+ *   mean  that sum over the label's length in bytes
+ *   pmi   sum - log p(label | the content-free prompt: the template with an
+ *         empty document and question), scored once per task
+ * Rows are filled with the candidates of consecutive examples, B per run;
+ * what follows a candidate in its row is padding (the model is causal).
+ * Buffers are allocated before the first run. */
+typedef enum rt_TaskNorm { RT_NORM_SUM, RT_NORM_MEAN, RT_NORM_PMI, RT_NORM_COUNT } rt_TaskNorm;
+extern const char *const rt_task_norm_name[RT_NORM_COUNT];   /* "sum", "mean", "pmi" */
 typedef struct rt_TaskScoreOpts {
-	bool mean;                /* normalise by the label's bytes */
+	rt_TaskNorm norm;
 	/* Called after each run with candidates done and in all; may be NULL. */
 	void (*progress)(void *user, int64_t done, int64_t total);
 	void *user;
@@ -807,7 +813,8 @@ typedef struct rt_TaskScoreOpts {
 typedef struct rt_TaskScores {
 	double *score;            /* [nex][nquery][nlabel] (mem_free) */
 	uint32_t *pred;           /* [nex] (mem_free) */
-	int64_t ncand, nrun;      /* candidates scored, forward runs */
+	double *prior;            /* pmi: [nquery][nlabel] content-free log p; else NULL */
+	int64_t ncand, nrun;      /* candidates of the examples scored, forward runs */
 	int64_t ntrunc;           /* prompts cut to fit the window */
 	int64_t prompt_bytes;     /* the longest prompt, before cutting */
 	double seconds;

@@ -6,7 +6,11 @@
  * bytes but its last. Label byte j is predicted by the logits at position
  * P - 1 + j, and the candidate's score is
  *     sum_j log softmax(logits[P - 1 + j])[label byte j]
- * (log p(label | prompt)), divided by the label's length with `mean`. P is
+ * (log p(label | prompt)); with `mean`, divided by the label's length;
+ * with `pmi`, minus log p(label | the content-free prompt), the template
+ * with an empty document and question (domain-conditional PMI, Holtzman
+ * et al. 2021), which cancels what the model thinks of a label before it
+ * reads anything (a short label's higher likelihood, for one). P is
  * the prompt's length cut to T + 1 - Lmax, Lmax the longest label of the
  * task, so all labels of a prompt are scored after the same text and the
  * comparison between them is fair; cutting keeps the end of the prompt,
@@ -58,6 +62,7 @@ void rt_task_scores_free(rt_TaskScores *r)
 {
 	mem_free(r->score);
 	mem_free(r->pred);
+	mem_free(r->prior);
 	memset(r, 0, sizeof *r);
 }
 
@@ -80,47 +85,33 @@ typedef struct Row {
 	int label;
 } Row;
 
-int rt_task_score(rt_Exec *e, const rt_TaskSet *s, const rt_TaskScoreOpts *o,
-		  rt_TaskScores *out, Diag *d)
+typedef struct Shape {
+	int32_t *tok;
+	const float *logits;
+	int64_t B, T, V, keep;
+} Shape;
+
+/* Every candidate of s into score[] (log p(label | prompt), or its mean
+ * over the label's bytes), counting runs and cut prompts into out. */
+static int score_set(rt_Exec *e, const Shape *sh, const rt_TaskSet *s, bool mean,
+		     const rt_TaskScoreOpts *o, double *score, rt_TaskScores *out, Diag *d)
 {
 	const rt_TaskInfo *t = s->info;
-	memset(out, 0, sizeof *out);
-	rt_Tensor tok, lg;
-	if (rt_exec_tensor(e, "tokens", &tok) || rt_exec_tensor(e, "logits", &lg) ||
-	    tok.dtype != RT_I32 || tok.rank != 2 || lg.dtype != RT_F32 || lg.rank != 3 ||
-	    lg.dim[0] != tok.dim[0] || lg.dim[1] != tok.dim[1])
-		return diag_error(d, (SrcLoc){0}, "scoring a task needs a model with input "
-				  "'tokens' i32 [B, T] and output 'logits' f32 [B, T, V]");
-	int64_t B = tok.dim[0], T = tok.dim[1], V = lg.dim[2];
-	int64_t lmax = rt_task_max_label(t), keep = T + 1 - lmax;
-	if (V < 256)
-		return diag_error(d, (SrcLoc){0}, "the model's vocabulary has %lld tokens; task "
-				  "text is bytes, which needs 256", (long long)V);
-	if (keep < 1)
-		return diag_error(d, (SrcLoc){0}, "a row of %lld tokens cannot hold a prompt and "
-				  "the longest label of %s (%lld bytes)", (long long)T, t->name,
-				  (long long)lmax);
 	int64_t nex = (int64_t)s->ex.len, per = (int64_t)t->nquery * t->nlabel;
-	int64_t total = nex * per, pcap = 0;
+	int64_t total = nex * per, pcap = 0, B = sh->B, T = sh->T, V = sh->V, keep = sh->keep;
 	for (int64_t i = 0; i < nex; i++)
 		for (int q = 0; q < t->nquery; q++) {
 			int64_t n = (int64_t)rt_task_prompt(t, rt_task_example(s, i), q, NULL, 0);
 			pcap = n > pcap ? n : pcap;
 		}
-	out->prompt_bytes = pcap;
-	out->score = mem_calloc(total ? (size_t)total : 1, sizeof *out->score);
-	out->pred = mem_calloc(nex ? (size_t)nex : 1, sizeof *out->pred);
 	char *prompt = mem_alloc((size_t)pcap + 1);
 	Row *row = mem_calloc((size_t)B, sizeof *row);
-	if (!out->score || !out->pred || !prompt || !row) {
+	if (!prompt || !row) {
 		mem_free(prompt);
 		mem_free(row);
-		rt_task_scores_free(out);
 		return diag_error(d, (SrcLoc){0}, "out of memory");
 	}
-	double t0 = seconds();
-	int32_t *tk = tok.data;
-	const float *logits = lg.data;
+	out->prompt_bytes = pcap > out->prompt_bytes ? pcap : out->prompt_bytes;
 	int64_t nrow = 0, plen = 0, pq = -1, p = 0;
 	for (int64_t c = 0; c < total; c++) {
 		int64_t i = c / per, q = (c / t->nlabel) % t->nquery;
@@ -135,7 +126,7 @@ int rt_task_score(rt_Exec *e, const rt_TaskSet *s, const rt_TaskScoreOpts *o,
 		const unsigned char *pb = (const unsigned char *)prompt + (plen - p);
 		const unsigned char *lb = (const unsigned char *)t->label[l];
 		int64_t L = (int64_t)strlen(t->label[l]);
-		int32_t *r = tk + nrow * T;
+		int32_t *r = sh->tok + nrow * T;
 		for (int64_t k = 0; k < p; k++)
 			r[k] = pb[k];
 		for (int64_t k = 0; k + 1 < L; k++)
@@ -152,18 +143,79 @@ int rt_task_score(rt_Exec *e, const rt_TaskSet *s, const rt_TaskScoreOpts *o,
 			int64_t n = (int64_t)strlen(t->label[row[k].label]);
 			double sum = 0;
 			for (int64_t j = 0; j < n; j++)
-				sum += log_prob(logits + (k * T + row[k].p - 1 + j) * V, V, lab[j]);
-			out->score[row[k].cand] = o && o->mean ? sum / (double)n : sum;
+				sum += log_prob(sh->logits + (k * T + row[k].p - 1 + j) * V, V, lab[j]);
+			score[row[k].cand] = mean ? sum / (double)n : sum;
 		}
 		out->ncand += nrow;
 		nrow = 0;
 		if (o && o->progress)
 			o->progress(o->user, c + 1, total);
 	}
+	mem_free(prompt);
+	mem_free(row);
+	return 0;
+}
+
+const char *const rt_task_norm_name[RT_NORM_COUNT] = {"sum", "mean", "pmi"};
+
+int rt_task_score(rt_Exec *e, const rt_TaskSet *s, const rt_TaskScoreOpts *o,
+		  rt_TaskScores *out, Diag *d)
+{
+	const rt_TaskInfo *t = s->info;
+	rt_TaskNorm norm = o ? o->norm : RT_NORM_SUM;
+	memset(out, 0, sizeof *out);
+	rt_Tensor tok, lg;
+	if (rt_exec_tensor(e, "tokens", &tok) || rt_exec_tensor(e, "logits", &lg) ||
+	    tok.dtype != RT_I32 || tok.rank != 2 || lg.dtype != RT_F32 || lg.rank != 3 ||
+	    lg.dim[0] != tok.dim[0] || lg.dim[1] != tok.dim[1])
+		return diag_error(d, (SrcLoc){0}, "scoring a task needs a model with input "
+				  "'tokens' i32 [B, T] and output 'logits' f32 [B, T, V]");
+	Shape sh = {.tok = tok.data, .logits = lg.data, .B = tok.dim[0], .T = tok.dim[1],
+		    .V = lg.dim[2]};
+	int64_t lmax = rt_task_max_label(t);
+	sh.keep = sh.T + 1 - lmax;
+	if (sh.V < 256)
+		return diag_error(d, (SrcLoc){0}, "the model's vocabulary has %lld tokens; task "
+				  "text is bytes, which needs 256", (long long)sh.V);
+	if (sh.keep < 1)
+		return diag_error(d, (SrcLoc){0}, "a row of %lld tokens cannot hold a prompt and "
+				  "the longest label of %s (%lld bytes)", (long long)sh.T, t->name,
+				  (long long)lmax);
+	int64_t nex = (int64_t)s->ex.len, per = (int64_t)t->nquery * t->nlabel;
+	out->score = mem_calloc(nex ? (size_t)(nex * per) : 1, sizeof *out->score);
+	out->pred = mem_calloc(nex ? (size_t)nex : 1, sizeof *out->pred);
+	if (norm == RT_NORM_PMI)
+		out->prior = mem_calloc((size_t)per, sizeof *out->prior);
+	if (!out->score || !out->pred || (norm == RT_NORM_PMI && !out->prior)) {
+		rt_task_scores_free(out);
+		return diag_error(d, (SrcLoc){0}, "out of memory");
+	}
+	double t0 = seconds();
+	int rc = 0;
+	if (norm == RT_NORM_PMI) {
+		/* The content-free prompt: the template with no document and no
+		 * question, scored once per task; its candidates are not counted
+		 * as the examples' (ncand, ntrunc), only its runs. */
+		rt_TaskSet prior = {.info = t};
+		rt_TaskScores ps = {0};
+		arena_init(&prior.arena);
+		rc = rt_task_add(&prior, "prior", "", 0, "", 0, RT_SPLIT_ALL, d);
+		if (!rc)
+			rc = score_set(e, &sh, &prior, false, NULL, out->prior, &ps, d);
+		out->nrun += ps.nrun;
+		rt_task_free(&prior);
+	}
+	if (!rc)
+		rc = score_set(e, &sh, s, norm == RT_NORM_MEAN, o, out->score, out, d);
+	if (rc) {
+		rt_task_scores_free(out);
+		return -1;
+	}
+	for (int64_t i = 0; norm == RT_NORM_PMI && i < nex; i++)
+		for (int64_t k = 0; k < per; k++)
+			out->score[i * per + k] -= out->prior[k];
 	for (int64_t i = 0; i < nex; i++)
 		out->pred[i] = rt_task_predict(t, out->score + i * per);
 	out->seconds = seconds() - t0;
-	mem_free(prompt);
-	mem_free(row);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* eval_task.c: `mswc eval MODEL.msw --weights W --task pubmedqa|hoc|medabstracts
  *              [--split train|dev|test|all] [--limit N] [--predictions FILE]
- *              [--norm sum|mean] [--task-data DIR] [--batch B] [--seq T]`
+ *              [--norm sum|mean|pmi] [--task-data DIR] [--batch B] [--seq T]`
  *
  * A model's score on a biomedical classification task (docs/tasks.md):
  * the split is read from the task data (runtime/task*.c), every candidate
@@ -28,8 +28,8 @@ const OptHelp eval_task_options[] = {
 	{"--split S", "with --task: train, dev, test (default) or all"},
 	{"--limit N", "with --task: the first N examples of the split (a fixed sample)"},
 	{"--predictions FILE", "with --task: per-example predictions, TSV or (.jsonl) JSON lines"},
-	{"--norm sum|mean", "with --task: a label's score is the sum (default) or mean of its "
-			    "byte log-probs"},
+	{"--norm sum|mean|pmi", "with --task: a label's score: the sum (default) or mean of "
+				"its byte log-probs, or the sum less the content-free prompt's"},
 	{"--task-data DIR", "with --task: the data folder (default $MSW_DATA, else "
 			    "../shared/data)"},
 	{NULL, NULL},
@@ -58,9 +58,12 @@ int eval_task_option(TaskOpts *o, int argc, char **argv, int i)
 	} else if ((v = args_value(argc, argv, &at, "--predictions"))) {
 		o->predictions = v;
 	} else if ((v = args_value(argc, argv, &at, "--norm"))) {
-		if (strcmp(v, "sum") && strcmp(v, "mean"))
-			return -usage_error("eval", "--norm expects sum or mean, got '%s'", v);
-		o->mean = !strcmp(v, "mean");
+		o->norm = -1;
+		for (int k = 0; k < RT_NORM_COUNT; k++)
+			if (!strcmp(v, rt_task_norm_name[k]))
+				o->norm = k;
+		if (o->norm < 0)
+			return -usage_error("eval", "--norm expects sum, mean or pmi, got '%s'", v);
 		o->has_norm = true;
 	} else if ((v = args_value(argc, argv, &at, "--task-data"))) {
 		o->root = v;
@@ -170,15 +173,20 @@ static int score(const Args *a, const TaskOpts *o, const char *weights, long lon
 	       batch, (long long)T, rt_pool_size(pool));
 	fflush(stdout);
 	double t0 = now_seconds();
-	rt_TaskScoreOpts so = {.mean = o->mean, .progress = isatty(2) ? progress : NULL,
+	rt_TaskScoreOpts so = {.norm = (rt_TaskNorm)o->norm, .progress = isatty(2) ? progress : NULL,
 			       .user = &t0};
 	if (rt_task_score(e, set, &so, &r, d))
 		goto fail;
 	int64_t keep = T + 1 - rt_task_max_label(t);
+	static const char *const how[RT_NORM_COUNT] = {
+		"the sum of its bytes' log-probabilities",
+		"the mean of its bytes' log-probabilities",
+		"the sum of its bytes' log-probabilities less that after the content-free prompt",
+	};
 	printf("prompts: %lld of %lld cut from the left to their last %lld bytes (the longest "
-	       "has %lld); label score: %s of its bytes' log-probabilities\n",
-	       (long long)r.ntrunc, (long long)set->ex.len * t->nquery, (long long)keep,
-	       (long long)r.prompt_bytes, o->mean ? "the mean" : "the sum");
+	       "has %lld); label score: %s\n", (long long)r.ntrunc,
+	       (long long)set->ex.len * t->nquery, (long long)keep, (long long)r.prompt_bytes,
+	       how[o->norm]);
 	printf("scored in %.1f s (%.1f candidates/s)\n", r.seconds,
 	       r.seconds > 0 ? (double)r.ncand / r.seconds : 0.0);
 	rt_TaskReport rep;

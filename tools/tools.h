@@ -177,7 +177,7 @@ typedef struct TaskOpts {
 	int split;                /* rt_Split; RT_SPLIT_TEST by default */
 	bool has_split, has_norm;
 	long long limit;          /* 0: all */
-	bool mean;                /* --norm mean */
+	int norm;                 /* rt_TaskNorm */
 	const char *predictions, *root;
 } TaskOpts;
 extern const OptHelp eval_task_options[];

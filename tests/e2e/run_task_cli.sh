@@ -85,6 +85,7 @@ cmp -s "$tmp/p.tsv" "$tmp/p3.tsv" && ok || bad "--threads 1 wrote different pred
 if diff <(cut -f1-4 "$tmp/p.tsv") <(cut -f1-4 "$tmp/p4.tsv") > /dev/null; then ok; else
 	bad "--batch 5 predicted differently"; fi
 expect 0 "label score: the mean of" "${ev[@]}" --task pubmedqa --norm mean
+expect 0 "less that after the content-free prompt" "${ev[@]}" --task hoc --split all --norm pmi
 expect 0 "in 6 runs of 1 x 20 tokens" "${ev[@]}" --task pubmedqa --batch 1 --seq 20
 expect 0 "^pubmedqa all: 3 examples" "${ev[@]}" --task pubmedqa --split all --limit 3
 
@@ -177,7 +178,7 @@ expect 1 "mswir: --task needs a .msw model" "$mswc" eval "$tmp/m.mswir" --weight
 # --- usage errors: exit 2 ---
 expect 2 "--task expects pubmedqa, hoc or medabstracts, got 'pubmed'" "${ev[@]}" --task pubmed
 expect 2 "--split expects train, dev, test or all, got 'val'" "${ev[@]}" --task hoc --split val
-expect 2 "--norm expects sum or mean" "${ev[@]}" --task hoc --norm max
+expect 2 "--norm expects sum, mean or pmi" "${ev[@]}" --task hoc --norm max
 expect 2 "--limit expects an integer" "${ev[@]}" --task hoc --limit 0
 expect 2 "--split goes with --task" "$mswc" eval $model --weights "$w" --data $text --split dev
 expect 2 "--data is for the held-out loss; --task scores a task" "${ev[@]}" --task hoc --data $text

@@ -7,7 +7,9 @@
  *     followed by the label, run alone through a program of another shape
  *     ([1, 64]), the log-softmax taken in double at each label byte
  *     (within 1e-4: the shapes differ, so the sums are rounded apart);
- *   - with --norm mean the score is that sum over the label's bytes;
+ *   - with --norm mean the score is that sum over the label's bytes; with
+ *     pmi, the sum less log p(label | "\nQuestion: \nAnswer:"), the
+ *     content-free prompt, computed the same way;
  *   - rows per run (1, 4, 7) change nothing but rounding: the same
  *     predictions, scores within 1e-5; the run count is ceil(cands / B);
  *   - prompts that fit are not cut, and the cut ones are counted;
@@ -139,10 +141,11 @@ static void test_against_reference(void)
 	const rt_TaskInfo *t = set.info;
 	Diag d;
 	diag_init(&d);
-	rt_TaskScores sum, mean;
-	rt_TaskScoreOpts om = {.mean = true};
+	rt_TaskScores sum, mean, pmi;
+	rt_TaskScoreOpts om = {.norm = RT_NORM_MEAN}, op = {.norm = RT_NORM_PMI};
 	CHECK(rt_task_score(run.e, &set, NULL, &sum, &d) == 0);
 	CHECK(rt_task_score(run.e, &set, &om, &mean, &d) == 0);
+	CHECK(rt_task_score(run.e, &set, &op, &pmi, &d) == 0);
 	show("score", &d);
 	int64_t keep = 32 + 1 - rt_task_max_label(t);   /* " maybe": 6 bytes -> 27 */
 	CHECK(keep == 27);
@@ -157,13 +160,20 @@ static void test_against_reference(void)
 				  got, want);
 			CHECK_NEAR(mean.score[i * t->nlabel + l], got / (double)strlen(t->label[l]),
 				   1e-12);
+			double prior = reference(&ref, "\nQuestion: \nAnswer:", keep, t->label[l]);
+			CHECK_MSG(fabs(pmi.score[i * t->nlabel + l] - (want - prior)) < 2e-4,
+				  "pmi: example %d label %d", i, l);
+			if (i == 0)
+				CHECK_NEAR(pmi.prior[l], prior, 1e-4);
 		}
 	}
 	/* every prompt is longer than 27 bytes, the shortest being
 	 * "Short.\nQuestion: Does it work?\nAnswer:" (38) */
 	CHECK(sum.ncand == 9 && sum.nrun == 3 && sum.ntrunc == 3);
+	CHECK(!sum.prior && pmi.ncand == 9 && pmi.nrun == 4 && pmi.ntrunc == 3);
 	rt_task_scores_free(&sum);
 	rt_task_scores_free(&mean);
+	rt_task_scores_free(&pmi);
 	diag_free(&d);
 	destroy(&run);
 	destroy(&ref);

@@ -22,6 +22,9 @@
 #define FUZZ_ENTRY fuzz_program_entry
 #include "../fuzz/fuzz_program.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_tasks_entry
+#include "../fuzz/fuzz_tasks.c"
+#undef FUZZ_ENTRY
 
 #include "../fuzz/replay.h"
 
@@ -68,6 +71,32 @@ static bool program_reads(const uint8_t *p, size_t n)
 	return ok;
 }
 
+/* The task readers as fuzz_tasks.c calls them: the first byte picks one,
+ * a NUL separates the two files of PubMedQA and HoC. */
+static bool task_loads(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	rt_TaskId id = (rt_TaskId)(p[0] % 3);
+	const char *s = (const char *)p + 1, *sep = id == RT_TASK_MEDABS ? NULL : memchr(s, 0, n - 1);
+	size_t n1 = sep ? (size_t)(sep - s) : n - 1;
+	Source a, b;
+	source_from_mem(&a, "a", s, n1);
+	source_from_mem(&b, "b", sep ? sep + 1 : "", sep ? n - 2 - n1 : 0);
+	rt_TaskSet set = {.info = &rt_tasks[id]};
+	arena_init(&set.arena);
+	Diag d;
+	diag_init(&d);
+	bool ok = (id == RT_TASK_PUBMEDQA ? rt_pubmedqa_parse(&a, &b, &set, &d)
+		   : id == RT_TASK_HOC    ? rt_hoc_parse("1", &a, &b, &set, &d)
+					  : rt_medabs_parse(&a, &set, &d)) == 0;
+	rt_task_free(&set);
+	diag_free(&d);
+	source_free(&a);
+	source_free(&b);
+	return ok;
+}
+
 static void test_corpus(void)
 {
 	int nv, nb;
@@ -81,6 +110,9 @@ static void test_corpus(void)
 	int npr = fuzz_replay("program", fuzz_program_entry, program_reads, &nv, &nb);
 	printf("replayed %d program descriptions (%d valid, %d bad)\n", npr, nv, nb);
 	CHECK(npr >= 8 && nv >= 2 && nb >= 5);
+	int ntask = fuzz_replay("tasks", fuzz_tasks_entry, task_loads, &nv, &nb);
+	printf("replayed %d task reader inputs (%d valid, %d bad)\n", ntask, nv, nb);
+	CHECK(ntask >= 10 && nv >= 4 && nb >= 8);
 }
 
 int main(void)
