@@ -832,11 +832,14 @@ int64_t rt_task_needed_seq(const rt_TaskSet *s);
  * classes. Majority: every example gets the class most frequent in the gold
  * labels of the examples scored. Random: uniform over the classes
  * (single-label), or each hallmark with probability 1/2 and "empty" when
- * none is drawn (HoC), as expected counts. */
+ * none is drawn (HoC), as expected counts. For HoC also "all": every
+ * hallmark predicted for every abstract, which a model that always answers
+ * yes scores, and which micro-F1 rates above the majority class. */
 typedef struct rt_TaskReport {
 	double accuracy, macro_f1, micro_f1;          /* the model's */
 	double maj_accuracy, maj_macro_f1, maj_micro_f1;
 	double rnd_accuracy, rnd_macro_f1, rnd_micro_f1;
+	double all_micro_f1;      /* multi-label: every class but the last ("empty") predicted */
 	int majority;                                 /* the majority class */
 	int64_t n, count[RT_TASK_MAX_CLASS];          /* examples, and per gold class */
 } rt_TaskReport;

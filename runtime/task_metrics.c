@@ -129,6 +129,13 @@ void rt_task_report(const rt_TaskSet *s, const uint32_t *pred, rt_TaskReport *r)
 	r->macro_f1 = rt_macro_f1(cm, nc);
 	r->maj_macro_f1 = rt_macro_f1(cj, nc);
 	r->rnd_macro_f1 = rt_macro_f1(cr, nc);
+	if (t->multilabel) {
+		for (int64_t i = 0; i < n; i++)
+			maj[i] = (1u << (nc - 1)) - 1;   /* every class but "empty" */
+		rt_Counts ca[RT_TASK_MAX_CLASS];
+		rt_class_counts(gold, maj, n, nc, ca);
+		r->all_micro_f1 = rt_micro_f1(ca, nc);
+	}
 	r->micro_f1 = rt_micro_f1(cm, nc);
 	r->maj_micro_f1 = rt_micro_f1(cj, nc);
 	r->rnd_micro_f1 = rt_micro_f1(cr, nc);

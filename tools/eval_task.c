@@ -28,8 +28,8 @@ const OptHelp eval_task_options[] = {
 	{"--split S", "with --task: train, dev, test (default) or all"},
 	{"--limit N", "with --task: the first N examples of the split (a fixed sample)"},
 	{"--predictions FILE", "with --task: per-example predictions, TSV or (.jsonl) JSON lines"},
-	{"--norm sum|mean|pmi", "with --task: a label's score: the sum (default) or mean of "
-				"its byte log-probs, or the sum less the content-free prompt's"},
+	{"--norm sum|mean|pmi", "with --task: a label's log-likelihood (sum, the default), per "
+				"byte, or less its prior"},
 	{"--task-data DIR", "with --task: the data folder (default $MSW_DATA, else "
 			    "../shared/data)"},
 	{NULL, NULL},
@@ -134,6 +134,8 @@ static void print_scores(const rt_TaskInfo *t, const rt_TaskReport *r)
 		printf("%-10s %8.4f %9.4f %8.4f\n", "macro-F1", r->macro_f1, r->maj_macro_f1,
 		       r->rnd_macro_f1);
 	}
+	if (t->multilabel)
+		printf("every hallmark predicted for every abstract: micro-F1 %.4f\n", r->all_micro_f1);
 	printf("majority class: %s; random: %s\n",
 	       r->majority >= 0 ? t->class_name[r->majority] : "none",
 	       t->multilabel ? "each hallmark with probability 1/2, empty when none (expected counts)"

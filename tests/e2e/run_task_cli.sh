@@ -91,12 +91,14 @@ expect 0 "^pubmedqa all: 3 examples" "${ev[@]}" --task pubmedqa --split all --li
 
 # --- HoC: gold {sustaining}, {invasion, sustaining}, {empty}: majority
 # sustaining gives tp 2 fp 1 fn 2: 4/7 = 0.5714. Random: hallmarks tp 1.5,
-# fn 1.5, fp 13.5; empty (q = 2^-10) tp q, fp 2q, fn 1 - q: 0.1580. ---
+# fn 1.5, fp 13.5; empty (q = 2^-10) tp q, fp 2q, fn 1 - q: 0.1580. All ten
+# hallmarks for each: tp 3, fp 27, fn 1 (empty): 6/34 = 0.1765. ---
 expect 0 "^hoc all: 3 examples, 60 candidates \(20 per example\)" \
 	"${ev[@]}" --task hoc --split all --predictions "$tmp/h.jsonl"
 out=$last_out
 for pat in "^micro-F1 +$num +0\.5714 +0\.1580$" "^majority class: sustaining proliferative signaling" \
-	"empty 1$" "activating invasion and metastasis 1,"; do
+	"empty 1$" "activating invasion and metastasis 1," \
+	"^every hallmark predicted for every abstract: micro-F1 0\.1765$"; do
 	grep -qE -- "$pat" <<<"$out" && ok || { bad "hoc: no /$pat/"; echo "$out"; }
 done
 grep -q '^accuracy' <<<"$out" && bad "hoc printed an accuracy" || ok

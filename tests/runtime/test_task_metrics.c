@@ -156,7 +156,8 @@ static void test_report_single(void)
  *   random: each hallmark 1/2, empty 2^-10 (q). Hallmarks: tp = n_c/2,
  *   fn = n_c/2, fp = (3 - n_c)/2 summed over the 10: n = 3 gold hallmark
  *   labels -> tp 1.5, fn 1.5, fp (30 - 3)/2 = 13.5; empty: tp q, fp 2q,
- *   fn 1 - q. micro = 2 (1.5 + q) / (2 (1.5 + q) + 13.5 + 2q + 2.5 - q). */
+ *   fn 1 - q. micro = 2 (1.5 + q) / (2 (1.5 + q) + 13.5 + 2q + 2.5 - q).
+ *   all (the ten hallmarks for each): tp 3, fp 27, fn 1 -> 6/34. */
 static void test_report_multi(void)
 {
 	uint32_t gold[] = {0x3, 0x1, 0x400}, pred[] = {0x1, 0x5, 0x400};
@@ -168,6 +169,8 @@ static void test_report_multi(void)
 	CHECK_NEAR(r.maj_micro_f1, 4.0 / 7, EPS);
 	double q = 1.0 / 1024, tp = 1.5 + q;
 	CHECK_NEAR(r.rnd_micro_f1, 2 * tp / (2 * tp + 13.5 + 2 * q + 1.5 + 1 - q), EPS);
+	/* all ten hallmarks x3: tp 3, fp 30 - 3, fn 1 (empty): 6 / 34 */
+	CHECK_NEAR(r.all_micro_f1, 6.0 / 34, EPS);
 	rt_task_free(&s);
 }
 
