@@ -149,6 +149,7 @@ void ir_graph_destroy(Graph *g)
 	vec_free(&g->grad);
 	ir_clear_masks(g);
 	vec_free(&g->mask);
+	vec_free(&g->place);
 	arena_free(&g->arena);
 	mem_free(g);
 }
@@ -300,6 +301,26 @@ int ir_bind(Graph *g, const char *name, int64_t value)
 }
 
 const char *const ir_sparse_dist_name[SD_COUNT] = {"uniform", "erk"};
+
+int ir_set_mesh(Graph *g, const char *name, uint32_t rows, uint32_t cols)
+{
+	uint32_t id = ir_intern(g, name);
+	if (id == UINT32_MAX || vec_reserve(&g->place, ir_nnode(g), sizeof(Place)))
+		return -1;
+	g->mesh_name = id;
+	g->mesh_rows = rows;
+	g->mesh_cols = cols;
+	g->place.len = ir_nnode(g);
+	for (ValId v = 0; v < ir_nnode(g); v++)
+		VEC_AT(g->place, Place, v) = (Place){.unit = VAL_NONE};
+	return 0;
+}
+
+void ir_clear_place(Graph *g)
+{
+	g->place.len = 0;
+	g->mesh_name = g->mesh_rows = g->mesh_cols = 0;
+}
 
 Mask *ir_find_mask(const Graph *g, ValId p)
 {

@@ -128,6 +128,18 @@ typedef struct Mask {
 	Hash128 hash;         /* of bits; valid when nkept >= 0 */
 } Mask;
 
+/* Where one node runs on a mesh of tiles (passes/place.c, docs/mesh.md):
+ * the rectangle of tiles holding its shards, rows x cols of them from tile
+ * (row, col), and its unit, the weight (a param) whose tiles it shares, or
+ * VAL_NONE. Like memory offsets, a placement says where the step runs, not
+ * what it computes: ir_hash leaves it out, and any rewrite drops it (the
+ * place pass runs last). */
+typedef struct Place {
+	uint32_t row, col;    /* the top-left tile */
+	uint32_t rows, cols;  /* >= 1: the shards */
+	ValId unit;
+} Place;
+
 typedef struct Graph {
 	Vec node;             /* Node */
 	Vec arg;              /* ValId */
@@ -141,6 +153,9 @@ typedef struct Graph {
 	                       * order; empty until autodiff runs */
 	Vec mask;             /* Mask, at most one per param, in param order once
 	                       * the prune pass ran; empty for a dense model */
+	Vec place;            /* Place per node once the place pass ran, else empty */
+	uint32_t mesh_name;   /* string id of the mesh placed on (0: none) */
+	uint32_t mesh_rows, mesh_cols;  /* its tiles, when place is filled */
 	uint32_t model_name;  /* string id */
 	int64_t arena_size;   /* bytes, set by plan_memory */
 	int64_t arena_guard;  /* plan_memory in checked mode: bytes no value owns
@@ -280,6 +295,17 @@ bool ir_sparse_candidate(const Graph *g, ValId p);
 bool ir_embedding_table(const Graph *g, ValId p);
 bool ir_weight_matrix(const Graph *g, ValId p);
 bool ir_param_decays(const Graph *g, ValId p);
+
+/* The placement (Graph.place): ir_set_mesh records the mesh, drops any
+ * placement and sizes the table to one Place per node, each unplaced
+ * (rows = 0) until the caller fills it; ir_clear_place forgets both.
+ * ir_place: NULL when the graph is not placed. */
+int ir_set_mesh(Graph *g, const char *name, uint32_t rows, uint32_t cols);
+void ir_clear_place(Graph *g);
+static inline Place *ir_place(const Graph *g, ValId v)
+{
+	return g->place.len ? &VEC_AT(g->place, Place, v) : NULL;
+}
 
 /* Append a node: `tmpl` gives op, dtype (for sources and cast) and
  * attributes; its shape is computed by ir_infer_node (sources keep the shape

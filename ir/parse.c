@@ -54,7 +54,7 @@ typedef struct Parser {
 	Vec files;                  /* Source *, one per file named in a location */
 	Vec sbuf;                   /* decoded string literal */
 	Vec masknode;               /* MaskRef: mask nodes, checked at the end */
-	bool have_model, have_loss;
+	bool have_model, have_loss, have_mesh;
 } Parser;
 
 static SrcLoc tok_loc(const Parser *P, const Tok *t)
@@ -777,6 +777,106 @@ static int parse_mask(Parser *P)
 	return end_line(P, NULL);
 }
 
+/* The token "..", which the lexer reads as a number. */
+static bool is_range(const Parser *P)
+{
+	return P->t.k == T_NUM && P->t.n == 2 && !memcmp(P->t.s, "..", 2);
+}
+
+static int expect_range(Parser *P)
+{
+	if (!is_range(P))
+		return err(P, "expected '..' here");
+	return next(P);
+}
+
+/* mesh := 'mesh' string 'rows=' int 'cols=' int EOL
+ * After every node: the place lines that follow name them. */
+static int parse_mesh(Parser *P)
+{
+	if (P->have_mesh)
+		return err(P, "the mesh line is given twice");
+	uint32_t name;
+	int64_t rows, cols;
+	if (next(P) || parse_string(P, &name) ||
+	    parse_keyed_int(P, "rows", 1, UINT16_MAX, &rows) ||
+	    parse_keyed_int(P, "cols", 1, UINT16_MAX, &cols))
+		return -1;
+	if (ir_set_mesh(P->g, ir_str(P->g, name), (uint32_t)rows, (uint32_t)cols))
+		return err(P, "out of memory");
+	P->have_mesh = true;
+	return end_line(P, NULL);
+}
+
+/* tile := '(' int ',' int ')', inside the mesh */
+static int parse_tile(Parser *P, int64_t *row, int64_t *col)
+{
+	Graph *g = P->g;
+	return expect_punct(P, '(') || parse_int(P, 0, (int64_t)g->mesh_rows - 1, row) ||
+	       expect_punct(P, ',') || parse_int(P, 0, (int64_t)g->mesh_cols - 1, col) ||
+	       expect_punct(P, ')') ? -1 : 0;
+}
+
+/* place := 'place' value ['..' value] 'tiles=' tile '..' tile ['unit=' value] EOL
+ * Nodes first..last run on the rectangle of tiles between the two corners
+ * (inclusive); the unit is the param whose tiles they share. Each node is
+ * placed once. */
+static int parse_place(Parser *P)
+{
+	Graph *g = P->g;
+	if (!P->have_mesh)
+		return err(P, "a place line needs the mesh line before it");
+	ValId first, last, unit = VAL_NONE;
+	if (next(P))
+		return -1;
+	Tok ft = P->t;
+	if (parse_ref(P, &first))
+		return -1;
+	last = first;
+	if (is_range(P) && (next(P) || parse_ref(P, &last)))
+		return -1;
+	if (last < first) {
+		P->t = ft;
+		return err(P, "the range %%%u..%%%u is empty", first, last);
+	}
+	int64_t r0, c0, r1, c1;
+	if (!is_word(P, "tiles"))
+		return err(P, "expected tiles= here");
+	if (next(P) || expect_punct(P, '=') || parse_tile(P, &r0, &c0) || expect_range(P))
+		return -1;
+	Tok ct = P->t;
+	if (parse_tile(P, &r1, &c1))
+		return -1;
+	if (r1 < r0 || c1 < c0) {
+		P->t = ct;
+		return err(P, "the second corner must be below and right of the first");
+	}
+	if (P->t.k == T_ID) {
+		if (!is_word(P, "unit"))
+			return err(P, "expected unit= or the end of the line");
+		if (next(P) || expect_punct(P, '='))
+			return -1;
+		Tok ut = P->t;
+		if (parse_ref(P, &unit))
+			return -1;
+		if (ir_node(g, unit)->op != OP_PARAM) {
+			P->t = ut;
+			return err(P, "a unit is a param, and %%%u is a %s", unit,
+				   ir_op[ir_node(g, unit)->op].name);
+		}
+	}
+	for (ValId v = first; v <= last; v++) {
+		Place *pl = ir_place(g, v);
+		if (pl->rows) {
+			P->t = ft;
+			return err(P, "%%%u is placed twice", v);
+		}
+		*pl = (Place){(uint32_t)r0, (uint32_t)c0, (uint32_t)(r1 - r0 + 1),
+			      (uint32_t)(c1 - c0 + 1), unit};
+	}
+	return end_line(P, NULL);
+}
+
 /* model := 'model' string ['(' binding {',' binding} ')'] EOL
  * binding := (ident | string) '=' int */
 static int parse_model(Parser *P)
@@ -839,7 +939,7 @@ static int check_mask_nodes(Parser *P)
 	return 0;
 }
 
-/* file := { [node | output | loss | grad | mask | model] EOL } */
+/* file := { [node | output | loss | grad | mask | mesh | place | model] EOL } */
 static int parse_file(Parser *P)
 {
 	if (next(P))
@@ -848,8 +948,14 @@ static int parse_file(Parser *P)
 		int rc;
 		if (P->t.k == T_EOL)
 			rc = next(P);
+		else if (P->t.k == T_VAL && P->have_mesh)
+			rc = err(P, "a node after the mesh line: nodes come first");
 		else if (P->t.k == T_VAL)
 			rc = parse_node(P);
+		else if (is_word(P, "mesh"))
+			rc = parse_mesh(P);
+		else if (is_word(P, "place"))
+			rc = parse_place(P);
 		else if (is_word(P, "output"))
 			rc = parse_output(P);
 		else if (is_word(P, "loss"))
@@ -861,11 +967,14 @@ static int parse_file(Parser *P)
 		else if (is_word(P, "model"))
 			rc = parse_model(P);
 		else
-			rc = err(P, "expected a node (%%N = ...), output, loss, grad, mask or model "
-				 "line");
+			rc = err(P, "expected a node (%%N = ...), output, loss, grad, mask, mesh, "
+				 "place or model line");
 		if (rc)
 			return -1;
 	}
+	for (ValId v = 0; P->have_mesh && v < ir_nnode(P->g); v++)
+		if (!ir_place(P->g, v)->rows)
+			return err(P, "%%%u has no place line (a placed graph places every node)", v);
 	return check_mask_nodes(P);
 }
 

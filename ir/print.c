@@ -8,10 +8,13 @@
  *   loss = %55
  *   grad "wte.weight" = %97
  *   mask "h.0.mlp.c_fc.weight" 0.75 uniform kept=16384 numel=65536 xxh3=...
+ *   mesh "ipu" rows=32 cols=46
+ *   place %21..%40 tiles=(0,4)..(3,7) unit=%20   ; 16 shards, h.0.attn.c_attn.weight
  *
  * One node per line, numbered by its id, with exactly the attributes the op
  * carries (ops.h's attribute column, written by kind), its result type, and the source location as a trailing
- * comment. Doubles use %.17g, which reads back to the same bits, and names
+ * comment. A placed graph (passes/place.c) ends in its mesh and one place
+ * line per run of consecutive nodes on the same tiles. Doubles use %.17g, which reads back to the same bits, and names
  * are quoted with escapes, so ir_parse gives back a graph with the same
  * ir_hash that prints the same text. The output is deterministic: it depends
  * on the graph alone, never on addresses or interning order. */
@@ -170,6 +173,43 @@ static void emit_model(Out *o, const Graph *g)
 	emit(o, "%s\n", g->bind.len ? ")" : "");
 }
 
+static bool same_place(const Place *a, const Place *b)
+{
+	return a->row == b->row && a->col == b->col && a->rows == b->rows &&
+	       a->cols == b->cols && a->unit == b->unit;
+}
+
+/* The rectangle by its corners, inclusive: tiles=(r0,c0)..(r1,c1). */
+static void emit_place(Out *o, const Graph *g)
+{
+	if (!g->place.len)
+		return;
+	emit(o, "mesh ");
+	emit_str(o, ir_str(g, g->mesh_name));
+	emit(o, " rows=%u cols=%u\n", g->mesh_rows, g->mesh_cols);
+	for (ValId v = 0; v < ir_nnode(g);) {
+		const Place *p = ir_place(g, v);
+		ValId last = v;
+		while (last + 1 < ir_nnode(g) && same_place(ir_place(g, last + 1), p))
+			last++;
+		size_t start = o->v.len;
+		emit(o, "place %%%u", v);
+		if (last > v)
+			emit(o, "..%%%u", last);
+		emit(o, " tiles=(%u,%u)..(%u,%u)", p->row, p->col, p->row + p->rows - 1,
+		     p->col + p->cols - 1);
+		if (p->unit != VAL_NONE)
+			emit(o, " unit=%%%u", p->unit);
+		size_t w = o->v.len - start;
+		emit(o, "%*s; %u shard%s", w < LOC_COLUMN ? (int)(LOC_COLUMN - w) : 1, "",
+		     p->rows * p->cols, p->rows * p->cols == 1 ? "" : "s");
+		if (p->unit != VAL_NONE && p->unit < ir_nnode(g))
+			emit(o, ", %s", ir_str(g, ir_node(g, p->unit)->name));
+		emit(o, "\n");
+		v = last + 1;
+	}
+}
+
 char *ir_print(const Graph *g)
 {
 	Out o = {0};
@@ -209,6 +249,7 @@ char *ir_print(const Graph *g)
 		}
 		emit(&o, "\n");
 	}
+	emit_place(&o, g);
 	if (o.oom) {
 		vec_free(&o.v);
 		return NULL;

@@ -253,6 +253,7 @@ int ir_rw_commit(Rewrite *rw, Diag *d)
 	vec_free(&g->arg);
 	g->node = node;
 	g->arg = arg;
+	ir_clear_place(g);   /* the nodes moved: place again */
 	mem_free(pos);
 	mem_free(order);
 	mem_free(repl);

@@ -253,6 +253,29 @@ static int check_update(const Graph *g, Diag *d)
 	return rc;
 }
 
+/* A placement (Graph.place) covers every node with a rectangle inside the
+ * mesh; a unit is a param. */
+static int check_place(const Graph *g, Diag *d)
+{
+	if (!g->place.len)
+		return 0;
+	if (g->place.len != ir_nnode(g) || !g->mesh_rows || !g->mesh_cols ||
+	    g->mesh_name >= g->str.len)
+		return diag_error(d, (SrcLoc){0}, "the placement covers %zu of %u nodes",
+				  g->place.len, ir_nnode(g));
+	for (ValId v = 0; v < ir_nnode(g); v++) {
+		const Place *p = ir_place(g, v);
+		if (!p->rows || !p->cols || p->row + p->rows > g->mesh_rows ||
+		    p->col + p->cols > g->mesh_cols)
+			return diag_error(d, ir_node(g, v)->loc, "%%%u is placed outside the %ux%u mesh",
+					  v, g->mesh_rows, g->mesh_cols);
+		if (p->unit != VAL_NONE && (p->unit >= ir_nnode(g) ||
+					    ir_node(g, p->unit)->op != OP_PARAM))
+			return diag_error(d, ir_node(g, v)->loc, "%%%u: its unit is not a param", v);
+	}
+	return 0;
+}
+
 int ir_verify(const Graph *g, Diag *d)
 {
 	int rc = 0;
@@ -278,6 +301,8 @@ int ir_verify(const Graph *g, Diag *d)
 	if (!broken && check_masks(g, d))
 		rc = -1;
 	if (!broken && check_update(g, d))
+		rc = -1;
+	if (!broken && check_place(g, d))
 		rc = -1;
 	return rc;
 }

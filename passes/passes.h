@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "../ir/ir.h"
+#include "mesh.h"
 #include "sparse.h"
 
 /* prune.c's inputs beyond the graph (docs/sparsity.md). */

@@ -274,3 +274,29 @@ void host_cache_sizes(int64_t size[3])
 			size[i] = 0;
 	}
 }
+
+double host_clock_hz(void)
+{
+	double hz = 0;
+	FILE *f = fopen("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "r");
+	long long khz;
+	if (f && fscanf(f, "%lld", &khz) == 1 && khz > 0)
+		hz = 1e3 * (double)khz;
+	if (f)
+		fclose(f);
+	if (hz > 0)
+		return hz;
+	f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		double mhz;
+		if (!strncmp(line, "cpu MHz", 7) && sscanf(strchr(line, ':') ? strchr(line, ':') + 1
+							  : line, "%lf", &mhz) == 1 && mhz > 0) {
+			hz = 1e6 * mhz;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return hz;
+}

@@ -140,5 +140,8 @@ void host_cpu_model(char *buf, size_t n);
  * sysconf); 0 where unknown. One core's share is not divided out: an L3
  * shared by all cores is reported whole. */
 void host_cache_sizes(int64_t size[3]);
+/* The CPU's clock in Hz as the machine reports it (sysfs's maximum, else
+ * /proc/cpuinfo's current MHz); 0 where unknown. */
+double host_clock_hz(void);
 
 #endif
