@@ -709,7 +709,7 @@ void mesh_free(Mesh *m)
 
 void mesh_print(FILE *f, const Mesh *m)
 {
-	char a[48], b[48];
+	char a[112], b[48];
 	fprintf(f, "mesh %s: %u x %u = %lld tiles (%s)\n", m->name, m->rows, m->cols,
 		(long long)mesh_tiles(m), m->from[MF_TILES]);
 	mesh_fmt_bytes(a, sizeof a, (double)m->memory);

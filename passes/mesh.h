@@ -129,7 +129,8 @@ typedef struct PlaceStats {
 	uint32_t mem_max_row, mem_max_col;
 	ValId mem_max_at;               /* the node after which the fullest tile peaks */
 	double step;                    /* predicted seconds */
-	double crit_compute, crit_transfer, crit_wait;   /* along the critical path */
+	double crit_compute, crit_exchange, crit_transfer;   /* the critical path: compute,
+	                                 * exchanges between a node's shards, transfers between nodes */
 	double busy;                    /* tile-seconds of compute and exchange */
 	double link_max;                /* bytes over the busiest link */
 	uint32_t link_row, link_col;    /* its source tile */

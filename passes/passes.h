@@ -59,6 +59,7 @@ typedef struct PassOptions {
 	bool optimizer;      /* optimize: with training, append the AdamW update */
 	bool decay_all;      /* optimize: weight decay on every param, not only
 	                      * where ir_param_decays says so */
+	const Mesh *mesh;    /* place: the mesh to place the step on; NULL: no placement */
 } PassOptions;
 
 typedef int (*PassFn)(Graph *g, const PassOptions *o, Diag *d);
@@ -120,6 +121,15 @@ int pass_dce(Graph *g, const PassOptions *o, Diag *d);
  * guard of at least o->guard bytes (g->arena_guard) that no value owns. */
 enum { PASS_GUARD = 256 };   /* checked mode's default guard: four zmm stores */
 int pass_plan_memory(Graph *g, const PassOptions *o, Diag *d);
+
+/* place.c: with o->mesh, give every node of the step a rectangle of the
+ * mesh's tiles (docs/mesh.md): one per weight and what belongs to it,
+ * sized by its work (kept entries for a sparse weight) and bounded below
+ * by its memory, laid out in the order of the step so consumers sit next
+ * to producers; Graph.place records it. A placement that does not fit a
+ * tile's memory is refused with the buffers on the fullest tile. No-op
+ * without a mesh. */
+int pass_place(Graph *g, const PassOptions *o, Diag *d);
 
 /* pipeline.c */
 typedef struct PassEntry {

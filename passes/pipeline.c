@@ -16,6 +16,7 @@ const PassEntry pass_pipeline[] = {
 	{"sparse_lower", pass_sparse_lower},
 	{"dce", pass_dce},
 	{"plan_memory", pass_plan_memory},
+	{"place", pass_place},   /* only with a mesh */
 };
 const int pass_npipeline = sizeof pass_pipeline / sizeof pass_pipeline[0];
 

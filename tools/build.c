@@ -152,6 +152,17 @@ static int rates_cb(void *ctx, const HostRates **out, Diag *d)
 	return tools_host_rates(out, false, d);
 }
 
+int tools_mesh(const char *spec, int threads, Mesh *m)
+{
+	Diag d;
+	diag_init(&d);
+	MeshHost host = {.threads = threads, .get_rates = rates_cb};
+	int rc = mesh_parse(spec, &host, m, &d);
+	fputs(diag_text(&d), stderr);
+	diag_free(&d);
+	return rc;
+}
+
 static int run_passes(Build *b, const BuildOptions *o)
 {
 	const Args *a = o->args;
@@ -170,9 +181,12 @@ static int run_passes(Build *b, const BuildOptions *o)
 			  .optimizer = o->optimizer, .decay_all = o->decay_all,
 			  .alignment = RT_ALIGN, .guard = o->unchecked ? -1 : 0, .prune = &pr,
 			  .sparse_format = (SparseFormat)(a->sparse_format - 1),
-			  .get_rates = rates_cb};
+			  .get_rates = rates_cb, .mesh = o->mesh};
 	/* the cost model's inputs and choices go with the dump of its pass */
 	if (o->dump_after && (!strcmp(o->dump_after, "sparse_lower") || !strcmp(o->dump_after, "all")))
+		po.explain = stderr;
+	/* and so do the placement's, with --dump-after=place */
+	if (o->mesh && (o->explain || (o->dump_after && !strcmp(o->dump_after, "place"))))
 		po.explain = stderr;
 #ifndef NDEBUG
 	po.verify = true;

@@ -1,5 +1,5 @@
 /* cmd_compile.c: `mswc compile MODEL.msw [--emit=ir|llvm|asm] [--train | --decode]
- *                [--dump-after=PASS|all] [--stop-after=PASS] [-D name=value]...`
+ *                [--dump-after=PASS|all] [--stop-after=PASS] [--mesh M] [-D name=value]...`
  *                `mswc compile MODEL.msw --aot DIR [--name NAME] [--weights W
  *                [--embed-weights]] [--target-cpu CPU] [-D name=value]...` (cmd_aot.c)
  *                `mswc compile FILE.mswir [--emit=...] [--train] [--dump-after=...]...`
@@ -8,7 +8,10 @@
  * wrote it); the pipeline then runs on the graph read back (build.c).
  * With --emit, prints the IR after the pipeline, the LLVM module or the host
  * assembly to stdout; --stop-after=PASS prints the IR as that pass left it. Without it, runs everything through JIT compilation
- * and prints a short summary: ops, parameters, kernels, time per stage. */
+ * and prints a short summary: ops, parameters, kernels, time per stage.
+ * With --mesh, the step is placed on the mesh too (passes/place.c,
+ * docs/mesh.md): --dump-after=place prints every node's tiles, and a
+ * placement that does not fit is refused (exit 1). */
 #include "tools.h"
 
 #include <stdio.h>
@@ -20,6 +23,7 @@ typedef struct CompileOpts {
 	const char *dump_after, *stop_after;
 	bool train;
 	bool decode;   /* decode mode: KV caches, input pos (docs/generation.md) */
+	const char *mesh;
 } CompileOpts;
 
 static int check_pass_name(const char *opt, const char *name, bool allow_all)
@@ -48,6 +52,8 @@ const OptHelp compile_options[] = {
 	{"--target-cpu CPU", "with --aot: native (default), x86-64-v2, x86-64-v3 or x86-64-v4"},
 	{"--generate", "with --aot: the decode and prefill programs of mswc generate"},
 	{"--prefill T", "with --generate: prompt tokens per prefill run (default 32; 0, 1: none)"},
+	{"--mesh M", "place the step on mesh M: host, ipu, wafer, RxC[:MEMORY] or a file "
+		     "(docs/mesh.md)"},
 	{NULL, NULL},
 };
 
@@ -92,6 +98,10 @@ static int compile_option(Args *a, int argc, char **argv, int i)
 			return -usage_error("compile", "--target-cpu expects native, x86-64-v2, "
 					    "x86-64-v3 or x86-64-v4, got '%s'", v);
 		co->aot.target = v;
+	} else if ((v = args_value(argc, argv, &at, "--mesh"))) {
+		if (!*v)
+			return -usage_error("compile", "--mesh needs a value");
+		co->mesh = v;
 	} else {
 		return 0;
 	}
@@ -117,7 +127,8 @@ static void summary(const Build *b)
 	       (double)g->arena_size / (1 << 20));
 	printf("  %-14s %8.1f ms\n", "frontend", 1e3 * b->t_frontend);
 	for (int i = 0; i < pass_npipeline; i++)
-		printf("  %-14s %8.1f ms\n", pass_pipeline[i].name, 1e3 * b->t_pass[i]);
+		if (pass_pipeline[i].fn != pass_place || g->place.len)
+			printf("  %-14s %8.1f ms\n", pass_pipeline[i].name, 1e3 * b->t_pass[i]);
 	printf("  %-14s %8.1f ms\n", "codegen", 1e3 * b->t_codegen);
 	printf("  %-14s %8.1f ms%s\n", "jit", 1e3 * b->t_jit,
 	       be_cache_hit(b->mod) ? "  (kernel cache hit)" : "");
@@ -153,11 +164,15 @@ int cmd_compile(int argc, char **argv)
 	if (co.train && co.decode)
 		return usage_error("compile", "--train and --decode do not go together: a decode "
 				   "program only runs forward");
+	bool place_pass = (co.dump_after && !strcmp(co.dump_after, "place")) ||
+			  (co.stop_after && !strcmp(co.stop_after, "place"));
+	if (place_pass && !co.mesh)
+		return usage_error("compile", "the place pass runs only with --mesh");
 	if (co.aot.dir) {
-		if (co.emit || co.stop_after || co.train || co.decode)
+		if (co.emit || co.stop_after || co.train || co.decode || co.mesh)
 			return usage_error("compile", "--aot writes the forward program (or with "
 					   "--generate the decode ones); it does not go with --emit, "
-					   "--stop-after, --train or --decode");
+					   "--stop-after, --train, --decode or --mesh");
 		if (co.aot.has_prefill && !co.aot.generate)
 			return usage_error("compile", "--prefill goes with --generate");
 		co.aot.dump_after = co.dump_after;
@@ -167,8 +182,12 @@ int cmd_compile(int argc, char **argv)
 	    co.aot.generate || co.aot.has_prefill)
 		return usage_error("compile", "--name, --weights, --embed-weights, --target-cpu, "
 				   "--generate and --prefill go with --aot DIR");
+	Mesh mesh;
+	if (co.mesh && tools_mesh(co.mesh, a.threads, &mesh))
+		return EXIT_FAIL;
 	BuildOptions bo = {
 		.args = &a,
+		.mesh = co.mesh ? &mesh : NULL,
 		.training = co.train,
 		.optimizer = co.train,   /* the whole step, update included */
 		.decode = co.decode,
@@ -187,5 +206,7 @@ int cmd_compile(int argc, char **argv)
 	else if (rc == 0 && !b.stopped)
 		rc = co.emit ? emit(&b, co.emit) : (summary(&b), 0);
 	build_free(&b);
+	if (co.mesh)
+		mesh_free(&mesh);
 	return rc;
 }

@@ -63,6 +63,12 @@ static const Command commands[] = {
 	{"generate", cmd_generate, "MODEL.msw --weights W.safetensors (--prompt TEXT | "
 				   "--prompt-file F | --prompts F) [options]",
 	 "continue a prompt (docs/generation.md)", {generate_options}, true},
+	{"place", cmd_place, "MODEL.msw --mesh M [--train] [--sparsity S] [options]",
+	 "place a model's step on a mesh of tiles and predict its time (docs/mesh.md)",
+	 {place_options}, true},
+	{"viz", cmd_viz, "MODEL.msw --what graph|placement [--mesh M] [-o FILE.svg|.png] [options]",
+	 "draw the dataflow graph or the placement with Graphviz (docs/mesh.md)",
+	 {viz_options}, true},
 	{"bench", cmd_bench, "matmul|sparse|decode|calibrate [options]",
 	 "benchmarks (docs/performance.md)", {bench_options}, false},
 };

@@ -33,7 +33,7 @@ typedef struct OptHelp {
 extern const OptHelp args_options[];   /* args.c: those every model command takes */
 extern const OptHelp compile_options[], init_options[], prune_options[], run_options[],
 	encode_options[], train_options[], dynamic_options[], eval_options[],
-	generate_options[];
+	generate_options[], place_options[], viz_options[];
 
 /* mswc.c: the commands, each with its usage line and option tables. */
 typedef struct Command {
@@ -77,6 +77,10 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
  * cache). *out stays valid for the process. */
 int tools_host_rates(const HostRates **out, bool remeasure, Diag *d);
 
+/* build.c: the mesh of --mesh SPEC (passes/mesh.c): a preset, RxC[:MEMORY]
+ * or a file; host figures from the host rates, threads as --threads. 0, or
+ * -1 with the diagnostics printed. */
+int tools_mesh(const char *spec, int threads, Mesh *m);
 /* build.c: the compile flow shared by every subcommand. */
 typedef enum Stage { STAGE_GRAPH, STAGE_MODULE, STAGE_PROGRAM } Stage;
 typedef struct Build {
@@ -114,6 +118,10 @@ typedef struct BuildOptions {
 	PruneMethod method;
 	const PruneTensor *masks, *weights;
 	int nmasks, nweights;
+	/* The mesh to place the step on (passes/place.c), or NULL; explain:
+	 * the placement prints its sizing with --dump-after=place. */
+	const Mesh *mesh;
+	bool explain;
 } BuildOptions;
 /* 0 ok; otherwise an exit status after printing the diagnostics. */
 int build_run(Build *b, const BuildOptions *o);
@@ -205,6 +213,9 @@ int64_t dynamic_next_stop(const DynamicOpts *o, int64_t done, int64_t steps);
 bool dynamic_due(const DynamicOpts *o, int64_t step, int64_t steps);
 int dynamic_update(const DynamicOpts *o, const Args *a, const rt_TrainConfig *c,
 		   const char *data, rt_Checkpoint *ck, Diag *d);
+/* cmd_place.c, cmd_viz.c: placement on a mesh and pictures (docs/mesh.md). */
+int cmd_place(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
 /* cmd_prune.c: one-shot pruning of given weights (docs/sparsity.md). */
 int cmd_prune(int argc, char **argv);
 /* bench.c: `mswc bench matmul [options]`, `mswc bench sparse` from
