@@ -130,8 +130,8 @@ typedef struct Mask {
 
 /* Where one node runs on a mesh of tiles (passes/place.c, docs/mesh.md):
  * the rectangle of tiles holding its shards, rows x cols of them from tile
- * (row, col), and its unit, the weight (a param) whose tiles it shares, or
- * VAL_NONE. Like memory offsets, a placement says where the step runs, not
+ * (row, col), and its unit, the node whose tiles it shares (a weight, or
+ * the first of a run of products of activations), or VAL_NONE. Like memory offsets, a placement says where the step runs, not
  * what it computes: ir_hash leaves it out, and any rewrite drops it (the
  * place pass runs last). */
 typedef struct Place {

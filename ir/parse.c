@@ -819,8 +819,8 @@ static int parse_tile(Parser *P, int64_t *row, int64_t *col)
 
 /* place := 'place' value ['..' value] 'tiles=' tile '..' tile ['unit=' value] EOL
  * Nodes first..last run on the rectangle of tiles between the two corners
- * (inclusive); the unit is the param whose tiles they share. Each node is
- * placed once. */
+ * (inclusive); the unit is the node (a weight, or a product of activations)
+ * whose tiles they share. Each node is placed once. */
 static int parse_place(Parser *P)
 {
 	Graph *g = P->g;
@@ -856,14 +856,8 @@ static int parse_place(Parser *P)
 			return err(P, "expected unit= or the end of the line");
 		if (next(P) || expect_punct(P, '='))
 			return -1;
-		Tok ut = P->t;
 		if (parse_ref(P, &unit))
 			return -1;
-		if (ir_node(g, unit)->op != OP_PARAM) {
-			P->t = ut;
-			return err(P, "a unit is a param, and %%%u is a %s", unit,
-				   ir_op[ir_node(g, unit)->op].name);
-		}
 	}
 	for (ValId v = first; v <= last; v++) {
 		Place *pl = ir_place(g, v);

@@ -203,8 +203,10 @@ static void emit_place(Out *o, const Graph *g)
 		size_t w = o->v.len - start;
 		emit(o, "%*s; %u shard%s", w < LOC_COLUMN ? (int)(LOC_COLUMN - w) : 1, "",
 		     p->rows * p->cols, p->rows * p->cols == 1 ? "" : "s");
-		if (p->unit != VAL_NONE && p->unit < ir_nnode(g))
+		if (p->unit != VAL_NONE && p->unit < ir_nnode(g) && ir_node(g, p->unit)->name)
 			emit(o, ", %s", ir_str(g, ir_node(g, p->unit)->name));
+		else if (p->unit != VAL_NONE && p->unit < ir_nnode(g))
+			emit(o, ", with %%%u %s", p->unit, ir_op[ir_node(g, p->unit)->op].name);
 		emit(o, "\n");
 		v = last + 1;
 	}

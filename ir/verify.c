@@ -254,7 +254,7 @@ static int check_update(const Graph *g, Diag *d)
 }
 
 /* A placement (Graph.place) covers every node with a rectangle inside the
- * mesh; a unit is a param. */
+ * mesh; a unit names a node. */
 static int check_place(const Graph *g, Diag *d)
 {
 	if (!g->place.len)
@@ -269,9 +269,8 @@ static int check_place(const Graph *g, Diag *d)
 		    p->col + p->cols > g->mesh_cols)
 			return diag_error(d, ir_node(g, v)->loc, "%%%u is placed outside the %ux%u mesh",
 					  v, g->mesh_rows, g->mesh_cols);
-		if (p->unit != VAL_NONE && (p->unit >= ir_nnode(g) ||
-					    ir_node(g, p->unit)->op != OP_PARAM))
-			return diag_error(d, ir_node(g, v)->loc, "%%%u: its unit is not a param", v);
+		if (p->unit != VAL_NONE && p->unit >= ir_nnode(g))
+			return diag_error(d, ir_node(g, v)->loc, "%%%u: its unit is no node", v);
 	}
 	return 0;
 }

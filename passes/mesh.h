@@ -76,17 +76,25 @@ void mesh_fmt_time(char *buf, size_t n, double seconds);
  * so on this mesh, and then every tensor of its shape (the weight, its
  * gradient, its moments) holds its kept entries only. */
 typedef struct PlaceUnit {
-	ValId anchor;         /* the param, or VAL_NONE for the one unit of a graph without any */
+	ValId anchor;         /* the weight (a param); for a unit of activations, its first
+	                       * product (a matmul); VAL_NONE for the one unit of a graph
+	                       * without either */
+	ValId weight;         /* the weight its layer is named by: the anchor, or for
+	                       * activations the weight they came from; may be VAL_NONE */
+	bool is_weight;
 	bool sparse;          /* stored and computed compressed */
 	double density;       /* kept / numel (1 without a mask) */
 	int64_t numel;        /* the weight's elements */
 } PlaceUnit;
-/* The units of a graph: one per weight (a param of rank >= 2, in the
- * order of their first reader), *nunit of them, mem_alloc'd. unit_of[v]
- * (mem_alloc'd, nnode entries, may be NULL) is the index of v's unit,
- * found by structure: the weight and its mask, moments and update; every
- * product reading it; its gradient; then every other node joins the unit
- * of its largest operand (sources the unit of their first reader). */
+/* The units of a graph, in step order: one per weight (a param of rank
+ * >= 2), and one per forward product of two activations that reads none
+ * of another such unit (attention's scores), *nunit of them, mem_alloc'd.
+ * unit_of[v] (mem_alloc'd, nnode entries, may be NULL) is the index of v's
+ * unit, found by structure: the weight and its mask, moments and update;
+ * every product reading it; its gradient; then every other node joins the
+ * unit of its largest operand (a backward node that of its largest forward
+ * operand, the activation it differentiates), sources the unit of their
+ * first reader. */
 int place_units(const Graph *g, const Mesh *m, PlaceUnit **units, int *nunit,
 		uint32_t **unit_of, Diag *d);
 
@@ -112,6 +120,13 @@ typedef struct NodeCost {
 	double out_bytes;     /* what its result occupies on the mesh (0: a view or in place) */
 	double comm_a, comm_b;  /* the bytes of its shard-to-shard exchange (kind-specific) */
 } NodeCost;
+/* Whether a node's value is held for the whole step: params, moments and
+ * other states, masks, inputs (a const or iota is a fill, live from its node
+ * to its last reader like any value). */
+static inline bool place_holds(const Node *n)
+{
+	return n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_MASK || n->op == OP_INPUT;
+}
 /* unit_of and units as place_units gave them. */
 void place_node_cost(const Graph *g, ValId v, const PlaceUnit *units, const uint32_t *unit_of,
 		     NodeCost *c);
@@ -152,8 +167,11 @@ int place_report(FILE *f, const Graph *g, const Mesh *m, Diag *d);
  * loss read), 1 backward (the rest of what autodiff built), 2 update (the
  * optimiser's ops and the sources only they read). phase: nnode bytes. */
 int place_phases(const Graph *g, uint8_t *phase, Diag *d);
-/* A display name for a unit's layer, by its param's hierarchical name:
- * "h.3" for "h.3.mlp.c_fc.weight", "wte" for "wte.weight". */
-void place_layer_name(const Graph *g, ValId anchor, char *buf, size_t n);
+/* Display names: a unit's layer, by its weight's hierarchical name ("h.3"
+ * for "h.3.mlp.c_fc.weight", "wte" for "wte.weight"), and the unit's own
+ * (the weight's name, or "h.3 activations %201" for a unit of
+ * activations). */
+void place_layer_name(const Graph *g, const PlaceUnit *u, char *buf, size_t n);
+void place_unit_name(const Graph *g, const PlaceUnit *u, char *buf, size_t n);
 
 #endif

@@ -226,7 +226,7 @@ static int size_units(const Graph *g, const Mesh *m, const PlaceUnit *units, int
 			     x->op == OP_ADAMW_MASKED || x->op == OP_CACHE_WRITE;
 		root[v] = alias ? root[ir_operand(g, x, 0)] : v;
 		bytes[v] = c.out_bytes;
-		last[v] = (ir_op[x->op].flags & OPF_SOURCE) ? FOREVER : v;
+		last[v] = place_holds(x) ? FOREVER : v;
 	}
 	for (ValId v = 0; v < n; v++)
 		for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
@@ -275,7 +275,8 @@ static void describe(const Graph *g, ValId v, const PlaceUnit *units, const uint
 	const PlaceUnit *u = &units[unit_of[v]];
 	const char *what = "activation";
 	if (x->op == OP_PARAM)
-		what = u->anchor == v ? (u->sparse ? "sparse weight" : "weight") : "parameter";
+		what = u->is_weight && u->anchor == v ? (u->sparse ? "sparse weight" : "weight")
+						       : "parameter";
 	else if (x->op == OP_STATE)
 		what = "optimiser moment";
 	else if (x->op == OP_MASK)
@@ -317,9 +318,9 @@ static int refuse(const Graph *g, const Mesh *m, const PlaceStats *st, const Vec
 		}
 		describe(g, pb->v, units, unit_of, what, sizeof what);
 		mesh_fmt_bytes(a, sizeof a, (double)pb->bytes);
-		diag_note(d, ir_node(g, pb->v)->loc, "%s on this tile: %s of %s", a, what,
-			  ir_str(g, ir_node(g, units[unit_of[pb->v]].anchor == VAL_NONE ? pb->v
-					   : units[unit_of[pb->v]].anchor)->name));
+		char uname[96];
+		place_unit_name(g, &units[unit_of[pb->v]], uname, sizeof uname);
+		diag_note(d, ir_node(g, pb->v)->loc, "%s on this tile: %s, unit %s", a, what, uname);
 		shown++;
 	}
 	if (over->len > shown) {
@@ -352,42 +353,17 @@ int pass_place(Graph *g, const PassOptions *o, Diag *d)
 	}
 	if (size_units(g, m, units, nunit, unit_of, s, d))
 		goto done;
-	double T = (double)mesh_tiles(m), need = 0, mem = 0;
+	double T = (double)mesh_tiles(m), mem = 0;
 	for (int u = 0; u < nunit; u++) {
 		s[u].lo = ceil(s[u].mem / (double)m->memory);
 		if (s[u].lo < 1)
 			s[u].lo = 1;
 		/* at least an element of the weight per tile */
-		double most = units[u].anchor == VAL_NONE ? T : (double)units[u].numel;
+		double most = units[u].is_weight ? (double)units[u].numel : T;
 		s[u].hi = best_tiles(&s[u], most < T ? most : T);
 		if (s[u].hi < s[u].lo)
 			s[u].hi = s[u].lo;
-		need += s[u].lo;
 		mem += s[u].mem;
-	}
-	if (mem > T * (double)m->memory) {
-		char a[48], b[48];
-		mesh_fmt_bytes(a, sizeof a, mem);
-		mesh_fmt_bytes(b, sizeof b, T * (double)m->memory);
-		diag_error(d, mesh_loc(m), "the step does not fit on mesh '%s': its units need %s at "
-			   "their peaks, more than the %s of all %lld tiles", m->name, a, b,
-			   (long long)mesh_tiles(m));
-		int top[4] = {-1, -1, -1, -1};
-		for (int u = 0; u < nunit; u++)
-			for (int i = 0; i < 4; i++)
-				if (top[i] < 0 || s[u].mem > s[top[i]].mem) {
-					memmove(&top[i + 1], &top[i], (size_t)(3 - i) * sizeof top[0]);
-					top[i] = u;
-					break;
-				}
-		for (int i = 0; i < 4 && top[i] >= 0; i++) {
-			ValId p = units[top[i]].anchor;
-			mesh_fmt_bytes(a, sizeof a, s[top[i]].mem);
-			diag_note(d, p == VAL_NONE ? (SrcLoc){0} : ir_node(g, p)->loc, "%s: %s with "
-				  "what belongs to it", p == VAL_NONE ? "the graph" :
-				  ir_str(g, ir_node(g, p)->name), a);
-		}
-		goto done;
 	}
 	share_out(s, nunit, T);
 	double total = 0;
@@ -422,13 +398,13 @@ int pass_place(Graph *g, const PassOptions *o, Diag *d)
 		fprintf(o->explain, "; place on mesh %s (%ux%u, %lld tiles): %d units on %lld tiles\n",
 			m->name, m->rows, m->cols, (long long)mesh_tiles(m), nunit, (long long)want);
 		for (int u = 0; u < nunit; u++) {
-			char w[32], mb[32];
+			char w[32], mb[32], uname[96];
+			place_unit_name(g, &units[u], uname, sizeof uname);
 			mesh_fmt_time(w, sizeof w, s[u].work);
 			mesh_fmt_bytes(mb, sizeof mb, s[u].mem);
 			fprintf(o->explain, ";   %-28s work %s on one tile, peak %s: at least %.0f "
 				"tiles, at most %.0f worth it, given %.1f -> (%u,%u)+%ux%u\n",
-				units[u].anchor == VAL_NONE ? "(all)" :
-				ir_str(g, ir_node(g, units[u].anchor)->name), w, mb, s[u].lo, s[u].hi,
+				uname, w, mb, s[u].lo, s[u].hi,
 				s[u].k, s[u].r.row, s[u].r.col, s[u].r.rows, s[u].r.cols);
 		}
 	}
@@ -439,6 +415,13 @@ int pass_place(Graph *g, const PassOptions *o, Diag *d)
 	}
 	if (st.mem_max > m->memory) {
 		refuse(g, m, &st, &over, units, unit_of, d);
+		if (mem > T * (double)m->memory) {
+			char a[48], b[48];
+			mesh_fmt_bytes(a, sizeof a, mem);
+			mesh_fmt_bytes(b, sizeof b, T * (double)m->memory);
+			diag_note(d, (SrcLoc){0}, "the units need %s at their peaks, and all %lld tiles "
+				  "hold %s", a, (long long)mesh_tiles(m), b);
+		}
 		ir_clear_place(g);
 		goto done;
 	}

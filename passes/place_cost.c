@@ -45,6 +45,7 @@
  *
  * Memory per tile is the peak, over the step, of the bytes live on it:
  * params, moments, masks and inputs for the whole step, every other value
+ * (fills included)
  * from its node until its last reader (a view or an in-place update keeps
  * its operand's buffer alive), each tile holding its even share. */
 #include "passes.h"
@@ -139,21 +140,31 @@ static void claim_grad(const Graph *g, ValId v, uint32_t u, uint32_t *unit_of, i
 		}
 }
 
+static int unit_cmp(const void *a, const void *b)
+{
+	const Order *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
 int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit_out,
 		uint32_t **unit_of_out, Diag *d)
 {
-	uint32_t n = ir_nnode(g);
+	uint32_t n = ir_nnode(g), n1 = n ? n : 1;
 	*units_out = NULL;
 	*nunit_out = 0;
 	if (unit_of_out)
 		*unit_of_out = NULL;
-	bool *anchor = mem_calloc(n ? n : 1, sizeof *anchor);
-	uint32_t *unit_of = mem_alloc((n ? n : 1) * sizeof *unit_of);
-	uint32_t *anchor_unit = mem_alloc((n ? n : 1) * sizeof *anchor_unit);
-	Order *ord = mem_alloc((n ? n : 1) * sizeof *ord);
+	bool *anchor = mem_calloc(n1, sizeof *anchor);
+	uint32_t *unit_of = mem_alloc(n1 * sizeof *unit_of);
+	uint32_t *anchor_unit = mem_alloc(n1 * sizeof *anchor_unit);
+	Order *ord = mem_alloc(n1 * sizeof *ord);
+	uint8_t *phase = mem_alloc(n1);
+	bool *act = NULL;   /* per unit: a unit of activations */
 	PlaceUnit *units = NULL;
+	uint32_t *remap = NULL;
 	Uses uses = {0};
-	if (!anchor || !unit_of || !anchor_unit || !ord || ir_uses(g, &uses, d))
+	if (!anchor || !unit_of || !anchor_unit || !ord || !phase || ir_uses(g, &uses, d) ||
+	    place_phases(g, phase, d))
 		goto oom;
 	int nunit = 0;
 	for (ValId v = 0; v < n; v++) {
@@ -171,8 +182,10 @@ int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit
 		}
 	}
 	qsort(ord, (size_t)nunit, sizeof *ord, order_cmp);
-	units = mem_calloc(nunit ? (size_t)nunit : 1, sizeof *units);
-	if (!units)
+	/* at most one unit per node */
+	units = mem_calloc(n1, sizeof *units);
+	act = mem_calloc(n1, sizeof *act);
+	if (!units || !act)
 		goto oom;
 	for (int u = 0; u < nunit; u++) {
 		ValId p = ord[u].p;
@@ -180,19 +193,13 @@ int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit
 		unit_of[p] = (uint32_t)u;
 		const Mask *mk = ir_find_mask(g, p);
 		int64_t numel = ir_numel(&ir_node(g, p)->shape);
-		units[u] = (PlaceUnit){.anchor = p, .density = 1, .numel = numel};
+		units[u] = (PlaceUnit){.anchor = p, .weight = p, .is_weight = true, .density = 1,
+				       .numel = numel};
 		if (mk && mk->nkept >= 0 && numel > 0) {
 			units[u].density = (double)mk->nkept / (double)numel;
 			units[u].sparse = m ? units[u].density < m->sparse / m->dense
 					    : units[u].density < 1;
 		}
-	}
-	if (nunit == 0) {   /* no weights: one unit holds everything */
-		nunit = 1;
-		units[0] = (PlaceUnit){.anchor = VAL_NONE, .density = 1};
-		for (ValId v = 0; v < n; v++)
-			unit_of[v] = 0;
-		goto done;
 	}
 	/* the weight's own: its mask, what reads it, its moments */
 	for (ValId v = 0; v < n; v++) {
@@ -218,24 +225,44 @@ int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit
 		if (anchor[gp->param])
 			claim_grad(g, gp->grad, anchor_unit[gp->param], unit_of, 0);
 	}
-	/* the rest: the unit of the largest operand; sources that of their
-	 * first reader; until nothing changes */
+	/* the rest: the unit of the largest operand (for a backward node, of
+	 * its largest forward one); a forward product of activations none of
+	 * which is in such a unit yet starts one; sources take the unit of
+	 * their first reader; until nothing changes */
 	for (int round = 0; round < 8; round++) {
 		bool changed = false;
 		for (ValId v = 0; v < n; v++) {
 			const Node *x = ir_node(g, v);
 			if (unit_of[v] != UINT32_MAX || (ir_op[x->op].flags & OPF_SOURCE))
 				continue;
+			bool fwd_only = false;
+			for (uint32_t i = 0; phase[v] == 1 && i < x->narg; i++) {
+				ValId o = ir_operand(g, x, i);
+				fwd_only |= phase[o] == 0 && unit_of[o] != UINT32_MAX &&
+					    !(ir_op[ir_node(g, o)->op].flags & OPF_SOURCE);
+			}
 			int64_t best = -1;
+			bool from_act = false;
 			for (uint32_t i = 0; i < x->narg; i++) {
 				ValId o = ir_operand(g, x, i);
 				int64_t b = ir_nbytes(g, o);
+				if (unit_of[o] == UINT32_MAX || (fwd_only && phase[o] != 0))
+					continue;
+				from_act |= act[unit_of[o]];
 				/* ties: the latest producer, which just ran (the
 				 * residual stream moves on with the layers) */
-				if (unit_of[o] != UINT32_MAX && b >= best) {
+				if (b >= best) {
 					best = b;
 					unit_of[v] = unit_of[o];
 				}
+			}
+			if (x->op == OP_MATMUL && phase[v] == 0 && round == 0 && !from_act &&
+			    unit_of[v] != UINT32_MAX) {
+				uint32_t near = unit_of[v];
+				units[nunit] = (PlaceUnit){.anchor = v, .weight = units[near].weight,
+							   .density = 1};
+				act[nunit] = true;
+				unit_of[v] = (uint32_t)nunit++;
 			}
 			changed |= unit_of[v] != UINT32_MAX;
 		}
@@ -252,6 +279,10 @@ int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit
 		if (!changed)
 			break;
 	}
+	if (nunit == 0) {   /* no weights, no products: one unit holds everything */
+		nunit = 1;
+		units[0] = (PlaceUnit){.anchor = VAL_NONE, .weight = VAL_NONE, .density = 1};
+	}
 	/* anything still loose (nothing it touches has a unit): its neighbour's */
 	for (ValId v = 0; v < n; v++)
 		if (unit_of[v] == UINT32_MAX) {
@@ -263,11 +294,34 @@ int place_units(const Graph *g, const Mesh *m, PlaceUnit **units_out, int *nunit
 				}
 			unit_of[v] = u;
 		}
-done:
+	/* in step order: by the first node that is not a source */
+	for (int u = 0; u < nunit; u++)
+		ord[u] = (Order){UINT32_MAX, (ValId)u};
+	for (ValId v = n; v-- > 0;)
+		if (!(ir_op[ir_node(g, v)->op].flags & OPF_SOURCE) || ord[unit_of[v]].first == UINT32_MAX)
+			ord[unit_of[v]].first = v;
+	qsort(ord, (size_t)nunit, sizeof *ord, unit_cmp);
+	remap = mem_alloc((size_t)nunit * sizeof *remap);
+	PlaceUnit *sorted = mem_alloc((size_t)nunit * sizeof *sorted);
+	if (!remap || !sorted) {
+		mem_free(sorted);
+		goto oom;
+	}
+	for (int u = 0; u < nunit; u++) {
+		sorted[u] = units[ord[u].p];
+		remap[ord[u].p] = (uint32_t)u;
+	}
+	for (ValId v = 0; v < n; v++)
+		unit_of[v] = remap[unit_of[v]];
+	mem_free(units);
+	units = sorted;
 	ir_uses_free(&uses);
 	mem_free(anchor);
 	mem_free(anchor_unit);
 	mem_free(ord);
+	mem_free(phase);
+	mem_free(act);
+	mem_free(remap);
 	*units_out = units;
 	*nunit_out = nunit;
 	if (unit_of_out)
@@ -281,8 +335,13 @@ oom:
 	mem_free(unit_of);
 	mem_free(anchor_unit);
 	mem_free(ord);
+	mem_free(phase);
+	mem_free(act);
 	mem_free(units);
-	return diag_error(d, (SrcLoc){0}, "out of memory");
+	mem_free(remap);
+	if (!d->nerror)
+		diag_error(d, (SrcLoc){0}, "out of memory");
+	return -1;
 }
 
 /* --- one node's cost --- */
@@ -534,20 +593,19 @@ int place_phases(const Graph *g, uint8_t *phase, Diag *d)
 	return 0;
 }
 
-void place_layer_name(const Graph *g, ValId anchor, char *buf, size_t n)
+void place_layer_name(const Graph *g, const PlaceUnit *u, char *buf, size_t n)
 {
-	if (anchor == VAL_NONE) {
+	if (u->weight == VAL_NONE) {
 		snprintf(buf, n, "all");
 		return;
 	}
-	const char *s = ir_str(g, ir_node(g, anchor)->name);
+	const char *s = ir_str(g, ir_node(g, u->weight)->name);
 	/* up to the first numeric component ("h.3"), else the first one */
 	const char *p = s, *end = NULL;
 	while (*p) {
 		const char *q = strchr(p, '.');
 		size_t len = q ? (size_t)(q - p) : strlen(p);
-		bool digits = len > 0 && strspn(p, "0123456789") == len;
-		if (digits) {
+		if (len > 0 && strspn(p, "0123456789") >= len) {
 			end = p + len;
 			break;
 		}
@@ -560,6 +618,19 @@ void place_layer_name(const Graph *g, ValId anchor, char *buf, size_t n)
 		end = q ? q : s + strlen(s);
 	}
 	snprintf(buf, n, "%.*s", (int)(end - s), s);
+}
+
+void place_unit_name(const Graph *g, const PlaceUnit *u, char *buf, size_t n)
+{
+	if (u->is_weight) {
+		snprintf(buf, n, "%s", ir_str(g, ir_node(g, u->anchor)->name));
+	} else if (u->anchor != VAL_NONE) {
+		char layer[64];
+		place_layer_name(g, u, layer, sizeof layer);
+		snprintf(buf, n, "%s activations %%%u", layer, u->anchor);
+	} else {
+		snprintf(buf, n, "(everything)");
+	}
 }
 
 /* --- evaluation --- */
@@ -738,7 +809,7 @@ int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag
 	const uint32_t FOREVER = UINT32_MAX;
 	for (ValId v = 0; v < n; v++) {
 		const Node *x = ir_node(g, v);
-		if (ir_op[x->op].flags & OPF_SOURCE)
+		if (place_holds(x))
 			last[v] = FOREVER;
 		for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
 			if (last[root[v]] != FOREVER && uses.user[k] > last[root[v]])
@@ -757,7 +828,7 @@ int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag
 	/* memory: sources for the whole step, then node by node */
 	for (int pass = 0; pass < 2; pass++)
 		for (ValId v = 0; v < n; v++) {
-			bool src = ir_op[ir_node(g, v)->op].flags & OPF_SOURCE;
+			bool src = place_holds(ir_node(g, v));
 			if (src != (pass == 0))
 				continue;
 			const Place *p = ir_place(g, v);
@@ -804,7 +875,7 @@ int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag
 		uint32_t at = peak_at[worst];
 		/* lifetimes again: last[] was consumed above */
 		for (ValId v = 0; v < n; v++)
-			last[v] = (ir_op[ir_node(g, v)->op].flags & OPF_SOURCE) ? FOREVER : v;
+			last[v] = place_holds(ir_node(g, v)) ? FOREVER : v;
 		for (ValId v = 0; v < n; v++)
 			for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
 				if (last[root[v]] != FOREVER && uses.user[k] > last[root[v]])
@@ -815,7 +886,7 @@ int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag
 			last[root[g->loss]] = FOREVER;
 		for (ValId v = 0; v < n; v++) {
 			const Place *p = ir_place(g, v);
-			bool src = ir_op[ir_node(g, v)->op].flags & OPF_SOURCE;
+			bool src = place_holds(ir_node(g, v));
 			if (root[v] != v || share[v] <= 0 || (!src && (v > at || last[v] < at)))
 				continue;
 			if (s->mem_max_row < p->row || s->mem_max_row >= p->row + p->rows ||
@@ -1002,25 +1073,24 @@ int place_report(FILE *f, const Graph *g, const Mesh *m, Diag *d)
 		place_node_cost(g, v, units, unit_of, &nc);
 		ut[u] += place_compute_time(&nc, m, (int64_t)p->rows * p->cols) +
 			 place_exchange_time(&nc, m, p->rows, p->cols);
-		if (ir_op[ir_node(g, v)->op].flags & OPF_SOURCE)
+		if (place_holds(ir_node(g, v)))
 			umem[u] += nc.out_bytes;
 		if ((int64_t)p->rows * p->cols > (int64_t)ur[u].rows * ur[u].cols)
 			ur[u] = *p;
 	}
-	fprintf(f, "\nunits (a weight each, with what reads it; time: its nodes' compute and "
-		"exchange):\n");
-	fprintf(f, "  %-28s %-9s %-10s %7s  %-12s %-11s %s\n", "weight", "layer", "tiles", "shards",
+	fprintf(f, "\nunits (a weight or a product of activations each, with what reads it; time: "
+		"its nodes' compute and exchange):\n");
+	fprintf(f, "  %-28s %-9s %-10s %7s  %-12s %-11s %s\n", "unit", "layer", "tiles", "shards",
 		"storage", "persistent", "time");
 	for (int u = 0; u < nunit; u++) {
-		char layer[64], name[40], st[24];
-		place_layer_name(g, units[u].anchor, layer, sizeof layer);
-		snprintf(name, sizeof name, "%s", units[u].anchor == VAL_NONE ? "(no weights)"
-			 : ir_str(g, ir_node(g, units[u].anchor)->name));
+		char layer[64], name[96], st[24];
+		place_layer_name(g, &units[u], layer, sizeof layer);
+		place_unit_name(g, &units[u], name, sizeof name);
 		if (units[u].density < 1)
 			snprintf(st, sizeof st, "%s %.0f%%", units[u].sparse ? "sparse" : "masked",
 				 100 * units[u].density);
 		else
-			snprintf(st, sizeof st, "dense");
+			snprintf(st, sizeof st, units[u].is_weight ? "dense" : "-");
 		char rect[32];
 		snprintf(rect, sizeof rect, "(%u,%u)+%ux%u", ur[u].row, ur[u].col, ur[u].rows,
 			 ur[u].cols);
