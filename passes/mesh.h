@@ -160,6 +160,9 @@ typedef struct PlaceBuffer {
 	int64_t bytes;        /* its share on the tile */
 } PlaceBuffer;
 int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag *d);
+/* The same, and each tile's peak bytes into peak[row * cols + col]. */
+int place_evaluate_tiles(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, int64_t *peak,
+			 Diag *d);
 /* The summary `mswc place` prints: the mesh, tiles used, memory per tile,
  * the predicted step and its parts, the busiest link, one line per unit. */
 int place_report(FILE *f, const Graph *g, const Mesh *m, Diag *d);

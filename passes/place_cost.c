@@ -752,6 +752,12 @@ static int buf_cmp(const void *a, const void *b)
 
 int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag *d)
 {
+	return place_evaluate_tiles(g, m, s, over, NULL, d);
+}
+
+int place_evaluate_tiles(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over,
+			 int64_t *peak_out, Diag *d)
+{
 	memset(s, 0, sizeof *s);
 	uint32_t n = ir_nnode(g);
 	size_t T = (size_t)g->mesh_rows * g->mesh_cols;
@@ -865,6 +871,8 @@ int place_evaluate(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over, Diag
 		if (peak[t] > peak[worst])
 			worst = t;
 	}
+	if (peak_out)
+		memcpy(peak_out, peak, T * sizeof *peak);
 	s->mem_max = peak[worst];
 	s->mem_max_row = (uint32_t)(worst / e.cols);
 	s->mem_max_col = (uint32_t)(worst % e.cols);
