@@ -307,7 +307,7 @@ static int read_tiles(Reader *r, uint32_t *rows, uint32_t *cols)
 	if (!ok)
 		return rerr(r, "'%.*s': tiles are ROWSxCOLS, like 16x16", (int)r->n, r->p);
 	if (a < 1 || b < 1 || a > UINT16_MAX || b > UINT16_MAX || a * b > MESH_MAX_TILES)
-		return rerr(r, "a mesh has at least 1x1 tiles, at most %d in all and 65535 a side",
+		return rerr(r, "a mesh has at least one row and one column, at most %d tiles and 65535 a side",
 			    MESH_MAX_TILES);
 	*rows = (uint32_t)a;
 	*cols = (uint32_t)b;

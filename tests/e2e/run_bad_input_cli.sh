@@ -177,7 +177,7 @@ if "$mswc" train --help 2>&1 >/dev/null | grep -q .; then bad "train --help wrot
 expect 0 "^usage: mswc train MODEL.msw" "$mswc" train $model --data "$text" -h
 expect 0 "^usage: mswc train" "$mswc" help train
 expect 0 "2 +usage error" "$mswc" help
-for c in compile init prune run encode train eval generate bench; do
+for c in compile init prune run encode train eval generate place viz bench; do
 	expect 0 "^usage: mswc $c " "$mswc" $c --help
 	grep -q "^exit status:" <<<"$last_out" && ok || bad "$c --help has no exit statuses"
 	# Every option the help lists is one the command's parser knows.

@@ -139,7 +139,7 @@ static void test_errors(void)
 {
 	bad("a.mesh", "tiles 4x4\nmemroy 1K\n", "a.mesh:2:1: error: unknown key 'memroy'");
 	bad("a.mesh", "tiles 4x4\nmemory 1.5\n", "a.mesh:2:8: error: a tile's memory must be");
-	bad("a.mesh", "tiles 4x0\n", "a.mesh:1:7: error: a mesh has at least 1x1 tiles");
+	bad("a.mesh", "tiles 4x0\n", "a.mesh:1:7: error: a mesh has at least one row");
 	bad("a.mesh", "tiles four\n", "a.mesh:1:7: error: 'four': tiles are ROWSxCOLS");
 	bad("a.mesh", "tiles 2x2\nmemory 1K\ndense 3Q\nlink 1G\n",
 	    "a.mesh:3:7: error: '3Q': a rate is");
@@ -155,7 +155,7 @@ static void test_errors(void)
 	bad("a.mesh", "tiles 2x2\nmemory 1K\ndense 1G\nlink 1G\nlatency 5\n",
 	    "a.mesh:5:9: error: '5': a latency is a time");
 	bad(NULL, "2x2:48Q", "--mesh:1:5: error: '48Q': a size is");
-	bad(NULL, "0x2", "--mesh:1:1: error: a mesh has at least 1x1 tiles");
+	bad(NULL, "0x2", "--mesh:1:1: error: a mesh has at least one row");
 	bad(NULL, "2x2:", "--mesh:1:5: error: expected the memory per tile");
 	bad(NULL, "no/such/file.mesh", "--mesh: error: 'no/such/file.mesh' is no preset");
 	/* the caret under the bad word */
