@@ -55,6 +55,11 @@ int cmd_place(int argc, char **argv)
 	Mesh mesh;
 	if (tools_mesh(po.mesh, a.threads, &mesh))
 		return EXIT_FAIL;
+	/* sparse_lower picks kernels for this host, with their feature-major
+	 * transposes; another machine's mesh sees the sparse products as they
+	 * are (masked, priced at its sparse rate) unless asked otherwise */
+	if (!mesh.rates[0] && !a.sparse_format)
+		a.sparse_format = SPF_MASKED + 1;
 	BuildOptions bo = {
 		.args = &a,
 		.training = po.train,

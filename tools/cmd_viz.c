@@ -531,15 +531,33 @@ static int draw_graph(Agraph_t *G, const Graph *g, const Mesh *m, bool training,
 	for (size_t i = 0; i < flows.len; i++)
 		if (VEC_AT(flows, Flow, i).bytes > most)
 			most = VEC_AT(flows, Flow, i).bytes;
+	Flow *F = flows.data;
 	for (size_t i = 0; i < flows.len; i++) {
-		const Flow *f = &VEC_AT(flows, Flow, i);
+		Flow *f = &F[i];
+		if (f->bytes < 0)
+			continue;   /* merged into its reverse */
+		/* both ways between two cells: one edge, the heavier way's */
+		double back = 0;
+		for (size_t k = i + 1; k < flows.len; k++)
+			if (F[k].a == f->b && F[k].b == f->a) {
+				back = F[k].bytes;
+				if (back > f->bytes) {
+					Flow t = *f;
+					*f = F[k];
+					F[k] = t;
+					back = F[k].bytes;
+				}
+				F[k].bytes = -1;
+			}
 		int sa = f->a / NCOL, ca = f->a % NCOL, sb = f->b / NCOL, cb = f->b % NCOL;
 		Agnode_t *A = S[sa].cell[ca].node, *B = S[sb].cell[cb].node;
 		if (!A || !B)
 			continue;
 		bool up = sb < sa;
 		Agedge_t *e = up ? agedge(G, B, A, NULL, 1) : agedge(G, A, B, NULL, 1);
-		if (up)
+		if (back > 0.05 * f->bytes)
+			set(e, "dir", "both");
+		else if (up)
 			set(e, "dir", "back");
 		set(e, "penwidth", "%.2f", penwidth(f->bytes, most));
 		set(e, "color", "%sc0", phase_colour[cb]);
@@ -725,8 +743,19 @@ static int draw_placement(Agraph_t *G, const Graph *g, const Mesh *m, bool train
 	set(G, "outputorder", "nodesfirst");
 	set(G, "bgcolor", "white");
 	set(G, "pad", "0.3");
-	/* the tiles, when there are few enough to see */
-	if ((int64_t)R * C <= 4096) {
+	/* the tiles, when there are few enough to see; else the mesh's outline */
+	if ((int64_t)R * C > 1024) {
+		Agnode_t *t = agnode(G, "grid", 1);
+		set(t, "shape", "box");
+		set(t, "label", "%s", "");
+		set(t, "width", "%.4f", C * cell);
+		set(t, "height", "%.4f", R * cell);
+		set(t, "fixedsize", "true");
+		set(t, "pos", "%.4f,%.4f!", C * cell / 2, -(R * cell) / 2);
+		set(t, "style", "filled");
+		set(t, "color", "#c8c8c8");
+		set(t, "fillcolor", "#efefef");
+	} else {
 		bool *used = mem_calloc((size_t)R * C, 1);
 		if (!used)
 			goto oom;
@@ -985,6 +1014,10 @@ int cmd_viz(int argc, char **argv)
 	bool have_mesh = vo.mesh != NULL;
 	if (have_mesh && tools_mesh(vo.mesh, a.threads, &mesh))
 		return EXIT_FAIL;
+	/* as mswc place: another machine's mesh sees the sparse products
+	 * masked, without the host kernels' transposes */
+	if (have_mesh && !mesh.rates[0] && !a.sparse_format)
+		a.sparse_format = SPF_MASKED + 1;
 	BuildOptions bo = {
 		.args = &a,
 		.training = vo.train,
