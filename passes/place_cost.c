@@ -1102,7 +1102,10 @@ int place_report(FILE *f, const Graph *g, const Mesh *m, Diag *d)
 		char rect[32];
 		snprintf(rect, sizeof rect, "(%u,%u)+%ux%u", ur[u].row, ur[u].col, ur[u].rows,
 			 ur[u].cols);
-		mesh_fmt_bytes(a, sizeof a, umem[u] / ((double)ur[u].rows * ur[u].cols));
+		if (umem[u] > 0)
+			mesh_fmt_bytes(a, sizeof a, umem[u] / ((double)ur[u].rows * ur[u].cols));
+		else
+			snprintf(a, sizeof a, "-");
 		mesh_fmt_time(b, sizeof b, ut[u]);
 		fprintf(f, "  %-28s %-9s %-10s %7u  %-12s %-11s %s\n", name, layer, rect,
 			ur[u].rows * ur[u].cols, st, a, b);
