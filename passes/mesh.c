@@ -587,6 +587,14 @@ static int finish(Reader *r)
 		if (!r->have[MF_CLOCK])
 			set_from(m, MF_CLOCK, "unknown");
 	}
+	/* per-cycle figures times a large clock can overflow */
+	for (int f = MF_DENSE; f < MF_COUNT; f++) {
+		double x = *fig_field(m, (MeshFig)f);
+		bool positive = f == MF_DENSE || f == MF_SPARSE || f == MF_LINK;
+		if (!isfinite(x) || x < 0 || (positive && !(x > 0)))
+			return diag_error(r->d, (SrcLoc){r->src, 0, 0, 0}, "the %s figure is out of "
+					  "range", mesh_fig_name[f]);
+	}
 	if (!m->name[0]) {
 		const char *base = strrchr(r->src->name, '/');
 		snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : r->src->name);
@@ -604,9 +612,15 @@ static int parse_source(Source *src, const MeshHost *host, Mesh *m, Diag *d)
 
 int mesh_parse_text(const char *name, const char *text, const MeshHost *host, Mesh *m, Diag *d)
 {
+	return mesh_parse_mem(name, text, strlen(text), host, m, d);
+}
+
+int mesh_parse_mem(const char *name, const void *data, size_t len, const MeshHost *host, Mesh *m,
+		   Diag *d)
+{
 	memset(m, 0, sizeof *m);
 	Source *src = mem_calloc(1, sizeof *src);
-	if (!src || source_from_string(src, name, text)) {
+	if (!src || source_from_mem(src, name, data, len)) {
 		mem_free(src);
 		return diag_error(d, (SrcLoc){0}, "out of memory");
 	}

@@ -55,8 +55,11 @@ typedef struct MeshHost {
  * 0, or -1 with a located error (file:line:col, or --mesh:1:col for the
  * argument). *m owns its source text: mesh_free. */
 int mesh_parse(const char *spec, const MeshHost *host, Mesh *m, Diag *d);
-/* A description given as text (name is what diagnostics call it). */
+/* A description given as text, or as len bytes read from a file (NUL
+ * bytes and all); name is what diagnostics call it. */
 int mesh_parse_text(const char *name, const char *text, const MeshHost *host, Mesh *m, Diag *d);
+int mesh_parse_mem(const char *name, const void *data, size_t len, const MeshHost *host, Mesh *m,
+		   Diag *d);
 void mesh_free(Mesh *m);
 static inline int64_t mesh_tiles(const Mesh *m)
 {

@@ -6,12 +6,19 @@
  *   - a file: every key, units, comments, a preset to start from and
  *     figures overriding it, defaults for what a file may leave out;
  *   - errors are located: file:line:col for a file, --mesh:1:col for the
- *     argument, with the caret under the bad word. */
+ *     argument, with the caret under the bad word;
+ *   - the fuzz corpus of tests/fuzz/corpus/mesh replays through
+ *     fuzz_mesh.c's checks (valid_* seeds parse, bad_* are refused). */
 #include "passes/passes.h"
 #include "tests/check.h"
 
 #include <math.h>
 #include <string.h>
+
+#define FUZZ_ENTRY fuzz_mesh_entry
+#include "../fuzz/fuzz_mesh.c"
+#undef FUZZ_ENTRY
+#include "../fuzz/replay.h"
 
 static HostRates fixed_rates(void)
 {
@@ -172,11 +179,31 @@ static void test_errors(void)
 	diag_free(&d);
 }
 
+static bool mesh_accepts(const uint8_t *p, size_t n)
+{
+	Mesh m;
+	Diag d;
+	diag_init(&d);
+	bool ok = mesh_parse_mem("seed.mesh", p, n, NULL, &m, &d) == 0;
+	if (ok)
+		mesh_free(&m);
+	diag_free(&d);
+	return ok;
+}
+
+static void test_corpus(void)
+{
+	int nvalid, nbad;
+	int n = fuzz_replay("mesh", fuzz_mesh_entry, mesh_accepts, &nvalid, &nbad);
+	CHECK(n >= 10 && nvalid >= 4 && nbad >= 6);
+}
+
 int main(void)
 {
 	RUN(test_presets);
 	RUN(test_grid);
 	RUN(test_file);
 	RUN(test_errors);
+	RUN(test_corpus);
 	return check_report();
 }
