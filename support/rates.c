@@ -6,8 +6,8 @@
  * is plain data, a list of (name, value) pairs plus the CPU it was measured
  * on and where the numbers came from, so a model reads the names it needs
  * and a new model adds names without changing this file or the cache
- * format. Also here, because every layer may ask: the CPU's model string
- * and its cache sizes as the machine reports them.
+ * format. Also here, because every layer may ask: the CPU's model string,
+ * its cache sizes and its clock as the machine reports them.
  *
  * The cache file is text, one fact per line, ending in a checksum line:
  *   mswc host rates 1
