@@ -32,6 +32,11 @@ $mswc generate models/gpt.msw --weights "$run/train/last.safetensors" \
 	--prompt "The patient" -n 200 --temperature 0.8 --top-k 40 --seed 1
 echo
 
+echo "== the training step placed on a 16x16 mesh of tiles (docs/mesh.md)"
+$mswc place models/gpt.msw --mesh 16x16 --train | sed -n 11,18p
+$mswc viz models/gpt.msw --mesh 16x16 --what placement --train -o "$run/place.svg"
+echo
+
 echo "== embed: the trained model in a C app (examples/generate.c; libmswrt, no LLVM)"
 cmake --install build --prefix "$run/prefix" > /dev/null
 $mswc compile models/gpt.msw --aot "$run/aot" --name gen --generate \
@@ -40,4 +45,4 @@ cc -std=c11 -O2 -I"$run/aot" "$run/prefix/share/mswc/examples/generate.c" "$run/
 	$(PKG_CONFIG_PATH="$run/prefix/lib/pkgconfig" pkg-config --cflags --libs mswrt) -o "$run/generate"
 "$run/generate" --prompt "The patient" -n 200 --temperature 0.8 --top-k 40 --seed 1 --window 128
 echo
-echo "run folder: $run/train (metrics.csv, last.safetensors, checkpoints); the app: $run/generate"
+echo "run folder: $run/train (metrics.csv, last.safetensors, checkpoints); the placement: $run/place.svg; the app: $run/generate"
