@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "runtime/rt.h"
+#include "slurp.h"
 
 #ifndef MSW_SOURCE_DIR
 #define MSW_SOURCE_DIR "."
@@ -61,20 +62,6 @@ static struct {
 	size_t ndata;
 } base;
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long len = ftell(f);
-	rewind(f);
-	uint8_t *p = len > 0 ? malloc((size_t)len) : NULL;
-	*n = p ? fread(p, 1, (size_t)len, f) : 0;
-	fclose(f);
-	return p;
-}
-
 static int parse_entry(EditTensor *t, const cJSON *e)
 {
 	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -98,7 +85,7 @@ static int load_base(void)
 {
 	const char *path = getenv("MSW_FUZZ_BASE");
 	size_t n = 0;
-	uint8_t *p = slurp(path ? path : MSW_SOURCE_DIR "/tests/fixtures/gpt_small/weights.safetensors",
+	uint8_t *p = fuzz_slurp(path ? path : MSW_SOURCE_DIR "/tests/fixtures/gpt_small/weights.safetensors",
 			   &n);
 	uint64_t hlen = 0;
 	if (!p || n < 8)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slurp.h"
+
 #ifndef MSW_SOURCE_DIR
 #define MSW_SOURCE_DIR "."
 #endif
@@ -25,19 +27,6 @@
 typedef int (*FuzzEntry)(const uint8_t *, size_t);
 typedef bool (*FuzzAccepts)(const uint8_t *, size_t);
 
-static uint8_t *fuzz_slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long len = ftell(f);
-	rewind(f);
-	uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
-	*n = p ? fread(p, 1, (size_t)len, f) : 0;
-	fclose(f);
-	return p;
-}
 
 static int fuzz_replay(const char *target, FuzzEntry entry, FuzzAccepts accepts, int *nvalid,
 		       int *nbad)
