@@ -37,6 +37,12 @@ set_target_properties(mswrt PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PR
 target_link_options(mswrt PRIVATE -Wl,--version-script=${CMAKE_SOURCE_DIR}/cmake/mswrt.map -Wl,--gc-sections)
 target_link_libraries(mswrt PRIVATE PkgConfig::CJSON PkgConfig::XXHASH Threads::Threads ${MATH_LIB})
 
+# A sanitizer build's library calls the sanitizers' runtimes, so an app
+# linking it through pkg-config must link them too.
+set(MSWRT_EXTRA_LIBS "")
+if(MSW_SANITIZE)
+  set(MSWRT_EXTRA_LIBS "-fsanitize=address,undefined")
+endif()
 configure_file(${CMAKE_SOURCE_DIR}/cmake/mswrt.pc.in ${CMAKE_BINARY_DIR}/mswrt.pc @ONLY)
 option(MSW_INSTALL_SHARED "Install libmswrt.so too (pkg-config then links it)" OFF)
 install(TARGETS mswc RUNTIME DESTINATION bin)

