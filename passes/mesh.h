@@ -130,6 +130,20 @@ static inline bool place_holds(const Node *n)
 {
 	return n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_MASK || n->op == OP_INPUT;
 }
+/* The buffer a node's value lives in: a view or an in-place update lives
+ * in its operand's (root is filled in node order). */
+static inline ValId place_root(const Graph *g, ValId v, const ValId *root)
+{
+	const Node *x = ir_node(g, v);
+	bool alias = (ir_op[x->op].flags & OPF_VIEW) || x->op == OP_ADAMW ||
+		     x->op == OP_ADAMW_MASKED || x->op == OP_CACHE_WRITE;
+	return alias ? root[ir_operand(g, x, 0)] : v;
+}
+enum { PLACE_FOREVER = UINT32_MAX };
+/* last[b] for every buffer b (a root): the last node that reads it, or
+ * PLACE_FOREVER for what lives the whole step (place_holds, the outputs,
+ * the loss). */
+void place_lifetimes(const Graph *g, const Uses *uses, const ValId *root, uint32_t *last);
 /* unit_of and units as place_units gave them. */
 void place_node_cost(const Graph *g, ValId v, const PlaceUnit *units, const uint32_t *unit_of,
 		     NodeCost *c);

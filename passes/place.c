@@ -205,9 +205,8 @@ static int size_units(const Graph *g, const Mesh *m, const PlaceUnit *units, int
 		ir_uses_free(&uses);
 		return diag_error(d, (SrcLoc){0}, "out of memory");
 	}
-	const uint32_t FOREVER = UINT32_MAX;
+	const uint32_t FOREVER = PLACE_FOREVER;
 	for (ValId v = 0; v < n; v++) {
-		const Node *x = ir_node(g, v);
 		NodeCost c;
 		place_node_cost(g, v, units, unit_of, &c);
 		Sizing *u = &s[unit_of[v]];
@@ -222,20 +221,10 @@ static int size_units(const Graph *g, const Mesh *m, const PlaceUnit *units, int
 		case PK_REDUCE: case PK_MATMUL: u->gamma += m->latency; break;
 		default: break;
 		}
-		bool alias = (ir_op[x->op].flags & OPF_VIEW) || x->op == OP_ADAMW ||
-			     x->op == OP_ADAMW_MASKED || x->op == OP_CACHE_WRITE;
-		root[v] = alias ? root[ir_operand(g, x, 0)] : v;
+		root[v] = place_root(g, v, root);
 		bytes[v] = c.out_bytes;
-		last[v] = place_holds(x) ? FOREVER : v;
 	}
-	for (ValId v = 0; v < n; v++)
-		for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
-			if (last[root[v]] != FOREVER && uses.user[k] > last[root[v]])
-				last[root[v]] = uses.user[k];
-	for (size_t i = 0; i < g->out.len; i++)
-		last[root[VEC_AT(g->out, Output, i).val]] = FOREVER;
-	if (g->loss != VAL_NONE)
-		last[root[g->loss]] = FOREVER;
+	place_lifetimes(g, &uses, root, last);
 	for (ValId v = 0; v < n; v++)
 		if (last[v] == FOREVER) {
 			cur[unit_of[v]] += bytes[v];
@@ -432,4 +421,19 @@ done:
 	mem_free(units);
 	mem_free(unit_of);
 	return rc;
+}
+
+void place_lifetimes(const Graph *g, const Uses *uses, const ValId *root, uint32_t *last)
+{
+	uint32_t n = ir_nnode(g);
+	for (ValId v = 0; v < n; v++)
+		last[v] = place_holds(ir_node(g, v)) ? PLACE_FOREVER : v;
+	for (ValId v = 0; v < n; v++)
+		for (uint32_t k = uses->start[v]; k < uses->start[v + 1]; k++)
+			if (last[root[v]] != PLACE_FOREVER && uses->user[k] > last[root[v]])
+				last[root[v]] = uses->user[k];
+	for (size_t i = 0; i < g->out.len; i++)
+		last[root[VEC_AT(g->out, Output, i).val]] = PLACE_FOREVER;
+	if (g->loss != VAL_NONE)
+		last[root[g->loss]] = PLACE_FOREVER;
 }

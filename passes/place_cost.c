@@ -803,28 +803,13 @@ int place_evaluate_tiles(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over
 
 	/* buffers: a view or in-place update lives in its operand's */
 	for (ValId v = 0; v < n; v++) {
-		const Node *x = ir_node(g, v);
 		place_node_cost(g, v, units, unit_of, &cost[v]);
-		bool alias = (ir_op[x->op].flags & OPF_VIEW) || x->op == OP_ADAMW ||
-			     x->op == OP_ADAMW_MASKED || x->op == OP_CACHE_WRITE;
-		root[v] = alias ? root[ir_operand(g, x, 0)] : v;
+		root[v] = place_root(g, v, root);
 		const Place *p = ir_place(g, v);
 		share[v] = ceil(cost[v].out_bytes / ((double)p->rows * p->cols));
-		last[v] = v;
 	}
-	const uint32_t FOREVER = UINT32_MAX;
-	for (ValId v = 0; v < n; v++) {
-		const Node *x = ir_node(g, v);
-		if (place_holds(x))
-			last[v] = FOREVER;
-		for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
-			if (last[root[v]] != FOREVER && uses.user[k] > last[root[v]])
-				last[root[v]] = uses.user[k];
-	}
-	for (size_t i = 0; i < g->out.len; i++)
-		last[root[VEC_AT(g->out, Output, i).val]] = FOREVER;
-	if (g->loss != VAL_NONE)
-		last[root[g->loss]] = FOREVER;
+	const uint32_t FOREVER = PLACE_FOREVER;
+	place_lifetimes(g, &uses, root, last);
 	bool has_update = false;
 	for (ValId v = 0; v < n; v++)
 		has_update |= phase[v] == 2;
@@ -882,16 +867,7 @@ int place_evaluate_tiles(const Graph *g, const Mesh *m, PlaceStats *s, Vec *over
 	if (over) {
 		uint32_t at = peak_at[worst];
 		/* lifetimes again: last[] was consumed above */
-		for (ValId v = 0; v < n; v++)
-			last[v] = place_holds(ir_node(g, v)) ? FOREVER : v;
-		for (ValId v = 0; v < n; v++)
-			for (uint32_t k = uses.start[v]; k < uses.start[v + 1]; k++)
-				if (last[root[v]] != FOREVER && uses.user[k] > last[root[v]])
-					last[root[v]] = uses.user[k];
-		for (size_t i = 0; i < g->out.len; i++)
-			last[root[VEC_AT(g->out, Output, i).val]] = FOREVER;
-		if (g->loss != VAL_NONE)
-			last[root[g->loss]] = FOREVER;
+		place_lifetimes(g, &uses, root, last);
 		for (ValId v = 0; v < n; v++) {
 			const Place *p = ir_place(g, v);
 			bool src = place_holds(ir_node(g, v));
